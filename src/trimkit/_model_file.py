@@ -1,0 +1,195 @@
+"""trimkit model files: a state dict plus a small JSON header, loaded without pickle.
+
+A file is ``torch.save({"trimkit_header": json_text, "state_dict": tensors})``. The
+header names the zoo model and its arguments, its input shape and normalisation, and
+free-form metadata, so ``load`` rebuilds the architecture with no user code and
+``torch.load(weights_only=True)`` is enough to read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trimkit import models
+from trimkit._atomic import atomic_path
+from trimkit.errors import TrimkitError
+
+HEADER_KEY = "trimkit_header"
+FORMAT = "trimkit-model"
+FORMAT_VERSION = 1
+_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
+_PREFIXES = ("module.", "_orig_mod.", "model.")
+
+
+def save(model: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically: its weights and how to rebuild it.
+
+    A zoo model is rebuilt by ``load(path)`` alone; a model built elsewhere is saved too,
+    and ``load(path, model=an_instance)`` fills an instance of the same architecture.
+    """
+    origin = models.origin(model)
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "trimkit_version": _version(),
+        "model": None if origin is None else {"name": origin.name, "kwargs": dict(origin.kwargs)},
+        "input_shape": None if origin is None else list(origin.input_shape()),
+        "normalization": None if origin is None else [list(v) for v in origin.normalization()],
+        "metadata": dict(metadata or {}),
+    }
+    state_dict = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    with atomic_path(path) as temporary:
+        torch.save({HEADER_KEY: json.dumps(header), "state_dict": state_dict}, temporary)
+    return Path(path)
+
+
+def read_header(path: str | os.PathLike, *, trusted: bool = False) -> dict[str, Any] | None:
+    """The header of a trimkit model file, or None for any other checkpoint."""
+    content = _read(path, trusted)
+    return _header(content, path)
+
+
+def load(path: str | os.PathLike, model: nn.Module | None = None, *, trusted: bool = False) -> nn.Module:
+    """Rebuild the model saved at ``path`` (or fill ``model``) and load its weights."""
+    content = _read(path, trusted)
+    header = _header(content, path)
+    if header is None:
+        raise TrimkitError(
+            f"{path} is a plain checkpoint, not a trimkit model file; load it into a zoo model with "
+            "trimkit.load_weights(trimkit.models.create(NAME), path), or on the command line give MODEL --weights PATH"
+        )
+    if model is None:
+        if header["model"] is None:
+            raise TrimkitError(
+                f"{path} holds a model built outside the zoo; pass an instance of its architecture: "
+                "trimkit.load(path, model=MyNet())"
+            )
+        model = models.create(header["model"]["name"], **header["model"]["kwargs"])
+    _load_state_dict(model, content["state_dict"], path, model_label(model))
+    return model
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, *, trusted: bool = False) -> nn.Module:
+    """Load a checkpoint into ``model``: a trimkit file, a bare state dict, or the
+    common wrappers (``{"state_dict": ...}``, ``{"model": ...}``, ...), with the
+    ``module.`` prefix of DataParallel removed. A mismatch names the keys and shapes."""
+    content = _read(path, trusted)
+    state_dict = content["state_dict"] if _header(content, path) is not None else _find_state_dict(content, path)
+    _load_state_dict(model, _strip_prefixes(state_dict, model), path, model_label(model))
+    return model
+
+
+def model_label(model: nn.Module) -> str:
+    origin = models.origin(model)
+    return origin.name if origin is not None else type(model).__name__
+
+
+def _read(path: str | os.PathLike, trusted: bool) -> Any:
+    source = Path(path)
+    if not source.is_file():
+        raise TrimkitError(f"checkpoint {source} does not exist; check the path given to --weights")
+    try:
+        return torch.load(source, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if found:
+            raise TrimkitError(
+                f"checkpoint {source} holds a pickled Python object ({found.group(1)}), and loading it could run "
+                "code; if you trust its source, pass --trust-checkpoint (trusted=True in Python)"
+            ) from None
+        raise TrimkitError(f"checkpoint {source} is corrupt or not a PyTorch file (unreadable pickle)") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise TrimkitError(f"checkpoint {source} is corrupt or not a PyTorch file ({_first_line(error)})") from None
+
+
+def _header(content: Any, path: str | os.PathLike) -> dict[str, Any] | None:
+    if not (isinstance(content, Mapping) and HEADER_KEY in content):
+        return None
+    try:
+        header = json.loads(content[HEADER_KEY])
+    except (TypeError, json.JSONDecodeError):
+        raise TrimkitError(f"{path} has a damaged trimkit header; re-save the model") from None
+    if header.get("format") != FORMAT or int(header.get("format_version", 0)) > FORMAT_VERSION:
+        raise TrimkitError(
+            f"{path} is trimkit model format {header.get('format_version')}, newer than this trimkit "
+            f"({FORMAT_VERSION}); upgrade trimkit"
+        )
+    return header
+
+
+def _find_state_dict(content: Any, path: str | os.PathLike) -> Mapping[str, torch.Tensor]:
+    if isinstance(content, nn.Module):
+        return content.state_dict()
+    if isinstance(content, Mapping):
+        if content and all(isinstance(v, torch.Tensor) for v in content.values()):
+            return content
+        for key in _STATE_DICT_KEYS:
+            inner = content.get(key)
+            if isinstance(inner, nn.Module):
+                return inner.state_dict()
+            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+                return inner
+    raise TrimkitError(
+        f"no state dict found in {path}: expected tensors by name, or one under "
+        f"{', '.join(repr(k) for k in _STATE_DICT_KEYS)}"
+    )
+
+
+def _strip_prefixes(state_dict: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    expected = set(model.state_dict())
+    result = dict(state_dict)
+    for prefix in _PREFIXES:
+        if result and all(k.startswith(prefix) for k in result) and not set(result) & expected:
+            result = {k[len(prefix):]: v for k, v in result.items()}
+    return result
+
+
+def _load_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], path, label: str) -> None:
+    own = model.state_dict()
+    optional = {k for k in own if k.endswith("num_batches_tracked")}
+    missing = [k for k in own if k not in state_dict and k not in optional]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        problems = []
+        if mismatched:
+            problems.append(f"shape mismatch {_listing(mismatched)}")
+        if missing:
+            problems.append(f"missing keys {_listing(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys {_listing(unexpected)}")
+        raise TrimkitError(
+            f"checkpoint {path} does not fit model {label}: {'; '.join(problems)}; "
+            "check the model name and --num-classes / --in-channels"
+        )
+    model.load_state_dict(state_dict, strict=False)
+
+
+def _listing(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _version() -> str:
+    from trimkit import __version__
+
+    return __version__

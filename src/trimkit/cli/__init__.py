@@ -1,0 +1,42 @@
+"""The `trimkit` command: one sub-command per job, each a thin layer over the API.
+
+A :class:`~trimkit.errors.TrimkitError` raised anywhere below becomes one line on
+stderr and exit code 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from trimkit.cli._common import fail
+from trimkit.cli._demo import demo_command
+from trimkit.cli._info import models_command, profile_command
+from trimkit.cli._train import eval_command, train_command
+from trimkit.errors import TrimkitError
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except TrimkitError as error:
+            fail(str(error))
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="trimkit: compress trained PyTorch CNNs for edge inference, and measure what it bought.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("models")(models_command)
+app.command("profile")(profile_command)
+app.command("train")(train_command)
+app.command("eval")(eval_command)
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    app()

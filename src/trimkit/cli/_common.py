@@ -1,0 +1,112 @@
+"""What every command shares: resolving MODEL / --weights / --data, output, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from torch import nn
+
+import trimkit
+from trimkit import data as datasets
+from trimkit import models
+from trimkit.errors import TrimkitError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    label: str
+    input_shape: tuple[int, ...]
+    normalization: tuple[tuple[float, ...], tuple[float, ...]]
+    default_data: str | None
+
+
+def print_json(record: Any) -> None:
+    sys.stdout.write(json.dumps(record, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def resolve_model(
+    model_arg: str,
+    weights: Path | None = None,
+    *,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    trusted: bool = False,
+) -> LoadedModel:
+    """MODEL is a zoo name or a trimkit model file; --weights is a trimkit file or any
+    checkpoint whose state dict fits the zoo model."""
+    as_path = Path(model_arg)
+    if model_arg.endswith((".pt", ".pth", ".th")) or as_path.is_file():
+        if weights is not None:
+            raise TrimkitError(f"{model_arg} is a model file with its own weights; drop --weights or give a zoo name")
+        return _from_file(as_path, trusted)
+    spec = models.spec(model_arg)
+    if weights is not None:
+        header = trimkit.read_header(weights, trusted=trusted)
+        if header is not None:
+            saved = (header.get("model") or {}).get("name")
+            if saved != model_arg:
+                raise TrimkitError(f"{weights} holds a {saved} model, not {model_arg}; give MODEL as {saved} or as the file")
+            return _from_file(Path(weights), trusted)
+    model = models.create(model_arg, num_classes=num_classes or 10, in_channels=in_channels)
+    if weights is not None:
+        trimkit.load_weights(model, weights, trusted=trusted)
+    origin = models.origin(model)
+    return LoadedModel(model, model_arg, origin.input_shape(), origin.normalization(), spec.default_data)
+
+
+def _from_file(path: Path, trusted: bool) -> LoadedModel:
+    header = trimkit.read_header(path, trusted=trusted)
+    model = trimkit.load(path, trusted=trusted)
+    name = header["model"]["name"]
+    normalization = header["normalization"]
+    return LoadedModel(
+        model,
+        name,
+        tuple(header["input_shape"]),
+        (tuple(normalization[0]), tuple(normalization[1])),
+        models.spec(name).default_data,
+    )
+
+
+def load_data(name: str | None, split: str, data_dir: Path | None, loaded: LoadedModel) -> datasets.ImageDataset:
+    """Load a split normalised as the model expects, and check that its images fit the model."""
+    dataset_name = name or loaded.default_data
+    if dataset_name is None:
+        raise TrimkitError("no data set given; pass --data NAME (mnist5k, mnist, cifar10 or an image folder)")
+    dataset = datasets.load(dataset_name, split, data_dir)
+    check_fits(dataset, loaded.input_shape, loaded.label)
+    return dataset.with_normalization(loaded.normalization)
+
+
+def check_fits(dataset: datasets.ImageDataset, input_shape: tuple[int, ...], label: str) -> None:
+    if tuple(dataset.image_shape) != tuple(input_shape):
+        shape = "x".join(str(s) for s in dataset.image_shape)
+        expected = "x".join(str(s) for s in input_shape)
+        raise TrimkitError(
+            f"data set {dataset.name} has {shape} images but {label} takes {expected}; "
+            "choose matching data, or build the model with --in-channels to match"
+        )
+
+
+def fail(message: str) -> None:
+    """Print one error line and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)

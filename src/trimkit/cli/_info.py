@@ -1,0 +1,67 @@
+"""`trimkit models` and `trimkit profile`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from trimkit import models
+from trimkit.cli._common import console, print_json, resolve_model
+from trimkit.measure import profile as profile_model
+
+
+def models_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List the zoo: input shape, parameters, MACs and default data of every model."""
+    rows = []
+    for name in models.names():
+        spec = models.spec(name)
+        model = models.create(name)
+        shape = spec.input_shape()
+        measured = profile_model(model, torch.zeros(1, *shape))
+        rows.append({"name": name, "family": spec.family, "input_shape": list(shape), "params": measured.params,
+                     "macs": measured.macs, "default_data": spec.default_data, "description": spec.description})
+    if as_json:
+        print_json({"models": rows})
+        return
+    table = Table(title="trimkit model zoo")
+    for column in ("model", "input", "params", "MACs", "data", "description"):
+        table.add_column(column, justify="right" if column in ("params", "MACs") else "left")
+    for row in rows:
+        table.add_row(row["name"], "x".join(map(str, row["input_shape"])), f"{row['params']:,}",
+                      f"{row['macs']:,}", row["default_data"], row["description"])
+    console.print(table)
+
+
+def profile_command(
+    model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
+    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    num_classes: Annotated[int, typer.Option(help="Classes of the output layer.")] = 10,
+    in_channels: Annotated[Optional[int], typer.Option(help="Input channels (default: the model's own).")] = None,
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Parameters, MACs and FLOPs per layer and in total, for one input image."""
+    loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
+    measured = profile_model(loaded.model, torch.zeros(1, *loaded.input_shape))
+    if as_json:
+        record = measured.to_dict()
+        record.update(model=loaded.label, input_shape=list(loaded.input_shape))
+        print_json(record)
+        return
+    table = Table(title=f"{loaded.label}, input 1x{'x'.join(map(str, loaded.input_shape))}")
+    for column in ("layer", "type", "output", "params", "MACs", "FLOPs"):
+        table.add_column(column, justify="right" if column in ("params", "MACs", "FLOPs") else "left")
+    for layer in measured.layers:
+        table.add_row(layer.name, layer.type, "x".join(map(str, layer.output_shape)), f"{layer.params:,}",
+                      f"{layer.macs:,}", f"{layer.flops:,}")
+    table.add_section()
+    table.add_row("total", "", "", f"{measured.params:,}", f"{measured.macs:,}", f"{measured.flops:,}")
+    console.print(table)
+    sizes = ", ".join(f"{dtype} {size:,} B" for dtype, size in measured.param_bytes.items())
+    console.print(f"parameter bytes: {sizes}; buffers {measured.buffer_bytes:,} B")

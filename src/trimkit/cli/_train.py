@@ -1,0 +1,96 @@
+"""`trimkit train` and `trimkit eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+import trimkit
+from trimkit import data as datasets
+from trimkit import models, train
+from trimkit.cli._common import check_fits, console, load_data, print_json, resolve_model
+
+DataOption = Annotated[Optional[str], typer.Option("--data", help="mnist5k, mnist, cifar10 or an image folder.")]
+DataDirOption = Annotated[
+    Optional[Path], typer.Option(help=f"Folder with the data files (default: ${datasets.ENV_VARIABLE}, ./data).")
+]
+
+
+def train_command(
+    model: Annotated[str, typer.Argument(help="Zoo name.")],
+    out: Annotated[Path, typer.Option(help="Where to write the trained model (.pt).")],
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
+    epochs: Annotated[int, typer.Option(help="Epochs to train.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
+    optimizer: Annotated[str, typer.Option(help=f"One of {', '.join(train.OPTIMIZERS)}.")] = "sgd",
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 0.05,
+    momentum: Annotated[float, typer.Option(help="SGD momentum (Nesterov).")] = 0.9,
+    weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 5e-4,
+    schedule: Annotated[str, typer.Option(help=f"One of {', '.join(train.SCHEDULES)}.")] = "cosine",
+    step_size: Annotated[int, typer.Option(help="Epochs between decays (step schedule).")] = 30,
+    gamma: Annotated[float, typer.Option(help="Decay factor (step, exponential).")] = 0.1,
+    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and augmentation.")] = 0,
+    weights: Annotated[Optional[Path], typer.Option(help="Start from these weights.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT.ckpt if it exists.")] = False,
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues)."""
+    spec = models.spec(model)
+    dataset_name = data or spec.default_data
+    train_set = datasets.load(dataset_name, "train", data_dir)
+    val_set = datasets.load(dataset_name, "val", data_dir)
+    train.seed_everything(seed)
+    loaded = resolve_model(model, weights, num_classes=train_set.num_classes, in_channels=train_set.channels,
+                           trusted=trust_checkpoint)
+    check_fits(train_set, loaded.input_shape, loaded.label)
+    train_set = train_set.with_normalization(loaded.normalization)
+    val_set = val_set.with_normalization(loaded.normalization)
+    result = train.fit(
+        loaded.model, train_set, val_set, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+        momentum=momentum, weight_decay=weight_decay, schedule=schedule, step_size=step_size, gamma=gamma,
+        seed=seed, precision=precision, checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume,
+        progress=True,
+    )
+    final = result.history[-1] if result.history else {}
+    trimkit.save(loaded.model, out, metadata={"data": dataset_name, "epochs": epochs, "val_top1": final.get("val_top1")})
+    record = {"out": str(out), "data": dataset_name, "epochs": epochs, "precision": result.precision,
+              "channels_last": result.channels_last, "images_per_second": result.images_per_second,
+              "val_top1": final.get("val_top1"), "val_loss": final.get("val_loss"), "history": result.history}
+    if as_json:
+        print_json(record)
+    else:
+        console.print(f"saved {out}: val top-1 {final.get('val_top1', float('nan')):.2f}% after {epochs} epochs "
+                      f"({result.precision}, {result.images_per_second:.0f} img/s)")
+
+
+def eval_command(
+    model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
+    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    num_classes: Annotated[int, typer.Option(help="Classes of the output layer.")] = 10,
+    in_channels: Annotated[Optional[int], typer.Option(help="Input channels (default: the model's own).")] = None,
+    precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 128,
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Top-1, top-5 and loss of a model on a data split."""
+    loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
+    dataset = load_data(data, split, data_dir, loaded)
+    metrics = train.evaluate(loaded.model, dataset, batch_size=batch_size, precision=precision)
+    if as_json:
+        print_json(metrics)
+        return
+    table = Table(title=f"{loaded.label} on {dataset.name} ({split}, {precision})")
+    for column in ("top-1 %", "top-5 %", "loss", "images"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{metrics['top1']:.2f}", f"{metrics['top5']:.2f}", f"{metrics['loss']:.4f}", f"{metrics['n']:,}")
+    console.print(table)

@@ -1,0 +1,127 @@
+"""Parameters, MACs and FLOPs per layer, by the Bonsai seed's formulas.
+
+Convolution: MACs = k1 * k2 * (I / groups) * H * rh * rw; dense: MACs = I * H (per
+output position when a dense layer sees extra dimensions). FLOPs = 2 * MACs. Biases,
+normalisation and activations are not counted, as in the seed. Convolutions and matrix
+products called functionally (``F.conv2d`` in a Siamese head, say) are counted by
+PyTorch's FlopCounterMode and reported as one row, ``(functional)``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
+
+FUNCTIONAL_ROW = "(functional)"
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    name: str
+    type: str
+    params: int
+    macs: int
+    flops: int
+    output_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Totals and per-layer figures for one image (MACs of a batch are divided by its size)."""
+
+    params: int
+    macs: int
+    flops: int
+    param_bytes: dict[str, int]
+    buffer_bytes: int
+    layers: list[LayerProfile] = field(default_factory=list)
+
+    @property
+    def total_param_bytes(self) -> int:
+        return sum(self.param_bytes.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["layers"] = [asdict(layer) for layer in self.layers]
+        return record
+
+
+def as_input_tuple(example_inputs: ExampleInputs) -> tuple[torch.Tensor, ...]:
+    return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+
+
+def layer_macs(module: nn.Module, output: torch.Tensor, batch: int) -> int:
+    """MACs of one call of a convolution or dense layer, per sample."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        kernel = int(torch.tensor(module.kernel_size).prod())
+        positions = output.numel() // (batch * module.out_channels)
+        return kernel * (module.in_channels // module.groups) * module.out_channels * positions
+    if isinstance(module, nn.Linear):
+        positions = output.numel() // (batch * module.out_features)
+        return module.in_features * module.out_features * positions
+    return 0
+
+
+def profile(model: nn.Module, example_inputs: ExampleInputs) -> Profile:
+    """Profile ``model`` on ``example_inputs`` (a tensor or a tuple for multi-input models).
+
+    The model runs once in eval mode under ``torch.inference_mode``; its mode is restored.
+    """
+    inputs = as_input_tuple(example_inputs)
+    batch = int(inputs[0].shape[0])
+    macs: dict[str, int] = defaultdict(int)
+    shapes: dict[str, tuple[int, ...]] = {}
+    names = {module: name for name, module in model.named_modules()}
+
+    def record(module: nn.Module, _inputs: Any, output: Any) -> None:
+        name = names[module]
+        if isinstance(output, torch.Tensor):
+            macs[name] += layer_macs(module, output, batch)
+            shapes[name] = tuple(output.shape[1:])
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(record) for m in leaves]
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.inference_mode(), counter:
+            model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+
+    rows = []
+    for name, module in model.named_modules():
+        if module not in leaves:
+            continue
+        params = sum(p.numel() for p in module.parameters(recurse=False))
+        layer_mac = macs.get(name, 0)
+        if params or layer_mac:
+            rows.append(LayerProfile(name, type(module).__name__, params, layer_mac, 2 * layer_mac,
+                                     shapes.get(name, ())))
+    module_macs = sum(row.macs for row in rows)
+    functional_macs = counter.get_total_flops() // (2 * batch) - module_macs
+    if functional_macs > 0:
+        rows.append(LayerProfile(FUNCTIONAL_ROW, "functional", 0, functional_macs, 2 * functional_macs, ()))
+
+    param_bytes: dict[str, int] = defaultdict(int)
+    for parameter in model.parameters():
+        param_bytes[str(parameter.dtype).removeprefix("torch.")] += parameter.numel() * parameter.element_size()
+    total_macs = sum(row.macs for row in rows)
+    return Profile(
+        params=sum(p.numel() for p in model.parameters()),
+        macs=total_macs,
+        flops=2 * total_macs,
+        param_bytes=dict(param_bytes),
+        buffer_bytes=sum(b.numel() * b.element_size() for b in model.buffers()),
+        layers=rows,
+    )

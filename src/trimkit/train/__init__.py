@@ -1,0 +1,20 @@
+"""Training and evaluation: ``fit`` and ``evaluate``."""
+
+from trimkit.train._device import cpu_has_native_bf16, resolve_device, resolve_precision
+from trimkit.train._evaluate import evaluate
+from trimkit.train._fit import FitResult, fit
+from trimkit.train._schedule import OPTIMIZERS, SCHEDULES, learning_rate
+from trimkit.train._seed import seed_everything
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "FitResult",
+    "cpu_has_native_bf16",
+    "evaluate",
+    "fit",
+    "learning_rate",
+    "resolve_device",
+    "resolve_precision",
+    "seed_everything",
+]

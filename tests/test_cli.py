@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import trimkit
+from trimkit import models
+from trimkit.cli import app
+
+from conftest import PRETRAINED, SHARED_DATA, requires_shared_data
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_profile_json_reports_resnet56_exactly():
+    result = run("profile", "resnet56", "--json")
+    assert result.exit_code == 0
+    record = json.loads(result.stdout)
+    assert record["macs"] == 125_485_696 and record["params"] == 853_018
+    assert record["flops"] == 2 * 125_485_696
+    assert record["param_bytes"] == {"float32": 853_018 * 4}
+    assert {"name", "type", "params", "macs", "flops"} <= set(record["layers"][0])
+
+
+def test_models_lists_the_zoo_as_json():
+    record = json.loads(run("models", "--json").stdout)
+    by_name = {row["name"]: row for row in record["models"]}
+    assert by_name["resnet20"]["macs"] == 40_551_040
+    assert by_name["lenet5"]["input_shape"] == [1, 28, 28]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["profile", "resnet57"], "unknown model 'resnet57'. Did you mean 'resnet56'?"),
+    (["eval", "lenet5", "--data", "imagenet"], "unknown data set 'imagenet'"),
+    (["eval", "lenet5", "--data", "cifar10", "--data-dir", "/nonexistent"], "--data-dir DIR or set TRIMKIT_DATA"),
+    (["eval", "lenet5", "--weights", "/nonexistent.pt"], "does not exist"),
+])
+def test_user_errors_are_one_line_with_exit_code_2(args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_checkpoint_that_does_not_fit_names_keys_and_shapes(tmp_path):
+    torch.save(models.create("lenet5", num_classes=3).state_dict(), tmp_path / "w.pt")
+    result = run("eval", "lenet5", "--weights", str(tmp_path / "w.pt"))
+    assert result.exit_code == 2
+    assert "classifier.5.weight: checkpoint (3, 84) vs model (10, 84)" in result.stderr
+
+
+def test_train_then_eval_then_profile_the_file(tmp_path):
+    out = tmp_path / "lenet.pt"
+    result = run("train", "lenet5", "--data", "mnist5k", "--epochs", "2", "--batch-size", "32", "--out",
+                 str(out), "--json")
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)
+    assert out.exists() and (tmp_path / "lenet.pt.ckpt").exists()
+    evaluated = json.loads(run("eval", str(out), "--data", "mnist5k", "--split", "val", "--json").stdout)
+    assert set(evaluated) == {"top1", "top5", "loss", "n"}
+    assert evaluated["n"] == 1000
+    assert evaluated["top1"] == pytest.approx(trained["val_top1"], abs=1e-9)
+    assert evaluated["top1"] > 80
+    assert json.loads(run("profile", str(out), "--json").stdout)["params"] == 61_706
+    again = json.loads(run("eval", "lenet5", "--weights", str(out), "--data", "mnist5k", "--json").stdout)
+    assert again == evaluated
+
+
+def test_weights_of_another_zoo_model_are_refused(tmp_path):
+    path = trimkit.save(models.create("lenet5"), tmp_path / "l.pt")
+    result = run("eval", "vgg_c", "--weights", str(path))
+    assert result.exit_code == 2 and "holds a lenet5 model, not vgg_c" in result.stderr
+
+
+def test_demo_trains_evaluates_and_profiles(tmp_path):
+    result = run("demo", "--epochs", "2", "--out", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["params"] == 61_706 and record["macs"] == 416_520
+    assert record["top1"] > 85
+    assert (tmp_path / "lenet5.pt").exists()
+
+
+@requires_shared_data("cifar10.npz", "pretrained/resnet20-12fca82f.th")
+def test_eval_of_pretrained_resnet20_on_cifar10_subset(tmp_path):
+    record = json.loads(run("eval", "resnet20", "--weights", str(PRETRAINED / "resnet20-12fca82f.th"), "--data",
+                            "cifar10", "--data-dir", str(SHARED_DATA), "--json").stdout)
+    assert record["n"] == 10_000
+    assert 80.5 < record["top1"] < 81.5  # 81.0 on the JPEG copy, as SOURCES.md states
