@@ -19,7 +19,7 @@ from trimkit.measure import profile
 
 def demo_command(
     out: Annotated[Path, typer.Option(help="Folder for the demo's model files.")] = Path("demo-out"),
-    epochs: Annotated[int, typer.Option(help="Training epochs for LeNet-5.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Training epochs for LeNet-5.")] = 30,
     seed: Annotated[int, typer.Option(help="Seed for the run.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -32,7 +32,7 @@ def demo_command(
     val_set = datasets.load("mnist5k", "val", normalization=normalization)
     if not as_json:
         console.print(f"[bold]trimkit demo[/]: LeNet-5 on mnist5k ({len(train_set):,} train / {len(val_set):,} val images)")
-    fitted = train.fit(model, train_set, val_set, epochs=epochs, batch_size=64, optimizer="sgd", lr=0.05,
+    fitted = train.fit(model, train_set, val_set, epochs=epochs, batch_size=64, optimizer="sgd", lr=0.1,
                        weight_decay=5e-4, schedule="cosine", seed=seed, progress=not as_json)
     metrics = train.evaluate(model, val_set)
     measured = profile(model, torch.zeros(1, *models.origin(model).input_shape()))
