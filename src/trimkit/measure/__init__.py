@@ -1,5 +1,36 @@
-"""Measurements: ``profile`` (parameters, MACs, FLOPs, bytes per layer)."""
+"""Measurements: ``profile`` (parameters, MACs, FLOPs, bytes per layer), ``latency`` on a
+runtime backend (onnxruntime, openvino, torch), ``compare`` of several models side by
+side, and ``runtime_accuracy`` in the precision a runtime computes in."""
 
 from trimkit.measure._profile import LayerProfile, Profile, profile
+from trimkit.measure._accuracy import runtime_accuracy
+from trimkit.measure._backend import PRECISIONS, Backend, NodeTime, Session
+from trimkit.measure._compare import Comparison, ComparedModel, compare
+from trimkit.measure._env import environment
+from trimkit.measure._latency import Latency, latencies, latency
+from trimkit.measure._layers import LayerTime
+from trimkit.measure._registry import BACKENDS, get_backend
+from trimkit.measure._stats import LatencyStats, summarize
 
-__all__ = ["LayerProfile", "Profile", "profile"]
+__all__ = [
+    "BACKENDS",
+    "PRECISIONS",
+    "Backend",
+    "ComparedModel",
+    "Comparison",
+    "LatencyStats",
+    "Latency",
+    "LayerProfile",
+    "LayerTime",
+    "NodeTime",
+    "Profile",
+    "Session",
+    "compare",
+    "environment",
+    "get_backend",
+    "latencies",
+    "latency",
+    "profile",
+    "runtime_accuracy",
+    "summarize",
+]

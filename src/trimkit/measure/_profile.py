@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-ExampleInputs = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]
+from trimkit._inputs import ExampleInputs, as_input_tuple
 
 FUNCTIONAL_ROW = "(functional)"
 
@@ -51,10 +51,6 @@ class Profile:
         record = asdict(self)
         record["layers"] = [asdict(layer) for layer in self.layers]
         return record
-
-
-def as_input_tuple(example_inputs: ExampleInputs) -> tuple[torch.Tensor, ...]:
-    return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
 
 
 def layer_macs(module: nn.Module, output: torch.Tensor, batch: int) -> int:

@@ -1,0 +1,70 @@
+"""Where a measurement was taken: CPU, the instruction sets that decide kernel speed,
+threads, load and library versions."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from trimkit.train import cpu_flags
+
+# what each ISA entry of the record means, as /proc/cpuinfo flags (all must be present)
+ISA_FLAGS = {
+    "avx2": ("avx2",),
+    "avx512": ("avx512f",),
+    "avx512_vnni": ("avx512_vnni",),
+    "avx512_bf16": ("avx512_bf16",),
+    "amx": ("amx_tile",),
+    "amx_bf16": ("amx_bf16",),
+    "amx_int8": ("amx_int8",),
+}
+LIBRARIES = ("torch", "numpy", "onnx", "onnxruntime", "openvino")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), the default number of threads."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def isa() -> dict[str, bool]:
+    flags = cpu_flags()
+    return {name: all(flag in flags for flag in needed) for name, needed in ISA_FLAGS.items()}
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "trimkit": _version("trimkit")}
+    versions.update({name: _version(name) for name in LIBRARIES})
+    return {name: version for name, version in versions.items() if version is not None}
+
+
+def environment(threads: int) -> dict:
+    """The environment record of a measurement taken with ``threads`` threads."""
+    return {
+        "cpu": cpu_model(),
+        "cpus_available": available_cpus(),
+        "isa": isa(),
+        "threads": threads,
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "versions": library_versions(),
+    }
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,0 +1,190 @@
+"""``latency``: how long a model takes on a runtime, measured, with where and how."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+from trimkit.errors import TrimkitError
+from trimkit.measure._backend import Backend, check_precision
+from trimkit.measure._env import available_cpus, environment
+from trimkit.measure._layers import LayerNames, LayerTime, aggregate_layers
+from trimkit.measure._registry import get_backend
+from trimkit.measure._stats import LatencyStats, summarize
+from trimkit.measure._target import ModelOrPath, ModelTarget, resolve_target
+from trimkit.measure._timing import TimingPlan, time_calls
+
+PER_LAYER_TIME_S = 0.5
+PER_LAYER_MAX_ITERS = 200
+
+
+@dataclass(frozen=True)
+class Latency(LatencyStats):
+    """The latency statistics of one model and how they were taken.
+
+    ``precision`` is what the runtime reports it computes in, which need not be what was
+    asked (``precision_requested``); ``compute_precisions`` counts convolution and dense
+    layers per precision they run in, where the runtime tells (OpenVINO).
+    ``per_layer`` comes from the runtime's profiler in a separate, profiled session;
+    ``per_layer_total_ms`` is its sum, to set beside ``p50_ms``.
+    """
+
+    model: str
+    backend: str
+    batch_size: int
+    threads: int
+    precision_requested: str
+    precision: str
+    compute_precisions: dict[str, int] | None
+    warmup: int
+    min_time_s: float
+    env: dict
+    per_layer: list[LayerTime] | None = None
+    per_layer_total_ms: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to run and time: shared by every model of one measurement."""
+
+    backend: Backend
+    batch_size: int
+    threads: int
+    precision: str
+    plan: TimingPlan
+
+    @classmethod
+    def make(cls, backend: str, batch_size: int, threads: int | None, precision: str, plan: TimingPlan) -> RunSettings:
+        threads = available_cpus() if threads is None else threads
+        if threads < 1:
+            raise TrimkitError(f"threads must be at least 1, got {threads}")
+        if batch_size < 1:
+            raise TrimkitError(f"batch size must be at least 1, got {batch_size}")
+        return cls(get_backend(backend), batch_size, threads, check_precision(precision), plan)
+
+    @property
+    def needs_onnx(self) -> bool:
+        return self.backend.model_format == "onnx"
+
+
+def latency(
+    model_or_path: ModelOrPath,
+    *,
+    backend: str = "onnxruntime",
+    batch_size: int = 1,
+    threads: int | None = None,
+    precision: str = "auto",
+    warmup: int = 10,
+    min_time_s: float = 1.0,
+    min_iters: int = 10,
+    max_iters: int = 10_000,
+    per_layer: bool = False,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+) -> Latency:
+    """Measure the latency of one model on a runtime backend.
+
+    ``model_or_path`` is a module, a trimkit ``.pt`` file or an ``.onnx`` file; a module
+    is exported to ONNX (parity checked) for the ONNX backends. ``threads`` defaults to
+    the CPUs this process may use and is recorded. ``precision`` is ``auto`` (the
+    runtime's own choice), ``f32`` or ``bf16``. After ``warmup`` untimed calls, calls are
+    timed one by one until ``min_time_s`` seconds and ``min_iters`` calls are reached,
+    at most ``max_iters``. ``input_shapes`` (without batch) is needed only for a module
+    that is not from the zoo.
+    """
+    return latencies([model_or_path], backend=backend, batch_size=batch_size, threads=threads, precision=precision,
+                     warmup=warmup, min_time_s=min_time_s, min_iters=min_iters, max_iters=max_iters,
+                     per_layer=per_layer, input_shapes=input_shapes)[0]
+
+
+def latencies(
+    models: Sequence[ModelOrPath],
+    *,
+    labels: Sequence[str] | None = None,
+    backend: str = "onnxruntime",
+    batch_size: int = 1,
+    threads: int | None = None,
+    precision: str = "auto",
+    warmup: int = 10,
+    min_time_s: float = 1.0,
+    min_iters: int = 10,
+    max_iters: int = 10_000,
+    per_layer: bool = False,
+    input_shapes: Sequence[Sequence[int]] | None = None,
+) -> list[Latency]:
+    """Measure several models side by side, interleaved in one run (see :func:`latency`)."""
+    settings = RunSettings.make(backend, batch_size, threads, precision,
+                                TimingPlan(warmup, min_time_s, min_iters, max_iters))
+    with tempfile.TemporaryDirectory(prefix="trimkit-latency-") as workdir:
+        targets = resolve_targets(models, Path(workdir), settings.needs_onnx, labels, input_shapes)
+        return measure_targets(targets, settings, per_layer=per_layer)
+
+
+def resolve_targets(models: Sequence[ModelOrPath], workdir: Path, need_onnx: bool,
+                    labels: Sequence[str] | None, input_shapes: Sequence[Sequence[int]] | None) -> list[ModelTarget]:
+    if not models:
+        raise TrimkitError("no models to measure")
+    if labels is not None and len(labels) != len(models):
+        raise TrimkitError(f"{len(labels)} labels for {len(models)} models")
+    return [resolve_target(model, workdir / str(index), need_onnx=need_onnx, input_shapes=input_shapes,
+                           label=None if labels is None else labels[index])
+            for index, model in enumerate(models)]
+
+
+def measure_targets(targets: Sequence[ModelTarget], settings: RunSettings, *, per_layer: bool) -> list[Latency]:
+    """Time resolved targets interleaved; then, if asked, profile each per layer."""
+    for target in targets:
+        target.check_batch(settings.batch_size)
+    if per_layer and not settings.backend.has_profiler:
+        raise TrimkitError(f"the {settings.backend.name} backend has no per-layer profiler; "
+                           "use --backend onnxruntime or openvino")
+    env = environment(settings.threads)
+    with contextlib.ExitStack() as stack:
+        sessions = []
+        for target in targets:
+            session = settings.backend.open(target, batch_size=settings.batch_size, threads=settings.threads,
+                                            precision=settings.precision)
+            stack.callback(session.close)
+            sessions.append(session)
+        samples = time_calls([session.run for session in sessions], settings.plan)
+    results = []
+    for target, session, times in zip(targets, sessions, samples, strict=True):
+        stats = summarize(times, settings.batch_size)
+        layers = _per_layer(target, settings, stats.p50_ms) if per_layer else None
+        results.append(Latency(
+            **asdict(stats),
+            model=target.label,
+            backend=settings.backend.name,
+            batch_size=settings.batch_size,
+            threads=settings.threads,
+            precision_requested=settings.precision,
+            precision=session.precision,
+            compute_precisions=session.compute_precisions,
+            warmup=settings.plan.warmup,
+            min_time_s=settings.plan.min_time_s,
+            env=env,
+            per_layer=layers,
+            per_layer_total_ms=None if layers is None else sum(row.ms for row in layers),
+        ))
+    return results
+
+
+def _per_layer(target: ModelTarget, settings: RunSettings, p50_ms: float) -> list[LayerTime]:
+    """Per-layer times from a separate session with the runtime's profiler on: profiling
+    slows a runtime down, so it never runs while end-to-end latency is timed."""
+    iterations = max(settings.plan.min_iters, min(PER_LAYER_MAX_ITERS, int(PER_LAYER_TIME_S * 1e3 / max(p50_ms, 1e-3))))
+    session = settings.backend.open(target, batch_size=settings.batch_size, threads=settings.threads,
+                                    precision=settings.precision, profile=True)
+    try:
+        for _ in range(settings.plan.warmup):
+            session.run()
+        node_times = session.node_times(iterations)
+    finally:
+        session.close()
+    names = LayerNames.from_file(target.onnx_path) if target.onnx_path is not None else None
+    return aggregate_layers(node_times, names)

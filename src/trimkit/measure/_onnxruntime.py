@@ -1,0 +1,96 @@
+"""ONNX Runtime's CPU execution provider, the default backend."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+from trimkit.errors import TrimkitError
+from trimkit.measure._backend import Backend, NodeTime, Session, random_inputs
+from trimkit.measure._target import ModelTarget
+
+
+class OnnxRuntimeSession(Session):
+    def __init__(self, target: ModelTarget, batch_size: int, threads: int, profile: bool) -> None:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._profile_dir = tempfile.TemporaryDirectory(prefix="trimkit-ort-") if profile else None
+        if self._profile_dir is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(self._profile_dir.name) / "profile")
+        self._session = onnxruntime.InferenceSession(str(target.onnx_path), options,
+                                                     providers=["CPUExecutionProvider"])
+        self._names = [node.name for node in self._session.get_inputs()]
+        self._feed = dict(zip(self._names, random_inputs(target, batch_size), strict=True))
+        self.precision = "f32"
+
+    def run(self) -> None:
+        self._session.run(None, self._feed)
+
+    def infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        return self._session.run(None, dict(zip(self._names, arrays, strict=True)))
+
+    def node_times(self, iterations: int) -> list[NodeTime]:
+        if self._profile_dir is None:
+            raise RuntimeError("node_times needs a session opened with profile=True")
+        for _ in range(iterations):
+            self.run()
+        events = json.loads(Path(self._session.end_profiling()).read_text())
+        return _kernel_times(events, iterations)
+
+    def close(self) -> None:
+        if self._profile_dir is not None:
+            self._profile_dir.cleanup()
+
+
+def _kernel_times(events: list[dict], iterations: int) -> list[NodeTime]:
+    """Mean kernel time per node over the last ``iterations`` runs of a profile.
+
+    The profile also holds the warm-up runs made before; only node events that start
+    inside one of the last ``iterations`` ``model_run`` events count.
+    """
+    runs = sorted((event for event in events if event.get("name") == "model_run"), key=lambda event: event["ts"])
+    kept = runs[-iterations:]
+    starts = [run["ts"] for run in kept]
+    total_us: dict[str, float] = defaultdict(float)
+    ops: dict[str, str] = {}
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        window = bisect.bisect_right(starts, event["ts"]) - 1
+        if window < 0 or event["ts"] > starts[window] + kept[window]["dur"]:
+            continue
+        node = name.removesuffix("_kernel_time")
+        total_us[node] += event["dur"]
+        ops[node] = event.get("args", {}).get("op_name", "")
+    return [NodeTime(node, ops[node], micros / 1e3 / len(kept)) for node, micros in total_us.items()]
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime, CPU execution provider, sequential executor, all graph optimisations.
+
+    It computes in f32 (``auto`` means f32); its CPU provider has no bf16 mode.
+    """
+
+    name = "onnxruntime"
+    model_format = "onnx"
+
+    def open(self, target: ModelTarget, *, batch_size: int, threads: int, precision: str,
+             profile: bool = False) -> Session:
+        if precision == "bf16":
+            raise TrimkitError("onnxruntime's CPU provider computes in f32 only; for bf16 use --backend openvino "
+                               "or torch")
+        return OnnxRuntimeSession(target, batch_size, threads, profile)
+
+    def versions(self) -> dict[str, str]:
+        return {"onnxruntime": onnxruntime.__version__}

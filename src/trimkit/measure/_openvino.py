@@ -1,0 +1,88 @@
+"""OpenVINO's CPU plugin, an optional backend (``pip install trimkit[openvino]``).
+
+The plugin picks its own inference precision: on a CPU with native bf16 (AVX512-BF16
+or AMX) it computes an f32 model in bf16 unless told otherwise. ``auto`` leaves that
+choice to it; the precision it reports after compiling, and the precision each
+convolution and dense layer really runs in, are what the record states.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from trimkit.errors import TrimkitError
+from trimkit.measure._backend import Backend, NodeTime, Session, random_inputs
+from trimkit.measure._target import ModelTarget
+
+COMPUTE_LAYER_TYPES = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul"})
+
+
+def _openvino():
+    try:
+        return importlib.import_module("openvino")
+    except ImportError:
+        raise TrimkitError("the openvino backend needs OpenVINO: pip install 'trimkit[openvino]'") from None
+
+
+class OpenVinoSession(Session):
+    def __init__(self, ov, target: ModelTarget, batch_size: int, threads: int, precision: str, profile: bool) -> None:
+        core = ov.Core()
+        model = core.read_model(str(target.onnx_path))
+        model.reshape({port.get_any_name(): [batch_size, *shape]
+                       for port, shape in zip(model.inputs, target.input_shapes, strict=True)})
+        config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                  "PERF_COUNT": profile}
+        if precision != "auto":
+            config["INFERENCE_PRECISION_HINT"] = precision
+        self._status_executed = ov.ProfilingInfo.Status.EXECUTED
+        self._compiled = core.compile_model(model, "CPU", config)
+        self._request = self._compiled.create_infer_request()
+        for index, array in enumerate(random_inputs(target, batch_size)):
+            self._request.set_input_tensor(index, ov.Tensor(array))
+        self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.compute_precisions = _compute_precisions(self._compiled)
+
+    def run(self) -> None:
+        self._request.infer()
+
+    def infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        results = self._request.infer(arrays)
+        return [np.array(results[port]) for port in self._compiled.outputs]
+
+    def node_times(self, iterations: int) -> list[NodeTime]:
+        total_s: dict[str, float] = defaultdict(float)
+        ops: dict[str, str] = {}
+        for _ in range(iterations):
+            self._request.infer()
+            for node in self._request.get_profiling_info():
+                if node.status == self._status_executed:
+                    total_s[node.node_name] += node.real_time.total_seconds()
+                    ops[node.node_name] = node.node_type
+        return [NodeTime(name, ops[name], seconds * 1e3 / iterations) for name, seconds in total_s.items()]
+
+
+def _compute_precisions(compiled) -> dict[str, int]:
+    """How many convolution and dense layers of the compiled graph run in each precision."""
+    counts: Counter[str] = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "layerType" in info and info["layerType"].astype(str) in COMPUTE_LAYER_TYPES:
+            counts[info["runtimePrecision"].astype(str)] += 1
+    return dict(counts)
+
+
+class OpenVinoBackend(Backend):
+    """OpenVINO, CPU plugin, one stream, latency hint, the thread count given."""
+
+    name = "openvino"
+    model_format = "onnx"
+
+    def open(self, target: ModelTarget, *, batch_size: int, threads: int, precision: str,
+             profile: bool = False) -> Session:
+        return OpenVinoSession(_openvino(), target, batch_size, threads, precision, profile)
+
+    def versions(self) -> dict[str, str]:
+        return {"openvino": _openvino().get_version()}
