@@ -9,8 +9,10 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
+from trimkit.cli._bench import bench_command, compare_command
 from trimkit.cli._common import fail
 from trimkit.cli._demo import demo_command
+from trimkit.cli._export import export_command
 from trimkit.cli._info import models_command, profile_command
 from trimkit.cli._train import eval_command, train_command
 from trimkit.errors import TrimkitError
@@ -36,6 +38,9 @@ app.command("profile")(profile_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("demo")(demo_command)
+app.command("export")(export_command)
+app.command("bench")(bench_command)
+app.command("compare")(compare_command)
 
 
 def main() -> None:

@@ -1,0 +1,209 @@
+"""`trimkit bench` and `trimkit compare`: measured latency on a runtime backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional, Union
+
+import onnx as onnx_format
+import typer
+from rich import box
+from rich.table import Table
+from torch import nn
+
+from trimkit import data as datasets
+from trimkit import export, measure, models
+from trimkit.cli._common import check_fits, console, print_json, resolve_model
+from trimkit.errors import TrimkitError
+
+BackendOption = Annotated[str, typer.Option(help=f"Runtime: {', '.join(measure.BACKENDS)}.")]
+BatchOption = Annotated[int, typer.Option(help="Images per inference.")]
+ThreadsOption = Annotated[Optional[int], typer.Option(help="Threads (default: the CPUs this process may use).")]
+PrecisionOption = Annotated[str, typer.Option(help="auto (the runtime's choice), f32 or bf16.")]
+WarmupOption = Annotated[int, typer.Option(help="Untimed calls first.")]
+MinTimeOption = Annotated[float, typer.Option("--min-time", help="Seconds of timed calls per model, at least.")]
+MaxItersOption = Annotated[int, typer.Option(help="Timed calls per model, at most.")]
+DataOption = Annotated[Optional[str], typer.Option("--data", help="Also score top-1 as the runtime computes it "
+                                                                  "on this data set.")]
+DataDirOption = Annotated[Optional[Path], typer.Option(help="Folder with the data files.")]
+SplitOption = Annotated[str, typer.Option(help="Split for --data.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A model named on the command line: what to measure and how its inputs look."""
+
+    model: Union[nn.Module, Path]
+    label: str
+    input_shape: tuple[int, ...] | None
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None
+    default_data: str | None
+
+
+def resolve_subject(argument: str, weights: Path | None = None, trusted: bool = False) -> Subject:
+    """A zoo name (with --weights), a trimkit .pt file or an .onnx file."""
+    if not argument.endswith(".onnx"):
+        loaded = resolve_model(argument, weights, trusted=trusted)
+        return Subject(loaded.model, loaded.label, loaded.input_shape, loaded.normalization, loaded.default_data)
+    path = Path(argument)
+    if weights is not None:
+        raise TrimkitError(f"{argument} is an ONNX file with its own weights; drop --weights")
+    if not path.is_file():
+        raise TrimkitError(f"model file {path} does not exist")
+    recorded = export.read_metadata(onnx_format.load(path, load_external_data=False))
+    normalization = recorded.get("normalization")
+    return Subject(path, path.name, tuple(recorded["input_shape"]) if "input_shape" in recorded else None,
+                   (tuple(normalization[0]), tuple(normalization[1])) if normalization else None,
+                   _default_data(recorded.get("model")))
+
+
+def _default_data(zoo_name: str | None) -> str | None:
+    return models.spec(zoo_name).default_data if zoo_name in models.names() else None
+
+
+def load_subject_data(subject: Subject, name: str | None, split: str, data_dir: Path | None) -> datasets.ImageDataset:
+    if subject.normalization is None or subject.input_shape is None:
+        raise TrimkitError(f"{subject.label} does not record its input normalisation (not exported by trimkit); "
+                           "give the trimkit .pt model to score it on --data")
+    dataset_name = name or subject.default_data
+    if dataset_name is None:
+        raise TrimkitError("no data set given; pass --data NAME (mnist5k, mnist, cifar10 or an image folder)")
+    dataset = datasets.load(dataset_name, split, data_dir)
+    check_fits(dataset, subject.input_shape, subject.label)
+    return dataset.with_normalization(subject.normalization)
+
+
+def bench_command(
+    model: Annotated[str, typer.Argument(help="Zoo name, trimkit .pt file or .onnx file.")],
+    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load into a zoo model.")] = None,
+    backend: BackendOption = "onnxruntime",
+    batch_size: BatchOption = 1,
+    threads: ThreadsOption = None,
+    precision: PrecisionOption = "auto",
+    per_layer: Annotated[bool, typer.Option(help="Also time each layer with the runtime's profiler.")] = False,
+    top: Annotated[int, typer.Option(help="Layers to show with --per-layer.")] = 15,
+    warmup: WarmupOption = 10,
+    min_time: MinTimeOption = 1.0,
+    max_iters: MaxItersOption = 10_000,
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
+    split: SplitOption = "val",
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend."""
+    subject = resolve_subject(model, weights, trust_checkpoint)
+    dataset = load_subject_data(subject, data, split, data_dir) if data else None
+    result = measure.latency(subject.model, backend=backend, batch_size=batch_size, threads=threads,
+                             precision=precision, warmup=warmup, min_time_s=min_time, max_iters=max_iters,
+                             per_layer=per_layer)
+    accuracy = None
+    if dataset is not None:
+        accuracy = measure.runtime_accuracy(subject.model, dataset, backend=backend, precision=precision,
+                                            threads=result.threads)
+    if as_json:
+        print_json({**result.to_dict(), "accuracy": accuracy})
+        return
+    print_latency(result, subject.label)
+    if result.per_layer is not None:
+        print_layers(result, top)
+    if accuracy is not None:
+        console.print(f"top-1 {accuracy['top1']:.2f} %, top-5 {accuracy['top5']:.2f} % on {accuracy['n']:,} "
+                      f"{dataset.name} {split} images, computed by {backend} in {accuracy['precision']}")
+
+
+def compare_command(
+    models_: Annotated[list[str], typer.Argument(metavar="MODELS...", help="Zoo names, trimkit .pt or .onnx files; "
+                                                                           "the first is the baseline.")],
+    backend: BackendOption = "onnxruntime",
+    batch_size: BatchOption = 1,
+    threads: ThreadsOption = None,
+    precision: PrecisionOption = "auto",
+    warmup: WarmupOption = 10,
+    min_time: MinTimeOption = 1.0,
+    max_iters: MaxItersOption = 10_000,
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
+    split: SplitOption = "val",
+    as_json: JsonOption = False,
+) -> None:
+    """Measure models side by side, interleaved in one run: params, MACs, bytes, latency as ratios to the first."""
+    subjects = [resolve_subject(argument) for argument in models_]
+    dataset = load_subject_data(subjects[0], data, split, data_dir) if data else None
+    result = measure.compare([subject.model for subject in subjects], labels=[subject.label for subject in subjects],
+                             backend=backend, batch_size=batch_size, threads=threads, precision=precision,
+                             warmup=warmup, min_time_s=min_time, max_iters=max_iters, data=dataset)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    print_comparison(result)
+
+
+def print_latency(result: measure.Latency, label: str) -> None:
+    precision = result.precision if result.precision_requested == "auto" else \
+        f"{result.precision} ({result.precision_requested} asked)"
+    table = Table(title=f"{label} on {result.backend}: batch {result.batch_size}, {result.threads} threads, "
+                        f"{precision}; latency in ms", box=box.SIMPLE, padding=(0, 0))
+    for column in ("p50", "p90", "p99", "mean", "std", "min", "max", "CV", "img/s", "calls"):
+        table.add_column(column, justify="right")
+    table.add_row(*(f"{value:.3f}" for value in (result.p50_ms, result.p90_ms, result.p99_ms, result.mean_ms,
+                                                  result.std_ms, result.min_ms, result.max_ms)),
+                  f"{result.cv:.1%}", f"{result.throughput:,.0f}", f"{result.iterations:,}")
+    console.print(table)
+    console.print(environment_line(result))
+
+
+def environment_line(result: measure.Latency) -> str:
+    env = result.env
+    flags = ", ".join(name for name, present in env["isa"].items() if present) or "none"
+    layers = "" if not result.compute_precisions else \
+        "; compute layers by precision: " + ", ".join(f"{n} {p}" for p, n in result.compute_precisions.items())
+    return (f"{env['cpu']} ({env['cpus_available']} CPUs; {flags}); load average {env['load_average_1m']:.2f} at "
+            f"start; {result.backend} {env['versions'].get(result.backend, '')}{layers}")
+
+
+def print_layers(result: measure.Latency, top: int) -> None:
+    table = Table(title=f"slowest {min(top, len(result.per_layer))} of {len(result.per_layer)} layers, "
+                        f"{result.backend} profiler", box=box.SIMPLE)
+    for column in ("layer", "op", "ms", "%"):
+        table.add_column(column, justify="right" if column in ("ms", "%") else "left")
+    for row in result.per_layer[:top]:
+        table.add_row(row.name, row.op, f"{row.ms:.4f}", f"{row.percent:.1f}")
+    console.print(table)
+    console.print(f"layers sum to {result.per_layer_total_ms:.3f} ms under the profiler; end-to-end p50 "
+                  f"{result.p50_ms:.3f} ms without it")
+
+
+def print_comparison(comparison: measure.Comparison) -> None:
+    """The side-by-side table of ``trimkit compare``: each figure and its ratio to the first model."""
+    first = comparison.models[0].latency
+    table = Table(title=f"{first.backend}, batch {first.batch_size}, {first.threads} threads, {first.precision}; "
+                        f"ratios against {comparison.models[0].label}", box=box.SIMPLE, padding=(0, 0))
+    columns = ["model", "params", "×", "MACs", "×", "ONNX", "×", "p50 ms", "×", "img/s", "×"]
+    with_top1 = any(model.top1 is not None for model in comparison.models)
+    for column in columns + (["top-1 %"] if with_top1 else []):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model in comparison.models:
+        ratios = comparison.ratios(model)
+        cells = [model.label]
+        for key, shown in (("params", _short(model.params)), ("macs", _short(model.macs)),
+                           ("file_bytes", _short(model.file_bytes, "B")), ("p50_ms", f"{model.latency.p50_ms:.3f}"),
+                           ("throughput", f"{model.latency.throughput:,.0f}")):
+            cells += [shown, "-" if ratios[key] is None else f"{ratios[key]:.2f}"]
+        if with_top1:
+            cells.append("-" if model.top1 is None else f"{model.top1:.2f}")
+        table.add_row(*cells)
+    console.print(table)
+    console.print(environment_line(first))
+
+
+def _short(value: int | None, unit: str = "") -> str:
+    """1234567 -> 1.23M: the comparison table must fit 80 columns; --json has every digit."""
+    if value is None:
+        return "-"
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{prefix}{unit}"
+    return f"{value}{unit}"
