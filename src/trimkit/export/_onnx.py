@@ -114,7 +114,10 @@ def _trace(model: nn.Module, inputs: tuple[torch.Tensor, ...], input_names: list
     model.eval()
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+            # the chosen exporter's deprecation (see the module docstring), said by it and inside it
+            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export",
+                                    category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\._internal")
             # strided slices (the option-A shortcut's x[:, :, ::2, ::2]) are left to the runtime to fold
             warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
             torch.onnx.export(model, inputs, buffer, dynamo=False, input_names=input_names,
