@@ -1,8 +1,9 @@
 """trimkit model files: a state dict plus a small JSON header, loaded without pickle.
 
 A file is ``torch.save({"trimkit_header": json_text, "state_dict": tensors})``. The
-header names the zoo model and its arguments, its input shape and normalisation, and
-free-form metadata, so ``load`` rebuilds the architecture with no user code and
+header names the zoo model and its arguments, its input shape and normalisation, the
+architecture edits pruning made (``_shape_edits``), and free-form metadata, so
+``load`` rebuilds the architecture with no user code and
 ``torch.load(weights_only=True)`` is enough to read it.
 """
 
@@ -22,6 +23,7 @@ from torch import nn
 
 from trimkit import models
 from trimkit._atomic import atomic_path
+from trimkit._shape_edits import apply_edits, edits_of
 from trimkit.errors import TrimkitError
 
 HEADER_KEY = "trimkit_header"
@@ -45,6 +47,7 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, An
         "model": None if origin is None else {"name": origin.name, "kwargs": dict(origin.kwargs)},
         "input_shape": None if origin is None else list(origin.input_shape()),
         "normalization": None if origin is None else [list(v) for v in origin.normalization()],
+        "edits": edits_of(model),
         "metadata": dict(metadata or {}),
     }
     state_dict = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
@@ -75,6 +78,8 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, trusted: bo
                 "trimkit.load(path, model=MyNet())"
             )
         model = models.create(header["model"]["name"], **header["model"]["kwargs"])
+    if header.get("edits"):
+        apply_edits(model, header["edits"], content["state_dict"])
     _load_state_dict(model, content["state_dict"], path, model_label(model))
     return model
 

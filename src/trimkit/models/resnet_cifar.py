@@ -15,18 +15,43 @@ from trimkit.models._registry import IMAGENET_NORMALIZATION, register
 
 
 class ZeroPadShortcut(nn.Module):
-    """Option A: subsample by ``stride`` and zero-pad ``pad`` channels on each side."""
+    """Option A: subsample by ``stride``, then place input channels among zero channels.
 
-    def __init__(self, stride: int, pad: int) -> None:
+    ``source[j]`` is the input channel that output channel ``j`` copies, or -1 for a
+    zero channel. Built as in the paper, the inputs sit in the middle with ``pad`` zero
+    channels on each side (``F.pad`` on the channel dimension). Pruning edits
+    ``source`` and ``in_channels``, so a pruned shortcut stays exact; it has no
+    parameters, so checkpoints are unaffected.
+    """
+
+    def __init__(self, stride: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
+        pad = (out_channels - in_channels) // 2
         self.stride = stride
-        self.pad = pad
+        self.in_channels = in_channels
+        self.source = [-1] * pad + list(range(in_channels)) + [-1] * (out_channels - in_channels - pad)
+
+    def _padding(self) -> tuple[int, int] | None:
+        """(before, after) if ``source`` is zeros, the inputs in order, zeros; else None."""
+        before = next((j for j, s in enumerate(self.source) if s != -1), len(self.source))
+        if self.source[before : before + self.in_channels] != list(range(self.in_channels)):
+            return None
+        after = len(self.source) - before - self.in_channels
+        if any(s != -1 for s in self.source[before + self.in_channels :]):
+            return None
+        return before, after
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, self.pad, self.pad))
+        x = x[:, :, :: self.stride, :: self.stride]
+        padding = self._padding()
+        if padding is not None:
+            return F.pad(x, (0, 0, 0, 0, *padding))
+        zero = x.new_zeros(x.shape[0], 1, *x.shape[2:])
+        index = torch.tensor([s if s >= 0 else self.in_channels for s in self.source], device=x.device)
+        return torch.cat([x, zero], 1).index_select(1, index)
 
     def extra_repr(self) -> str:
-        return f"stride={self.stride}, pad={self.pad}"
+        return f"stride={self.stride}, in_channels={self.in_channels}, out_channels={len(self.source)}"
 
 
 class BasicBlock(nn.Module):
@@ -37,7 +62,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         if stride != 1 or in_planes != planes:
-            self.shortcut: nn.Module = ZeroPadShortcut(stride, (planes - in_planes) // 2)
+            self.shortcut: nn.Module = ZeroPadShortcut(stride, in_planes, planes)
         else:
             self.shortcut = nn.Identity()
 

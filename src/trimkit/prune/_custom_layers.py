@@ -1,0 +1,43 @@
+"""Torch-Pruning pruners for trimkit's own layers that its tracer cannot see through.
+
+Torch-Pruning treats an unknown operation such as ``F.pad`` on the channel dimension
+as element-wise, so it couples the 16 channels before an option-A shortcut with the
+first 16 of the 32 after it, and the pruned ResNet crashes. Registered here, the
+shortcut becomes a layer with its own input and output channels, like a convolution.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import nn
+from torch_pruning.pruner.function import BasePruningFunc
+
+from trimkit.models.resnet_cifar import ZeroPadShortcut
+
+
+class ZeroPadShortcutPruner(BasePruningFunc):
+    TARGET_MODULES = (ZeroPadShortcut,)
+
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        removed = set(idxs)
+        layer.source = [source for channel, source in enumerate(layer.source) if channel not in removed]
+        return layer
+
+    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        removed = sorted(set(idxs))
+        kept = [channel for channel in range(layer.in_channels) if channel not in set(removed)]
+        renumber = {old: new for new, old in enumerate(kept)}
+        layer.source = [renumber.get(source, -1) for source in layer.source]
+        layer.in_channels = len(kept)
+        return layer
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        return len(layer.source)
+
+    def get_in_channels(self, layer: nn.Module) -> int:
+        return layer.in_channels
+
+
+def customized_pruners() -> dict[type, BasePruningFunc]:
+    return {ZeroPadShortcut: ZeroPadShortcutPruner()}

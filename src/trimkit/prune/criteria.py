@@ -1,0 +1,136 @@
+"""Criterion functions: one score per filter (or neuron), higher = more valuable.
+
+A weight criterion is a plain function of the (H, D) view of a layer's weights: H
+filters or neurons, D = k1*k2*I for a convolution, I for a dense layer (Bonsai seed,
+section 3.2). A data criterion also sees the layer's response to a calibration batch
+(N, H, ...) and, for ``taylor``, the loss gradient with respect to that response.
+The response is taken after the layer's batch norm when one follows it directly.
+
+Users add their own with :func:`register`, or pass a callable as ``criterion=``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from trimkit.errors import TrimkitError
+
+WeightCriterion = Callable[[torch.Tensor], torch.Tensor]
+DataCriterion = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A named criterion. ``needs`` is "weights", "activations" or "gradients"."""
+
+    name: str
+    function: Callable[..., torch.Tensor]
+    needs: str = "weights"
+
+    @property
+    def needs_data(self) -> bool:
+        return self.needs != "weights"
+
+
+_REGISTRY: dict[str, Criterion] = {}
+
+
+def register(name: str, function: Callable[..., torch.Tensor], needs: str = "weights") -> Criterion:
+    """Add a criterion. Weight criteria take the (H, D) matrix; data criteria take
+    ``(weights, response, gradient)`` with response and gradient shaped (N, H, ...)."""
+    if needs not in ("weights", "activations", "gradients"):
+        raise TrimkitError(f"criterion {name!r}: needs must be weights, activations or gradients, got {needs!r}")
+    criterion = Criterion(name, function, needs)
+    _REGISTRY[name] = criterion
+    return criterion
+
+
+def get(criterion: str | Callable[..., torch.Tensor] | Criterion) -> Criterion:
+    """Look a criterion up by name; a bare callable is taken as a weight criterion."""
+    if isinstance(criterion, Criterion):
+        return criterion
+    if callable(criterion):
+        return Criterion(getattr(criterion, "__name__", "custom"), criterion, "weights")
+    if criterion not in _REGISTRY:
+        close = difflib.get_close_matches(str(criterion), _REGISTRY, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise TrimkitError(f"unknown criterion {criterion!r}.{hint} Choose one of: {', '.join(names())}.")
+    return _REGISTRY[criterion]
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """The (H, D) view of a convolution or dense weight."""
+    return weight.detach().reshape(weight.shape[0], -1).float()
+
+
+def l1(weights: torch.Tensor) -> torch.Tensor:
+    """Sum of absolute weights of each filter (Li et al. 2017)."""
+    return weights.abs().sum(dim=1)
+
+
+def l2(weights: torch.Tensor) -> torch.Tensor:
+    return weights.pow(2).sum(dim=1).sqrt()
+
+
+def std(weights: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of each filter's weights (Bonsai)."""
+    return weights.std(dim=1, unbiased=False)
+
+
+def value_range(weights: torch.Tensor) -> torch.Tensor:
+    """Largest minus smallest weight of each filter (Bonsai)."""
+    return weights.max(dim=1).values - weights.min(dim=1).values
+
+
+def mean_abs(weights: torch.Tensor) -> torch.Tensor:
+    return weights.abs().mean(dim=1)
+
+
+def max_abs(weights: torch.Tensor) -> torch.Tensor:
+    return weights.abs().max(dim=1).values
+
+
+def random_scores(weights: torch.Tensor) -> torch.Tensor:
+    """Uniform random scores, seeded by the weights themselves so a run repeats."""
+    seed = int(weights.abs().sum().item() * 1e6) % (2**31)
+    return torch.rand(weights.shape[0], generator=torch.Generator().manual_seed(seed))
+
+
+def _per_channel(tensor: torch.Tensor) -> torch.Tensor:
+    """(N, H, ...) -> (H, N * ...) so statistics run over samples and positions."""
+    return tensor.detach().float().transpose(0, 1).reshape(tensor.shape[1], -1)
+
+
+def mean_activation(weights: torch.Tensor, response: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
+    """Mean of the rectified response of each channel."""
+    return _per_channel(response).clamp_min(0).mean(dim=1)
+
+
+def apoz(weights: torch.Tensor, response: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
+    """1 - average percentage of zeros after ReLU (Hu et al. 2016): fewer zeros, more value."""
+    return 1.0 - (_per_channel(response) <= 0).float().mean(dim=1)
+
+
+def taylor(weights: torch.Tensor, response: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
+    """First-order Taylor estimate of the loss change when a channel is removed
+    (Molchanov et al. 2017): |mean over samples and positions of response * gradient|."""
+    if gradient is None:
+        raise TrimkitError("criterion 'taylor' needs labels: pass calibration=(inputs, labels)")
+    product = _per_channel(response) * _per_channel(gradient)
+    return product.mean(dim=1).abs()
+
+
+for _name, _function in (("l1", l1), ("l2", l2), ("std", std), ("range", value_range), ("mean_abs", mean_abs),
+                         ("max_abs", max_abs), ("random", random_scores)):
+    register(_name, _function)
+register("mean_activation", mean_activation, needs="activations")
+register("apoz", apoz, needs="activations")
+register("taylor", taylor, needs="gradients")

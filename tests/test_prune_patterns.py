@@ -1,0 +1,97 @@
+"""Structured pruning across architectural patterns and the whole zoo.
+
+Two oracles that do not rely on trimkit's own verification: (1) pruning channels
+that are dead in the original (zero filter, bias and batch-norm affine) must remove
+exactly those channels and leave the outputs unchanged; (2) MACs and parameters of
+the pruned model must agree with PyTorch's own FLOP counter and parameter count.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from trimkit import models
+from trimkit.measure._profile import as_input_tuple
+from trimkit.prune import structured
+
+# Groups the pruner must freeze rather than cut: option-A residual streams written with
+# an inline F.pad, which Torch-Pruning couples wrongly.
+EXPECTED_FROZEN = {"residual_option_a": 1}
+
+from pattern_models import DEAD_CHANNELS, PATTERNS, example_inputs, kill_channels, producer_name, randomize
+
+
+def independent_macs(model, inputs) -> int:
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(*as_input_tuple(inputs))
+    batch = as_input_tuple(inputs)[0].shape[0]
+    return counter.get_total_flops() // (2 * batch)
+
+
+def run(model, inputs):
+    with torch.no_grad():
+        return model.eval()(*as_input_tuple(inputs))
+
+
+@pytest.mark.parametrize("mode", ["static", "progressive"])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_dead_channels_go_and_nothing_else_changes(pattern, mode):
+    model = randomize(PATTERNS[pattern]())
+    plan = DEAD_CHANNELS[pattern]
+    kill_channels(model, plan)
+    inputs = example_inputs(model)
+    result = structured(model, inputs, criterion="l1", threshold=1e-7, normalize="none", layers="both", mode=mode)
+    expected = {producer_name(model, name): sorted(channels) for name, channels in plan.items()}
+    removed = {name: channels for name, channels in result.removed_channels.items() if channels}
+    assert removed == expected
+    assert len(result.frozen) == EXPECTED_FROZEN.get(pattern, 0), result.frozen
+    assert torch.allclose(run(result.model, inputs), run(model, inputs), rtol=1e-5, atol=1e-6)
+
+
+
+
+@pytest.mark.parametrize("amount", [{"threshold": 0.45}, {"ratio": 0.4}])
+@pytest.mark.parametrize("mode", ["static", "progressive"])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_pruned_pattern_runs_keeps_its_output_shape_and_counts_right(pattern, mode, amount):
+    model = randomize(PATTERNS[pattern]())
+    inputs = example_inputs(model)
+    original = copy.deepcopy(model)
+    result = structured(model, inputs, criterion="l1", layers="both", mode=mode, **amount)
+    assert run(result.model, inputs).shape == run(model, inputs).shape
+    assert result.macs_after < result.macs_before
+    assert result.macs_after == independent_macs(result.model, inputs)
+    assert result.macs_before == independent_macs(model, inputs)
+    assert result.params_after == sum(p.numel() for p in result.model.parameters())
+    assert len(result.frozen) == EXPECTED_FROZEN.get(pattern, 0), result.frozen
+    for a, b in zip(original.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)  # the caller's model is left alone
+
+
+def test_frozen_group_names_its_layers_and_reason():
+    model = randomize(PATTERNS["residual_option_a"]())
+    result = structured(model, example_inputs(model), ratio=0.5, layers="both")
+    (frozen,) = result.frozen
+    assert frozen.layers == ("stem.0", "a2.0", "b2.0")
+    assert "input channel 15 of b1.0, which has 8" in frozen.reason
+    assert result.layers["b1.0"].removed == 8  # the block's own channels were still pruned
+
+
+ZOO_INPUT_BATCH = 2
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_every_zoo_model_prunes_verified(name):
+    torch.manual_seed(0)
+    model = models.create(name).eval()
+    inputs = torch.randn(ZOO_INPUT_BATCH, *models.spec(name).input_shape())
+    result = structured(model, inputs, ratio=0.3, layers="both")
+    assert not result.frozen, result.frozen
+    assert result.model(inputs).shape == (ZOO_INPUT_BATCH, 10)
+    assert result.macs_after == independent_macs(result.model, inputs)
+    assert result.macs_after < result.macs_before
