@@ -1,0 +1,47 @@
+"""Quantisation: per-layer precision policies with QAT (Brevitas), INT8 PTQ for CPUs
+(ONNX Runtime), honest sizes, packed files, QONNX and QCDQ ONNX export.
+
+>>> from trimkit import quant
+>>> policy = quant.Policy.parse("first=int16,hidden=binary,last=int8,act=int8")
+>>> result = quant.qat(model, policy, train_data, val_data, epochs=3)      # doctest: +SKIP
+>>> quant.size_report(result.model).analytic_bytes                         # doctest: +SKIP
+>>> quant.save_packed(result.model, "model.tpk")                           # doctest: +SKIP
+>>> quant.export_qonnx(result.model, "model.qonnx.onnx").parity.passed     # doctest: +SKIP
+>>> quant.ptq_int8(model, calibration_data, out="model.int8.onnx")         # doctest: +SKIP
+"""
+
+from trimkit.quant._convert import plan_of
+from trimkit.quant._export import Parity, QuantExport, check_parity, export_qcdq, export_qonnx
+from trimkit.quant._formats import FORMAT_HELP, NAMED_FORMATS, Format, WeightSpec, parse_format
+from trimkit.quant._packed import load_packed, save_packed
+from trimkit.quant._plan import LayerPlan, QuantPlan, plan
+from trimkit.quant._policy import KEYS, Policy
+from trimkit.quant._qat import QatResult, qat, quantize
+from trimkit.quant._size import LayerSize, SizeReport, size_report
+
+__all__ = [
+    "FORMAT_HELP",
+    "KEYS",
+    "NAMED_FORMATS",
+    "Format",
+    "LayerPlan",
+    "LayerSize",
+    "Parity",
+    "Policy",
+    "QatResult",
+    "QuantExport",
+    "QuantPlan",
+    "SizeReport",
+    "WeightSpec",
+    "check_parity",
+    "export_qcdq",
+    "export_qonnx",
+    "load_packed",
+    "parse_format",
+    "plan",
+    "plan_of",
+    "qat",
+    "quantize",
+    "save_packed",
+    "size_report",
+]

@@ -1,0 +1,63 @@
+"""Quantise a model by policy, calibrate it, and fine-tune it with trimkit's trainer."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from trimkit import models, train
+from trimkit.data import ImageDataset
+from trimkit.errors import TrimkitError
+from trimkit.quant._calibrate import calibrate
+from trimkit.quant._convert import quantize_model
+from trimkit.quant._plan import ExampleInputs, QuantPlan, plan
+from trimkit.quant._policy import PolicyLike
+
+CALIBRATION_BATCHES = 8
+CALIBRATION_BATCH_SIZE = 64
+
+
+@dataclass
+class QatResult:
+    """The fine-tuned quantised model, its plan, and the trainer's history."""
+
+    model: nn.Module
+    plan: QuantPlan
+    fit: train.FitResult
+    calibration_batches: int
+
+
+def quantize(model: nn.Module, policy: PolicyLike, data: ImageDataset | None = None, *,
+             example_inputs: ExampleInputs | None = None,
+             calibration_batches: int = CALIBRATION_BATCHES) -> nn.Module:
+    """A quantised copy of ``model`` (the original is untouched), its activation scales
+    calibrated on the first batches of ``data`` when given. No training: use :func:`qat`.
+
+    The policy is resolved on ``example_inputs``, by default a batch of ``data``.
+    """
+    if example_inputs is None and data is None:
+        raise TrimkitError("quantize needs data (to calibrate activations) or example_inputs")
+    inputs = example_inputs if example_inputs is not None else data.example_inputs(CALIBRATION_BATCH_SIZE)
+    origin = models.origin(model)
+    quant_plan = plan(model, policy, inputs, label=origin.name if origin else None)
+    quantized = quantize_model(model, quant_plan)
+    if data is not None:
+        batches = (images for images, _ in data.batches(CALIBRATION_BATCH_SIZE))
+        calibrate(quantized, itertools.islice(batches, calibration_batches))
+    return quantized
+
+
+def qat(model: nn.Module, policy: PolicyLike, train_data: ImageDataset, val_data: ImageDataset | None = None, *,
+        epochs: int, lr: float = 0.01, example_inputs: ExampleInputs | None = None,
+        calibration_batches: int = CALIBRATION_BATCHES, **fit_options: Any) -> QatResult:
+    """Quantisation-aware training: quantise a copy of ``model`` by ``policy``, calibrate
+    its activations on ``train_data``, then fine-tune weights and scales for ``epochs``
+    with :func:`trimkit.train.fit` (``fit_options`` go to it: optimizer, batch_size,
+    weight_decay, schedule, precision, checkpoint, progress, ...)."""
+    quantized = quantize(model, policy, train_data, example_inputs=example_inputs,
+                         calibration_batches=calibration_batches)
+    history = train.fit(quantized, train_data, val_data, epochs=epochs, lr=lr, **fit_options)
+    return QatResult(quantized, quantized.trimkit_quant_plan, history, calibration_batches)
