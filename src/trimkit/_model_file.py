@@ -2,7 +2,9 @@
 
 A file is ``torch.save({"trimkit_header": json_text, "state_dict": tensors})``. The
 header names the zoo model and its arguments, its input shape and normalisation, the
-architecture edits pruning made (``_shape_edits``), and free-form metadata, so
+architecture edits pruning made (``_shape_edits``), the quantisation plan of a quantised
+model (``trimkit.quant``: which layers became which Brevitas layers), and free-form
+metadata, so
 ``load`` rebuilds the architecture with no user code and
 ``torch.load(weights_only=True)`` is enough to read it.
 """
@@ -31,6 +33,7 @@ FORMAT = "trimkit-model"
 FORMAT_VERSION = 1
 _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 _PREFIXES = ("module.", "_orig_mod.", "model.")
+QUANT_PLAN_ATTRIBUTE = "trimkit_quant_plan"  # set by trimkit.quant on the models it quantises
 
 
 def save(model: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
@@ -48,6 +51,7 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, An
         "input_shape": None if origin is None else list(origin.input_shape()),
         "normalization": None if origin is None else [list(v) for v in origin.normalization()],
         "edits": edits_of(model),
+        "quantization": _quantization(model),
         "metadata": dict(metadata or {}),
     }
     state_dict = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
@@ -80,6 +84,10 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, trusted: bo
         model = models.create(header["model"]["name"], **header["model"]["kwargs"])
     if header.get("edits"):
         apply_edits(model, header["edits"], content["state_dict"])
+    if header.get("quantization"):
+        from trimkit.quant import apply_plan  # brevitas loads only for quantised models
+
+        model = apply_plan(model, header["quantization"])
     _load_state_dict(model, content["state_dict"], path, model_label(model))
     return model
 
@@ -192,6 +200,11 @@ def _listing(items: list[str], limit: int = 4) -> str:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def _quantization(model: nn.Module) -> dict[str, Any] | None:
+    quant_plan = getattr(model, QUANT_PLAN_ATTRIBUTE, None)
+    return None if quant_plan is None else quant_plan.to_dict()
 
 
 def _version() -> str:

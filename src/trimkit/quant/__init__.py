@@ -10,7 +10,7 @@
 >>> quant.ptq_int8(model, calibration_data, out="model.int8.onnx")         # doctest: +SKIP
 """
 
-from trimkit.quant._convert import plan_of
+from trimkit.quant._convert import apply_plan, plan_of
 from trimkit.quant._export import Parity, QuantExport, check_parity, export_qcdq, export_qonnx
 from trimkit.quant._formats import FORMAT_HELP, NAMED_FORMATS, Format, WeightSpec, parse_format
 from trimkit.quant._packed import load_packed, save_packed
@@ -33,6 +33,7 @@ __all__ = [
     "QuantPlan",
     "SizeReport",
     "WeightSpec",
+    "apply_plan",
     "check_parity",
     "export_qcdq",
     "export_qonnx",

@@ -11,6 +11,7 @@ weights) is replaced at every place by one quantised module.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import brevitas.nn as qnn
@@ -18,10 +19,11 @@ import torch
 from brevitas.core.scaling import ParameterScaling
 from torch import nn
 
+from trimkit._model_file import QUANT_PLAN_ATTRIBUTE as PLAN_ATTRIBUTE
+from trimkit.errors import TrimkitError
 from trimkit.quant._plan import LayerPlan, QuantPlan
 from trimkit.quant._quantizers import act_quantizer, weight_quantizer
 
-PLAN_ATTRIBUTE = "trimkit_quant_plan"
 QUANT_LAYERS = (qnn.QuantConv1d, qnn.QuantConv2d, qnn.QuantLinear)
 
 
@@ -42,6 +44,20 @@ def quantize_model(model: nn.Module, quant_plan: QuantPlan, *, fixed_scales: boo
     _initialise_learned_scales(converted)
     setattr(converted, PLAN_ATTRIBUTE, quant_plan)
     return converted
+
+
+def apply_plan(model: nn.Module, quant_plan: QuantPlan | Mapping[str, Any]) -> nn.Module:
+    """Rebuild a quantised model's architecture from its recorded plan (a
+    :class:`QuantPlan` or its ``to_dict()``), as ``trimkit.load`` does; weights and
+    scales come from the state dict loaded next."""
+    if not isinstance(quant_plan, QuantPlan):
+        quant_plan = QuantPlan.from_dict(quant_plan)
+    existing = plan_of(model)
+    if existing is not None:
+        if existing != quant_plan:
+            raise TrimkitError("the model passed is quantised with another plan than the file's; pass a float model")
+        return model
+    return quantize_model(model, quant_plan)
 
 
 def plan_of(model: nn.Module) -> QuantPlan | None:
