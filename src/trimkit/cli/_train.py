@@ -70,7 +70,7 @@ def train_command(
 
 
 def eval_command(
-    model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
+    model: Annotated[str, typer.Argument(help="Zoo name, trimkit model file or .onnx file.")],
     weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
     data: DataOption = None,
     data_dir: DataDirOption = None,
@@ -82,7 +82,10 @@ def eval_command(
     trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Top-1, top-5 and loss of a model on a data split."""
+    """Top-1, top-5 and loss of a model on a data split (an .onnx file is scored by ONNX Runtime)."""
+    if model.endswith(".onnx"):
+        _eval_onnx(model, weights, data, data_dir, split, batch_size, as_json)
+        return
     loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
     dataset = load_data(data, split, data_dir, loaded)
     metrics = train.evaluate(loaded.model, dataset, batch_size=batch_size, precision=precision)
@@ -94,3 +97,21 @@ def eval_command(
         table.add_column(column, justify="right")
     table.add_row(f"{metrics['top1']:.2f}", f"{metrics['top5']:.2f}", f"{metrics['loss']:.4f}", f"{metrics['n']:,}")
     console.print(table)
+
+
+def _eval_onnx(path: str, weights: Optional[Path], data: Optional[str], data_dir: Optional[Path], split: str,
+               batch_size: int, as_json: bool) -> None:
+    """An ONNX file (an INT8 one from `trimkit quantize --mode ptq`, say) scored by ONNX
+    Runtime itself, in the precision it computes in."""
+    from trimkit.cli._bench import load_subject_data, resolve_subject
+    from trimkit.measure import runtime_accuracy
+
+    subject = resolve_subject(path, weights)
+    dataset = load_subject_data(subject, data, split, data_dir)
+    metrics = runtime_accuracy(subject.model, dataset, backend="onnxruntime", batch_size=batch_size)
+    if as_json:
+        print_json(metrics)
+        return
+    console.print(f"{subject.label} on {dataset.name} ({split}), computed by ONNX Runtime: top-1 "
+                  f"{metrics['top1']:.2f} %, top-5 {metrics['top5']:.2f} %, loss {metrics['loss']:.4f}, "
+                  f"{metrics['n']:,} images")

@@ -13,36 +13,47 @@
 from trimkit.quant._convert import apply_plan, plan_of
 from trimkit.quant._export import Parity, QuantExport, check_parity, export_qcdq, export_qonnx
 from trimkit.quant._formats import FORMAT_HELP, NAMED_FORMATS, Format, WeightSpec, parse_format
-from trimkit.quant._packed import load_packed, save_packed
+from trimkit.quant._packed import load_packed, packed_size, save_packed
 from trimkit.quant._plan import LayerPlan, QuantPlan, plan
-from trimkit.quant._policy import KEYS, Policy
+from trimkit.quant._policy import KEYS, KEYS_HELP, Policy
+from trimkit.quant._ptq import FORMAT_BY_BACKEND, PtqResult, cpu_int8_warning, ptq_int8
 from trimkit.quant._qat import QatResult, qat, quantize
 from trimkit.quant._size import LayerSize, SizeReport, size_report
+from trimkit.quant._workflow import QuantizeReport, run_ptq, run_qat
 
 __all__ = [
+    "FORMAT_BY_BACKEND",
     "FORMAT_HELP",
     "KEYS",
+    "KEYS_HELP",
     "NAMED_FORMATS",
     "Format",
     "LayerPlan",
     "LayerSize",
     "Parity",
     "Policy",
+    "PtqResult",
     "QatResult",
     "QuantExport",
     "QuantPlan",
+    "QuantizeReport",
     "SizeReport",
     "WeightSpec",
     "apply_plan",
     "check_parity",
+    "cpu_int8_warning",
     "export_qcdq",
     "export_qonnx",
     "load_packed",
+    "packed_size",
     "parse_format",
     "plan",
     "plan_of",
+    "ptq_int8",
     "qat",
     "quantize",
+    "run_ptq",
+    "run_qat",
     "save_packed",
     "size_report",
 ]

@@ -35,5 +35,5 @@ def unpack_codes(data: bytes, numel: int, bits: int, *, binary: bool = False) ->
     return torch.from_numpy(values)
 
 
-def packed_size(numel: int, bits: int) -> int:
+def packed_bytes(numel: int, bits: int) -> int:
     return -(-numel * bits // 8)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +33,10 @@ from torch import nn
 from trimkit import models
 from trimkit._atomic import atomic_path
 from trimkit.errors import TrimkitError
-from trimkit.quant._bitpack import pack_codes, packed_size, unpack_codes
+from trimkit.quant._bitpack import pack_codes, packed_bytes, unpack_codes
 from trimkit.quant._convert import input_scale_parameter, plan_of, quantize_model
-from trimkit.quant._plan import LayerPlan, QuantPlan
+from trimkit.quant._plan import ExampleInputs, LayerPlan, QuantPlan, default_example_inputs, plan
+from trimkit.quant._policy import PolicyLike
 from trimkit.quant._quantizers import FixedScale
 from trimkit.quant._size import other_tensors
 
@@ -56,7 +58,7 @@ class _Slot:
     @property
     def nbytes(self) -> int:
         numel = int(np.prod(self.shape)) if self.shape else 1
-        return packed_size(numel, self.bits)
+        return packed_bytes(numel, self.bits)
 
 
 def save_packed(model: nn.Module, path: str | os.PathLike) -> int:
@@ -100,6 +102,19 @@ def load_packed(path: str | os.PathLike, model: nn.Module | None = None) -> nn.M
             _decode(model, quant_plan, slot, data[offset: offset + slot.nbytes])
             offset += slot.nbytes
     return model
+
+
+def packed_size(model: nn.Module, policy: PolicyLike | None = None, *,
+                example_inputs: ExampleInputs | None = None) -> int:
+    """The bytes :func:`save_packed` writes for a quantised model, or for a float model
+    under ``policy`` (activation scales uncalibrated: they take the same bytes)."""
+    if policy is not None:
+        if plan_of(model) is not None:
+            raise TrimkitError("the model is quantised already; leave out the policy to size it as it is")
+        inputs = example_inputs if example_inputs is not None else default_example_inputs(model)
+        model = quantize_model(model, plan(model, policy, inputs))
+    with tempfile.TemporaryDirectory(prefix="trimkit-packed-") as folder:
+        return save_packed(model, Path(folder) / "model.tpk")
 
 
 def _require_plan(model: nn.Module) -> QuantPlan:

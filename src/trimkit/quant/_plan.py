@@ -96,7 +96,8 @@ def plan(model: nn.Module, policy: PolicyLike, example_inputs: ExampleInputs, *,
     policy = Policy.parse(policy)
     seen = weight_layers_in_order(model, example_inputs)
     names = list(seen)
-    check_patterns(policy, names, label or type(model).__name__)
+    origin = models.origin(model)
+    check_patterns(policy, names, label or (origin.name if origin else type(model).__name__))
     first = {n for n, s in seen.items() if s.takes_model_input} or set(names[:1])
     last = {n for n, s in seen.items() if s.returns_model_output} or set(names[-1:])
     layers = []

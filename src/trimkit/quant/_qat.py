@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from trimkit import models, train
+from trimkit import train
 from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
 from trimkit.quant._calibrate import calibrate
@@ -41,8 +41,7 @@ def quantize(model: nn.Module, policy: PolicyLike, data: ImageDataset | None = N
     if example_inputs is None and data is None:
         raise TrimkitError("quantize needs data (to calibrate activations) or example_inputs")
     inputs = example_inputs if example_inputs is not None else data.example_inputs(CALIBRATION_BATCH_SIZE)
-    origin = models.origin(model)
-    quant_plan = plan(model, policy, inputs, label=origin.name if origin else None)
+    quant_plan = plan(model, policy, inputs)
     quantized = quantize_model(model, quant_plan)
     if data is not None:
         batches = (images for images, _ in data.batches(CALIBRATION_BATCH_SIZE))

@@ -1,0 +1,120 @@
+"""`trimkit quantize` and `trimkit size`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from trimkit import quant, train
+from trimkit.cli._common import console, load_data, print_json, resolve_model
+from trimkit.errors import TrimkitError
+
+MODES = ("qat", "ptq")
+PolicyOption = Annotated[Optional[str], typer.Option(
+    help=f"Formats per layer, e.g. first=int16,hidden=int4,last=int8,act=int8 or int8. Keys: {quant.KEYS_HELP}. "
+         f"Formats: {quant.FORMAT_HELP}.")]
+
+
+def quantize_command(
+    model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
+    out: Annotated[Path, typer.Option(help="QAT: the trimkit .pt to write (packed .tpk, .qonnx.onnx and "
+                                           ".qcdq.onnx go beside it). PTQ: the INT8 .onnx to write.")],
+    policy: PolicyOption = None,
+    mode: Annotated[str, typer.Option(help="qat (fine-tune with quantisation) or ptq (INT8 for CPUs).")] = "qat",
+    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="mnist5k, mnist, cifar10 or an image folder.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the data files.")] = None,
+    epochs: Annotated[int, typer.Option(help="QAT epochs.")] = 3,
+    lr: Annotated[float, typer.Option(help="QAT peak learning rate.")] = 0.01,
+    batch_size: Annotated[int, typer.Option(help="QAT images per step.")] = 128,
+    optimizer: Annotated[str, typer.Option(help=f"QAT optimiser: {', '.join(train.OPTIMIZERS)}.")] = "sgd",
+    weight_decay: Annotated[float, typer.Option(help="QAT weight decay.")] = 1e-4,
+    precision: Annotated[str, typer.Option(help="QAT compute: auto, bf16 or fp32.")] = "auto",
+    method: Annotated[str, typer.Option(help="PTQ calibration: minmax, entropy or percentile.")] = "minmax",
+    calibration_images: Annotated[int, typer.Option(help="PTQ calibration images.")] = 512,
+    int8_format: Annotated[Optional[str], typer.Option(help="PTQ: u8s8 or s8s8 (default: the fastest "
+                                                            "measured for ONNX Runtime, u8s8).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for QAT.")] = 0,
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and measure them."""
+    if mode not in MODES:
+        raise TrimkitError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if mode == "qat" and policy is None:
+        raise TrimkitError("QAT needs --policy, e.g. --policy first=int16,hidden=int4,last=int8,act=int8")
+    parsed = quant.Policy.parse(policy or "int8")
+    loaded = resolve_model(model, weights, trusted=trust_checkpoint)
+    train_data = load_data(data, "train", data_dir, loaded)
+    eval_data = load_data(data, "val", data_dir, loaded)
+    if mode == "qat":
+        train.seed_everything(seed)
+        report = quant.run_qat(loaded.model, parsed, train_data, eval_data, out, epochs=epochs, lr=lr,
+                               batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
+                               precision=precision, seed=seed, progress=not as_json)
+    else:
+        report = quant.run_ptq(loaded.model, train_data, eval_data, out, policy=parsed, method=method,
+                               calibration_images=calibration_images, int8_format=int8_format)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    print_size(report.size, f"{loaded.label}, {report.policy} ({mode})")
+    console.print(f"top-1 on {eval_data.name} val: {report.top1_before:.2f} % before, {report.top1_after:.2f} % "
+                  f"after, measured by {report.top1_after_by}")
+    for name, export in report.exports.items():
+        parity = export.parity
+        console.print(f"{name}: {export.path} ({export.size_bytes:,} B), parity with PyTorch "
+                      f"{'passed' if parity.passed else 'FAILED'}: mean relative difference "
+                      f"{parity.mean_relative_diff:.2e}, top-1 agreement {parity.top1_agreement:.1f} %")
+    if report.ptq is not None:
+        console.print(f"INT8 {report.ptq.int8_format.upper()} QDQ, {report.ptq.method} calibration on "
+                      f"{report.ptq.calibration_images} images: {report.ptq.path}")
+        if report.ptq.cpu_warning:
+            console.print(f"[yellow]warning:[/] {report.ptq.cpu_warning}")
+
+
+def size_command(
+    model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file (a quantised one needs no --policy).")],
+    policy: PolicyOption = None,
+    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Sizes under a policy, without training: analytic bits per layer, packed file bytes, convolution memory."""
+    loaded = resolve_model(model, weights, trusted=trust_checkpoint)
+    if policy is None and quant.plan_of(loaded.model) is None:
+        raise TrimkitError(f"{model} is a float model; give --policy, e.g. --policy int8")
+    if policy is not None and quant.plan_of(loaded.model) is not None:
+        raise TrimkitError(f"{model} is quantised already ({quant.plan_of(loaded.model).policy}); drop --policy")
+    report = quant.size_report(loaded.model, policy)
+    report.packed_bytes = quant.packed_size(loaded.model, policy)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    print_size(report, f"{loaded.label}, {report.policy}")
+
+
+def print_size(report: quant.SizeReport, title: str) -> None:
+    table = Table(title=f"{title}: sizes", box=box.SIMPLE, padding=(0, 1))
+    for column in ("layer", "type", "role", "weights", "act", "params", "bits", "bytes"):
+        table.add_column(column, justify="right" if column in ("params", "bits", "bytes") else "left",
+                         no_wrap=column not in ("weights", "act"))
+    for row in report.layers:
+        table.add_row(row.name, row.type.removesuffix("2d"), row.role, row.weight_format, row.act_format,
+                      f"{row.weights:,}", f"{row.analytic_bits:,}", f"{row.analytic_bytes:,}")
+    table.add_section()
+    table.add_row("(other)", "", "", "float32", "", "", f"{report.other_bits:,}", f"{report.other_bytes:,}")
+    table.add_row("total", "", "", "", "", "", f"{report.analytic_bits:,}", f"{report.analytic_bytes:,}")
+    console.print(table)
+    ratio = report.analytic_bytes / max(report.float32_bytes, 1)
+    conv_ratio = report.conv_param_bytes / max(report.float32_conv_param_bytes, 1)
+    console.print(f"analytic {report.analytic_bytes:,} B ({ratio:.3f} of float32 {report.float32_bytes:,} B); "
+                  f"convolution parameters {report.conv_param_bytes:,} B ({conv_ratio:.3f} of "
+                  f"{report.float32_conv_param_bytes:,} B)")
+    files = [f"packed {report.packed_bytes:,} B" if report.packed_bytes is not None else "packed: not written",
+             f"ONNX {report.onnx_bytes:,} B" if report.onnx_bytes is not None else "ONNX: not exported"]
+    console.print("files: " + "; ".join(files))
