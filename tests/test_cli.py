@@ -81,13 +81,14 @@ def test_weights_of_another_zoo_model_are_refused(tmp_path):
     assert result.exit_code == 2 and "holds a lenet5 model, not vgg_c" in result.stderr
 
 
-def test_demo_trains_evaluates_and_profiles(tmp_path):
-    result = run("demo", "--epochs", "2", "--out", str(tmp_path), "--json")
+def test_demo_trains_prunes_and_compares(tmp_path):
+    result = run("demo", "--epochs", "2", "--finetune-epochs", "1", "--out", str(tmp_path), "--json")
     assert result.exit_code == 0, result.output
-    record = json.loads(result.stdout)
-    assert record["params"] == 61_706 and record["macs"] == 416_520
-    assert record["top1"] > 85
-    assert (tmp_path / "lenet5.pt").exists()
+    baseline, pruned = json.loads(result.stdout)["rows"]
+    assert baseline["params"] == 61_706 and baseline["macs"] == 416_520
+    assert baseline["top1"] > 85
+    assert pruned["macs"] < baseline["macs"] and pruned["params"] < baseline["params"]
+    assert (tmp_path / "lenet5.pt").exists() and (tmp_path / "lenet5-pruned.pt").exists()
 
 
 @requires_shared_data("cifar10.npz", "pretrained/resnet20-12fca82f.th")
@@ -96,3 +97,45 @@ def test_eval_of_pretrained_resnet20_on_cifar10_subset(tmp_path):
                             "cifar10", "--data-dir", str(SHARED_DATA), "--json").stdout)
     assert record["n"] == 10_000
     assert 80.5 < record["top1"] < 81.5  # 81.0 on the JPEG copy, as SOURCES.md states
+
+
+def test_prune_json_has_the_documented_keys_and_saves_a_loadable_model(tmp_path):
+    out = tmp_path / "p.pt"
+    result = run("prune", "resnet20", "--ratio", "0.5", "--scope", "global", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert {"params_before", "params_after", "macs_before", "macs_after", "frozen", "layers"} <= set(record)
+    assert record["macs_before"] == 40_551_040 and record["macs_after"] < record["macs_before"]
+    assert record["frozen"] == []
+    assert record["layers"]["linear"] == {"kept": 10, "removed": 0}
+    loaded = trimkit.load(out)
+    assert sum(p.numel() for p in loaded.parameters()) == record["params_after"]
+    profiled = json.loads(run("profile", str(out), "--json").stdout)
+    assert profiled["macs"] == record["macs_after"]
+
+
+def test_prune_with_data_reports_accuracy_before_and_after(tmp_path):
+    trained = tmp_path / "l.pt"
+    run("train", "lenet5", "--data", "mnist5k", "--epochs", "2", "--batch-size", "32", "--out", str(trained))
+    result = run("prune", str(trained), "--threshold", "0.5", "--criterion", "std", "--layers", "both",
+                 "--mode", "static", "--data", "mnist5k", "--finetune-epochs", "1", "--out", str(tmp_path / "p.pt"),
+                 "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["top1_before"] > 80 and 0 <= record["top1_after"] <= 100
+    assert record["layers"]["features.0"] == {"kept": 3, "removed": 3}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["prune", "lenet5", "--out", "x.pt"], "--ratio R or --threshold T"),
+    (["prune", "lenet5", "--ratio", "1.5", "--out", "x.pt"], "ratio 1.5 is out of range"),
+    (["prune", "lenet5", "--ratio", "half", "--out", "x.pt"], "cannot read --ratio 'half'"),
+    (["prune", "lenet5", "--ratio", "0.5", "--criterion", "l7", "--out", "x.pt"], "unknown criterion 'l7'"),
+    (["prune", "lenet5", "--ratio", "0.5", "--finetune-epochs", "2", "--out", "x.pt"], "needs --data"),
+])
+def test_prune_errors_are_one_line(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.pt").exists()

@@ -14,6 +14,7 @@ from trimkit.cli._common import fail
 from trimkit.cli._demo import demo_command
 from trimkit.cli._export import export_command
 from trimkit.cli._info import models_command, profile_command
+from trimkit.cli._prune import prune_command
 from trimkit.cli._quant import quantize_command, size_command
 from trimkit.cli._train import eval_command, train_command
 from trimkit.errors import TrimkitError
@@ -44,6 +45,7 @@ app.command("bench")(bench_command)
 app.command("compare")(compare_command)
 app.command("quantize")(quantize_command)
 app.command("size")(size_command)
+app.command("prune")(prune_command)
 
 
 def main() -> None:

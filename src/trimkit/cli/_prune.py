@@ -1,0 +1,118 @@
+"""`trimkit prune`: structured pruning, optionally evaluated and fine-tuned on data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import torch
+import typer
+from rich.table import Table
+
+import trimkit
+from trimkit import data as datasets
+from trimkit import prune, train
+from trimkit.cli._common import check_fits, console, print_json, resolve_model
+from trimkit.errors import TrimkitError
+
+VERIFY_BATCH = 4
+CALIBRATION_SAMPLES = 256
+
+
+def parse_ratio(text: str) -> float | dict[str, float]:
+    """``0.5`` or ``layer1.*=0.3,layer2.*=0.5``."""
+    try:
+        if "=" not in text:
+            return float(text)
+        pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+        return {pattern.strip(): float(value) for pattern, value in pairs}
+    except ValueError:
+        raise TrimkitError(f"cannot read --ratio {text!r}; give a number such as 0.5, or PATTERN=R,PATTERN=R") from None
+
+
+def prune_command(
+    model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
+    out: Annotated[Path, typer.Option(help="Where to write the pruned model (.pt).")],
+    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    ratio: Annotated[Optional[str], typer.Option(help="Fraction to remove: 0.5, or PATTERN=R,...")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Combine threshold on normalised scores.")] = None,
+    criterion: Annotated[str, typer.Option(help=f"One of {', '.join(prune.criteria.names())}.")] = "l1",
+    mode: Annotated[str, typer.Option(help="static or progressive.")] = "progressive",
+    layers: Annotated[str, typer.Option(help="conv, dense or both.")] = "conv",
+    scope: Annotated[str, typer.Option(help="layer or global.")] = "layer",
+    normalize: Annotated[Optional[str], typer.Option(help="rank, percentile, max, mean or none.")] = None,
+    round_to: Annotated[Optional[int], typer.Option(help="Keep channel counts at multiples of K.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="Evaluate (and fine-tune) on this data set.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the data files.")] = None,
+    finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs after pruning (needs --data).")] = 0,
+    lr: Annotated[float, typer.Option(help="Fine-tuning learning rate (SGD, cosine).")] = 0.01,
+    num_classes: Annotated[int, typer.Option(help="Classes of the output layer.")] = 10,
+    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    resume: Annotated[bool, typer.Option(help="Resume fine-tuning from OUT.ckpt.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Remove filters and neurons for real, verify every cut, and save the smaller model."""
+    if ratio is None and threshold is None:
+        raise TrimkitError("say how much to prune: --ratio R or --threshold T")
+    if finetune_epochs and data is None:
+        raise TrimkitError("--finetune-epochs needs --data to train on")
+    loaded = resolve_model(model, weights, num_classes=num_classes, trusted=trust_checkpoint)
+    train_set = val_set = None
+    if data is not None:
+        train_set = datasets.load(data, "train", data_dir)
+        check_fits(train_set, loaded.input_shape, loaded.label)
+        train_set = train_set.with_normalization(loaded.normalization)
+        val_set = datasets.load(data, "val", data_dir).with_normalization(loaded.normalization)
+    example = (val_set.example_inputs(VERIFY_BATCH) if val_set is not None
+               else torch.randn(VERIFY_BATCH, *loaded.input_shape, generator=torch.Generator().manual_seed(0)))
+    calibration = None
+    if train_set is not None:
+        images, labels = next(train_set.subset(CALIBRATION_SAMPLES).batches(CALIBRATION_SAMPLES))
+        calibration = (images, labels)
+    record: dict = {}
+    if val_set is not None:
+        record["top1_before"] = train.evaluate(loaded.model, val_set)["top1"]
+    result = prune.structured(
+        loaded.model, example, criterion=criterion, threshold=threshold,
+        ratio=parse_ratio(ratio) if ratio is not None else None, scope=scope, layers=layers, mode=mode,
+        normalize=normalize, round_to=round_to, calibration=calibration,
+    )
+    if val_set is not None:
+        record["top1_pruned"] = train.evaluate(result.model, val_set)["top1"]
+        if finetune_epochs:
+            train.fit(result.model, train_set, val_set, epochs=finetune_epochs, lr=lr, weight_decay=5e-4,
+                      checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume, progress=not as_json)
+        record["top1_after"] = train.evaluate(result.model, val_set)["top1"]
+    settings = {"criterion": criterion, "ratio": ratio, "threshold": threshold, "mode": mode, "layers": layers,
+                "scope": scope, "round_to": round_to, "finetune_epochs": finetune_epochs, "data": data}
+    trimkit.save(result.model, out, metadata={"pruning": settings, **record})
+    record = {**result.to_dict(), **record, "out": str(out)}
+    if as_json:
+        print_json(record)
+    else:
+        _print_tables(loaded.label, result, record)
+
+
+def _print_tables(label: str, result: prune.PruneResult, record: dict) -> None:
+    table = Table(title=f"{label}: before and after pruning")
+    for column in ("", "before", "after", "after / before"):
+        table.add_column(column, justify="right" if column else "left")
+    for name, before, after in (("params", result.params_before, result.params_after),
+                                ("MACs", result.macs_before, result.macs_after),
+                                ("FLOPs", result.flops_before, result.flops_after)):
+        table.add_row(name, f"{before:,}", f"{after:,}", f"{after / max(before, 1):.3f}")
+    if "top1_before" in record:
+        table.add_row("top-1 % (pruned, not fine-tuned)", f"{record['top1_before']:.2f}",
+                      f"{record['top1_pruned']:.2f}", "")
+        table.add_row("top-1 % (after fine-tuning)", f"{record['top1_before']:.2f}", f"{record['top1_after']:.2f}",
+                      f"{record['top1_after'] - record['top1_before']:+.2f} pts")
+    console.print(table)
+    layers = Table(title="channels per layer")
+    for column in ("layer", "kept", "removed"):
+        layers.add_column(column, justify="left" if column == "layer" else "right")
+    for name, change in result.layers.items():
+        layers.add_row(name, str(change.kept), str(change.removed))
+    console.print(layers)
+    for frozen in result.frozen:
+        console.print(f"[yellow]frozen[/] {frozen.group}: {frozen.reason}")
+    console.print(f"{result.groups_pruned} groups cut and verified in {result.seconds:.1f} s; saved {record['out']}")
