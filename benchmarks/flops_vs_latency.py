@@ -15,7 +15,6 @@ at least 0.8 of the MACs speed-up.
 from __future__ import annotations
 
 import argparse
-import os
 
 import torch
 from rich.console import Console
@@ -52,7 +51,7 @@ def main() -> None:
                                            [int(k) for k in args.round_to.split(",")])
     configs = [(backend, batch, threads) for backend in args.backends.split(",")
                for batch in map(int, args.batch_sizes.split(",")) for threads in map(int, args.threads.split(","))]
-    console.print(f"load average before: {os.getloadavg()[0]:.2f}")
+    console.print(f"CPUs busy with other work before: {measure.busy_cpus()}")
     speedups: dict[tuple, list[float]] = {}
     precisions = {}
     for config in configs:
@@ -80,7 +79,7 @@ def main() -> None:
         table.add_row(label, f"{macs[index] / 1e6:.1f}M", f"{target:.2f}", *cells)
     console.print(table)
     console.print("* at the largest batch: measured speed-up below 0.8 of the MACs speed-up")
-    console.print(f"load average after: {os.getloadavg()[0]:.2f}")
+    console.print(f"CPUs busy with other work after: {measure.busy_cpus()}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ For each model, the same exported file is measured twice back to back with
 ``trimkit.measure.latency`` (the p50s should agree within 5 % for models of 1 ms or
 more), and once by an independent timing loop written here with nothing but the
 onnxruntime API (same threads; the p50 should agree with trimkit's within 10 %).
-The load average is printed: on a shared machine other processes move the figures.
+The CPUs kept busy by other processes are printed: on a shared machine they move the
+figures.
 
     python benchmarks/latency_repeatability.py [--models resnet20,resnet56,mobilenetv2] \
         [--batch-sizes 1,32] [--threads 1,2] [--backends onnxruntime,openvino] [--min-time 2]
@@ -13,7 +14,6 @@ The load average is printed: on a shared machine other processes move the figure
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -61,7 +61,7 @@ def main() -> None:
     for column in ("model", "backend", "batch", "threads", "precision", "run 1", "run 2", "Δ runs",
                    "plain ORT", "Δ trimkit/plain"):
         table.add_column(column, justify="left" if column in ("model", "backend", "precision") else "right")
-    console.print(f"load average before: {os.getloadavg()}")
+    console.print(f"CPUs busy with other work before: {measure.busy_cpus()}")
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models.split(","):
             model = models.create(name)
@@ -81,7 +81,7 @@ def main() -> None:
                                       f"{first:.3f}", f"{second:.3f}", f"{(second - first) / first:+.1%}",
                                       plain, plain_delta)
     console.print(table)
-    console.print(f"load average after: {os.getloadavg()}")
+    console.print(f"CPUs busy with other work after: {measure.busy_cpus()}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ runtime in that precision.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rich.console import Console
@@ -40,7 +39,7 @@ def main() -> None:
     env = measure.environment(args.threads)
     console.print(f"{env['cpu']}: {', '.join(name for name, present in env['isa'].items() if present)}; "
                   f"native bf16: {train.cpu_has_native_bf16()}; ResNet-56 weights: {weights}; "
-                  f"load average {os.getloadavg()[0]:.2f}")
+                  f"CPUs busy with other work: {env['busy_cpus_at_start']}")
     test = None
     if PRETRAINED.exists():
         test = data.load("cifar10", "test", normalization=models.origin(model).normalization()).subset(args.images)
@@ -63,7 +62,7 @@ def main() -> None:
                       "-" if not layers else ", ".join(f"{n} {p}" for p, n in layers.items()),
                       f"{results[1].p50_ms:.3f}", f"{b32:.2f}", f"{baseline_b32 / b32:.2f}x", top1)
     console.print(table)
-    console.print(f"load average after: {os.getloadavg()[0]:.2f}")
+    console.print(f"CPUs busy with other work after: {measure.busy_cpus()}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ in benchmarks/)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -38,6 +40,7 @@ def test_every_backend_reports_consistent_statistics_and_its_setting(backend):
     assert result.throughput == pytest.approx(3 / (result.mean_ms / 1e3))
     assert result.env["threads"] == 1 and set(result.env["isa"]) >= {"avx2", "avx512", "avx512_vnni", "amx"}
     assert result.env["versions"]["torch"] == torch.__version__
+    assert 0 <= result.env["busy_cpus_at_start"] <= os.cpu_count()
 
 
 def test_openvino_reports_the_precision_it_really_computes_in():

@@ -160,8 +160,13 @@ def environment_line(result: measure.Latency) -> str:
     flags = ", ".join(name for name, present in env["isa"].items() if present) or "none"
     layers = "" if not result.compute_precisions else \
         "; compute layers by precision: " + ", ".join(f"{n} {p}" for p, n in result.compute_precisions.items())
-    return (f"{env['cpu']} ({env['cpus_available']} CPUs; {flags}); load average {env['load_average_1m']:.2f} at "
-            f"start; {result.backend} {env['versions'].get(result.backend, '')}{layers}")
+    busy = env["busy_cpus_at_start"]
+    line = (f"{env['cpu']} ({env['cpus_available']} CPUs; {flags}); {'?' if busy is None else busy} CPUs busy with "
+            f"other work at start; {result.backend} {env['versions'].get(result.backend, '')}{layers}")
+    if busy is not None and busy + result.threads > env["cpus_available"] + 0.25:
+        line += (f"\n[yellow]warning[/]: other processes kept {busy:.1f} of {env['cpus_available']} CPUs busy and "
+                 f"{result.threads} threads were timed: threads wait for CPUs, so these figures are noisy")
+    return line
 
 
 def print_layers(result: measure.Latency, top: int) -> None:

@@ -6,7 +6,7 @@ from trimkit.measure._profile import LayerProfile, Profile, profile
 from trimkit.measure._accuracy import runtime_accuracy
 from trimkit.measure._backend import PRECISIONS, Backend, NodeTime, Session
 from trimkit.measure._compare import Comparison, ComparedModel, compare
-from trimkit.measure._env import environment
+from trimkit.measure._env import busy_cpus, environment
 from trimkit.measure._latency import Latency, latencies, latency
 from trimkit.measure._layers import LayerTime
 from trimkit.measure._registry import BACKENDS, get_backend
@@ -25,6 +25,7 @@ __all__ = [
     "NodeTime",
     "Profile",
     "Session",
+    "busy_cpus",
     "compare",
     "environment",
     "get_backend",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -44,6 +45,28 @@ def isa() -> dict[str, bool]:
     return {name: all(flag in flags for flag in needed) for name, needed in ISA_FLAGS.items()}
 
 
+def busy_cpus(interval_s: float = 0.2) -> float | None:
+    """How many CPUs other processes keep busy, from /proc/stat over ``interval_s``
+    while this process sleeps; None where /proc/stat is missing. Unlike the load
+    average it does not count this process's own earlier work."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return None
+    first = _cpu_ticks(stat)
+    time.sleep(interval_s)
+    second = _cpu_ticks(stat)
+    busy = second[0] - first[0]
+    total = second[1] - first[1]
+    return round(busy / total * (os.cpu_count() or 1), 2) if total > 0 else 0.0
+
+
+def _cpu_ticks(stat: Path) -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs; idle and iowait are not busy."""
+    fields = [int(value) for value in stat.read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "trimkit": _version("trimkit")}
     versions.update({name: _version(name) for name in LIBRARIES})
@@ -58,6 +81,7 @@ def environment(threads: int) -> dict:
         "isa": isa(),
         "threads": threads,
         "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "busy_cpus_at_start": busy_cpus(),
         "platform": platform.platform(),
         "versions": library_versions(),
     }

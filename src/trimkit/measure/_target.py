@@ -37,8 +37,6 @@ class ModelTarget:
     metadata: dict = field(default_factory=dict)
 
     def check_batch(self, batch_size: int) -> None:
-        if batch_size < 1:
-            raise TrimkitError(f"batch size must be at least 1, got {batch_size}")
         if self.fixed_batch is not None and self.fixed_batch != batch_size:
             raise TrimkitError(
                 f"{self.label} was exported for batch {self.fixed_batch} only; use batch size {self.fixed_batch}, "
