@@ -58,6 +58,7 @@ class ChannelGraph:
         self.inputs = as_input_tuple(example_inputs)
         self.names = {module: name for name, module in model.named_modules()}
         self.execution_order, self.output_layers = _trace_order(model, self.inputs)
+        self._full_members: dict[str, list[Member]] = {}  # valid until the next cut
         with warnings.catch_warnings(), torch.enable_grad():
             warnings.simplefilter("ignore")
             self.graph = tp.DependencyGraph().build_dependency(
@@ -83,8 +84,11 @@ class ChannelGraph:
 
     def members(self, group: ChannelGroup, root_positions: list[int] | None = None) -> list[Member]:
         """The group's members now, for all of its channels or the given ones."""
-        positions = list(range(self.size(group))) if root_positions is None else sorted(root_positions)
-        return self._members(self._tp_group(group, positions))
+        if root_positions is not None:
+            return self._members(self._tp_group(group, sorted(root_positions)))
+        if group.name not in self._full_members:
+            self._full_members[group.name] = self._members(self._tp_group(group, list(range(self.size(group)))))
+        return self._full_members[group.name]
 
     def blocks(self, group: ChannelGroup) -> int:
         """How many equal blocks the group's channels form for a grouped convolution
@@ -114,10 +118,15 @@ class ChannelGraph:
                         "trace (such as F.pad on channels) couples these layers")
         return None
 
+    def forget_members(self) -> None:
+        """Drop cached member lists (after modules were changed behind the graph's back)."""
+        self._full_members.clear()
+
     def cut(self, group: ChannelGroup, root_positions: list[int]) -> list[Member]:
         """Remove channels ``root_positions`` of the group from every member; return what was cut."""
         tp_group = self._tp_group(group, sorted(root_positions))
         members = self._members(tp_group)
+        self._full_members.clear()
         tp_group.prune(record_history=False)
         return members
 

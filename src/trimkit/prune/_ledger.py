@@ -14,6 +14,10 @@ class ChannelLedger:
         self._kept: dict[tuple[str, str], list[int]] = {}
         self.removed: dict[tuple[str, str], set[int]] = defaultdict(set)  # (module, direction) -> channels
 
+    def kept(self, name: str, current_count: int) -> list[int]:
+        """Original numbers of the output channels ``name`` still has."""
+        return list(self._kept.get((name, "out"), range(current_count)))
+
     def original_positions(self, member: Member) -> list[int]:
         kept = self._kept[(member.name, member.direction)]
         return [kept[p] for p in member.positions]

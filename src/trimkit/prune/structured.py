@@ -3,28 +3,23 @@
 Score, select, cut, verify, each in its own module: ``_scoring`` turns a criterion
 into group scores, ``_selection`` chooses channels, ``_graph`` finds the groups and
 cuts them, ``_verify`` checks every cut against the original with the same channels
-zeroed. A cut that fails its check is undone and its group frozen, so the model
+zeroed, and ``_session`` holds them together for one model. A cut that fails its check is undone and its group frozen, so the model
 returned always runs and always equals a channel-masked original.
 """
 
 from __future__ import annotations
 
-import copy
 import fnmatch
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from trimkit._shape_edits import attribute_changes, record_edits
 from trimkit.errors import TrimkitError
-from trimkit.measure import profile
 from trimkit.measure._profile import ExampleInputs, as_input_tuple
 from trimkit.prune import criteria
-from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGraph, ChannelGroup, Member
-from trimkit.prune._ledger import ChannelLedger
-from trimkit.prune._result import FrozenGroup, LayerChange, PruneResult
+from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGroup
+from trimkit.prune._result import PruneResult
 from trimkit.prune._scoring import NORMALIZATIONS, Calibration, GroupScorer
 from trimkit.prune._selection import (
     below_threshold,
@@ -33,7 +28,7 @@ from trimkit.prune._selection import (
     global_lowest,
     lowest_fraction,
 )
-from trimkit.prune._verify import MaskedReference, VerificationError
+from trimkit.prune._session import PruningSession
 
 MODES = ("static", "progressive")
 SCOPES = ("layer", "global")
@@ -74,53 +69,17 @@ def structured(
     with ``round_to=k``, a multiple of k channels. Data criteria (``mean_activation``,
     ``apoz``, ``taylor``) need ``calibration``: inputs, or (inputs, labels).
     """
-    started = time.perf_counter()
     chosen = criteria.get(criterion)
     normalize = _resolve_normalize(normalize, scope, threshold, ratio, mode, layers, round_to)
-    inputs = as_input_tuple(example_inputs)
-    before = profile(model, inputs)
-    pruned = copy.deepcopy(model)
-    was_training = model.training
-    graph = ChannelGraph(pruned, inputs)
-    frozen: list[FrozenGroup] = []
-    candidates = []
-    for group in graph.groups():
-        if not _selected(group, layers, ignore):
-            continue
-        problem = graph.inconsistency(group)
-        if problem is None:
-            candidates.append(group)
-        else:
-            frozen.append(FrozenGroup(group.label, group.producers, problem))
-    scorer = GroupScorer(graph, chosen, normalize, _calibration(calibration))
-    reference = MaskedReference(model, inputs) if verify else None
-    ledger = ChannelLedger(graph)
+    session = PruningSession(model, example_inputs, verify=verify)
+    candidates = session.candidates(lambda group: _selected(group, layers, ignore))
+    scorer = GroupScorer(session.graph, chosen, normalize, _calibration(calibration))
     plan = _Plan(threshold, ratio, scope, mode, round_to, candidates, scorer)
-
-    pruned_groups = 0
     for group in candidates:
         removal = plan.removal(group)
-        if not removal:
-            continue
-        failure = _cut_verified(graph, group, removal, ledger, reference)
-        if failure is None:
-            pruned_groups += 1
-        else:
-            frozen.append(FrozenGroup(group.label, group.producers, failure))
-
-    pruned.train(was_training)
-    record_edits(pruned, attribute_changes(model, pruned))
-    return PruneResult(
-        model=pruned,
-        before=before,
-        after=profile(pruned, inputs),
-        layers=_layer_changes(model, pruned),
-        removed_channels={name: sorted(ledger.removed.get((name, "out"), ())) for name in _weight_layers(model)},
-        frozen=frozen,
-        groups_pruned=pruned_groups,
-        verified=verify,
-        seconds=time.perf_counter() - started,
-    )
+        if removal:
+            session.cut(group, removal)
+    return session.result()
 
 
 class _Plan:
@@ -133,7 +92,8 @@ class _Plan:
         self.static_scores: dict[str, torch.Tensor] = {}
         self.precomputed: dict[str, list[int]] = {}
         if mode == "static" or scope == "global":
-            self.static_scores = {g.name: scorer.scores(g) for g in groups}
+            self.static_scores = {g.name: scorer.scores(g) for g in groups
+                                  if threshold is not None or scope == "global" or _ratio_for(g, ratio)}
         if scope == "global" and ratio is not None:
             ordered = [self.static_scores[g.name] for g in groups]
             if mode == "static":
@@ -142,6 +102,8 @@ class _Plan:
                 self.threshold = global_cutoff(ordered, float(ratio)) if ordered else 0.0
 
     def removal(self, group: ChannelGroup) -> list[int]:
+        if self.threshold is None and group.name not in self.precomputed and not _ratio_for(group, self.ratio):
+            return []
         if self.mode == "static":
             scores = self.static_scores[group.name]
         else:
@@ -155,50 +117,6 @@ class _Plan:
         if not removal:
             return []
         return enforce_keep_rules(scores, removal, self.round_to, self.scorer.graph.blocks(group))
-
-
-def _cut_verified(graph: ChannelGraph, group: ChannelGroup, removal: list[int], ledger: ChannelLedger,
-                  reference: MaskedReference | None) -> str | None:
-    """Cut and verify; on failure restore the touched modules and return the reason."""
-    members = graph.members(group, removal)
-    backups = {id(m.module): (m.module, copy.deepcopy(m.module)) for m in members}
-    masks = ledger.masks_after(members)
-    try:
-        graph.cut(group, removal)
-        if reference is not None:
-            reference.check(graph.model, masks)
-    except VerificationError as error:
-        _restore(backups)
-        return str(error)
-    except (RuntimeError, ValueError, IndexError, AssertionError, TypeError, KeyError) as error:
-        _restore(backups)
-        first = str(error).strip().splitlines()
-        return f"surgery failed: {type(error).__name__}: {first[0] if first else ''}"
-    ledger.commit(members)
-    if reference is not None:
-        reference.commit(masks)
-    return None
-
-
-def _restore(backups: dict[int, tuple[nn.Module, nn.Module]]) -> None:
-    """Put the touched modules back as they were, keeping their identity (the graph
-    holds references to them)."""
-    for module, backup in backups.values():
-        module.__dict__.clear()
-        module.__dict__.update(backup.__dict__)
-
-
-def _weight_layers(model: nn.Module) -> list[str]:
-    return [name for name, module in model.named_modules() if isinstance(module, WEIGHT_LAYERS)]
-
-
-def _layer_changes(original: nn.Module, pruned: nn.Module) -> dict[str, LayerChange]:
-    return {name: LayerChange(_out_channels(original.get_submodule(name)), _out_channels(pruned.get_submodule(name)))
-            for name in _weight_layers(original)}
-
-
-def _out_channels(module: nn.Module) -> int:
-    return module.out_channels if isinstance(module, nn.modules.conv._ConvNd) else module.out_features
 
 
 def _selected(group: ChannelGroup, layers: str | Sequence[str], ignore: Sequence[str | nn.Module]) -> bool:

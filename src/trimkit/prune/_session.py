@@ -1,0 +1,107 @@
+"""A pruning session: a copy of the model, cut group by group, each cut verified.
+
+Structured pruning runs one session over all groups; sensitivity analysis runs one
+per group and cuts it deeper step by step, so the dependency graph, the verification
+reference and the bookkeeping are built once and shared by every point.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+
+from torch import nn
+
+from trimkit._shape_edits import attribute_changes, record_edits
+from trimkit.measure import profile
+from trimkit.measure._profile import ExampleInputs, as_input_tuple
+from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGraph, ChannelGroup
+from trimkit.prune._ledger import ChannelLedger
+from trimkit.prune._result import FrozenGroup, LayerChange, PruneResult
+from trimkit.prune._verify import MaskedReference, VerificationError
+
+SURGERY_ERRORS = (RuntimeError, ValueError, IndexError, AssertionError, TypeError, KeyError)
+
+
+class PruningSession:
+    def __init__(self, model: nn.Module, example_inputs: ExampleInputs, *, verify: bool = True) -> None:
+        self.started = time.perf_counter()
+        self.original = model
+        self.inputs = as_input_tuple(example_inputs)
+        self.before = profile(model, self.inputs)
+        self.model = copy.deepcopy(model)
+        self.graph = ChannelGraph(self.model, self.inputs)
+        self.ledger = ChannelLedger(self.graph)
+        self.reference = MaskedReference(model, self.inputs) if verify else None
+        self.frozen: list[FrozenGroup] = []
+        self.groups_cut: set[str] = set()
+
+    def candidates(self, selected) -> list[ChannelGroup]:
+        """Groups ``selected(group)`` accepts; those the graph cannot describe are frozen."""
+        found = []
+        for group in self.graph.groups():
+            if not selected(group):
+                continue
+            problem = self.graph.inconsistency(group)
+            if problem is None:
+                found.append(group)
+            else:
+                self.freeze(group, problem)
+        return found
+
+    def freeze(self, group: ChannelGroup, reason: str) -> None:
+        self.frozen.append(FrozenGroup(group.label, group.producers, reason))
+
+    def cut(self, group: ChannelGroup, positions: Sequence[int]) -> bool:
+        """Remove channels (root numbering, now) of the group and verify; on failure the
+        touched modules are restored, the group frozen, and False returned."""
+        members = self.graph.members(group, list(positions))
+        backups = {id(m.module): (m.module, copy.deepcopy(m.module)) for m in members}
+        masks = self.ledger.masks_after(members)
+        try:
+            self.graph.cut(group, list(positions))
+            if self.reference is not None:
+                self.reference.check(self.model, masks)
+        except VerificationError as error:
+            reason = str(error)
+        except SURGERY_ERRORS as error:
+            first = str(error).strip().splitlines()
+            reason = f"surgery failed: {type(error).__name__}: {first[0] if first else ''}"
+        else:
+            self.ledger.commit(members)
+            if self.reference is not None:
+                self.reference.commit(masks)
+            self.groups_cut.add(group.name)
+            return True
+        for module, backup in backups.values():
+            module.__dict__.clear()
+            module.__dict__.update(backup.__dict__)
+        self.graph.forget_members()
+        self.freeze(group, reason)
+        return False
+
+    def root_channels(self, group: ChannelGroup) -> list[int]:
+        """The original numbers of the group's channels still present, in current order."""
+        return self.ledger.kept(self.graph.names[group.root], self.graph.size(group))
+
+    def result(self) -> PruneResult:
+        self.model.train(self.original.training)
+        record_edits(self.model, attribute_changes(self.original, self.model))
+        weight_layers = [n for n, m in self.original.named_modules() if isinstance(m, WEIGHT_LAYERS)]
+        return PruneResult(
+            model=self.model,
+            before=self.before,
+            after=profile(self.model, self.inputs),
+            layers={name: LayerChange(_out_channels(self.original.get_submodule(name)),
+                                      _out_channels(self.model.get_submodule(name))) for name in weight_layers},
+            removed_channels={name: sorted(self.ledger.removed.get((name, "out"), ())) for name in weight_layers},
+            frozen=list(self.frozen),
+            groups_pruned=len(self.groups_cut),
+            verified=self.reference is not None,
+            seconds=time.perf_counter() - self.started,
+        )
+
+
+def _out_channels(module: nn.Module) -> int:
+    return module.out_channels if isinstance(module, nn.modules.conv._ConvNd) else module.out_features
