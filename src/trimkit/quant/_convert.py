@@ -6,6 +6,12 @@ quantiser and an input quantiser, with the float weights copied over. Nothing is
 traced: the model's own ``forward`` keeps running, so functional activations, padding
 shortcuts and several inputs all work. A module used at several places (shared
 weights) is replaced at every place by one quantised module.
+
+Activations are quantised where a weight layer reads them (Brevitas' ``input_quant``),
+not by swapping activation modules: models often apply their activations functionally
+(the zoo's ResNets call ``F.relu``), and swapping ``nn.ReLU`` modules would leave those
+in float. Quantising every weight layer's input covers them all, which is also where
+an integer accelerator needs its operands quantised.
 """
 
 from __future__ import annotations

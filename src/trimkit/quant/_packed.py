@@ -134,13 +134,17 @@ def _layout(model: nn.Module, quant_plan: QuantPlan) -> Iterator[_Slot]:
             yield _Slot("scales", layer.name, (scales,), "float32")
             yield _Slot("codes", layer.name, tuple(module.weight.shape), "int", weight_format.bits)
         else:
-            yield _Slot("raw", f"{layer.name}.weight", tuple(module.weight.shape), str(module.weight.dtype))
+            yield _raw_slot(f"{layer.name}.weight", module.weight)
         if module.bias is not None:
-            yield _Slot("raw", f"{layer.name}.bias", tuple(module.bias.shape), str(module.bias.dtype))
+            yield _raw_slot(f"{layer.name}.bias", module.bias)
         if layer.act.kind == "int":
             yield _Slot("act_scale", layer.name, (), "float32")
     for name, tensor in other_tensors(model, [layer.name for layer in quant_plan.layers]).items():
-        yield _Slot("raw", name, tuple(tensor.shape), str(tensor.dtype), tensor.element_size() * 8)
+        yield _raw_slot(name, tensor)
+
+
+def _raw_slot(name: str, tensor: torch.Tensor) -> _Slot:
+    return _Slot("raw", name, tuple(tensor.shape), str(tensor.dtype), tensor.element_size() * 8)
 
 
 def _encode(model: nn.Module, quant_plan: QuantPlan, slot: _Slot) -> bytes:
