@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from trimkit.cli._bench import bench_command, compare_command
 from trimkit.cli._common import fail
 from trimkit.cli._demo import demo_command
+from trimkit.cli._explore import explore_command, sensitivity_command
 from trimkit.cli._export import export_command
 from trimkit.cli._info import models_command, profile_command
 from trimkit.cli._prune import prune_command
@@ -46,6 +47,8 @@ app.command("compare")(compare_command)
 app.command("quantize")(quantize_command)
 app.command("size")(size_command)
 app.command("prune")(prune_command)
+app.command("explore")(explore_command)
+app.command("sensitivity")(sensitivity_command)
 
 
 def main() -> None:

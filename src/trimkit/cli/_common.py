@@ -17,7 +17,8 @@ from trimkit import data as datasets
 from trimkit import models
 from trimkit.errors import TrimkitError
 
-console = Console(highlight=False)
+# Piped output (CI logs, `| tee`) gets wide tables rather than rich's 80-column default.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 

@@ -37,6 +37,7 @@ class PruneResult:
     layers: dict[str, LayerChange] = field(default_factory=dict)
     removed_channels: dict[str, list[int]] = field(default_factory=dict)
     frozen: list[FrozenGroup] = field(default_factory=list)
+    prunable_layers: list[str] = field(default_factory=list)
     groups_pruned: int = 0
     verified: bool = True
     seconds: float = 0.0
@@ -64,6 +65,17 @@ class PruneResult:
     @property
     def flops_after(self) -> int:
         return self.after.flops
+
+    @property
+    def filters_pruned(self) -> float:
+        """Fraction of the filters and neurons of the prunable layers that were removed."""
+        original = sum(self.layers[name].original for name in self.prunable_layers)
+        removed = sum(self.layers[name].removed for name in self.prunable_layers)
+        return removed / original if original else 0.0
+
+    @property
+    def params_pruned(self) -> float:
+        return 1.0 - self.params_after / self.params_before if self.params_before else 0.0
 
     @property
     def macs_reduction(self) -> float:

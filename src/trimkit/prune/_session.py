@@ -36,6 +36,7 @@ class PruningSession:
         self.reference = MaskedReference(model, self.inputs) if verify else None
         self.frozen: list[FrozenGroup] = []
         self.groups_cut: set[str] = set()
+        self.candidate_layers: list[str] = []
 
     def candidates(self, selected) -> list[ChannelGroup]:
         """Groups ``selected(group)`` accepts; those the graph cannot describe are frozen."""
@@ -48,6 +49,7 @@ class PruningSession:
                 found.append(group)
             else:
                 self.freeze(group, problem)
+        self.candidate_layers = [name for group in found for name in group.producers]
         return found
 
     def freeze(self, group: ChannelGroup, reason: str) -> None:
@@ -97,6 +99,7 @@ class PruningSession:
                                       _out_channels(self.model.get_submodule(name))) for name in weight_layers},
             removed_channels={name: sorted(self.ledger.removed.get((name, "out"), ())) for name in weight_layers},
             frozen=list(self.frozen),
+            prunable_layers=list(self.candidate_layers),
             groups_pruned=len(self.groups_cut),
             verified=self.reference is not None,
             seconds=time.perf_counter() - self.started,
