@@ -8,8 +8,15 @@ models of one configuration are timed interleaved in one run (``measure.latencie
 so load on the machine falls on them alike. The goal: at batch 32, measured speed-up
 at least 0.8 of the MACs speed-up.
 
+A second table says where the time goes, from the runtimes' profilers at the largest
+batch and 1 thread: convolution time and the rate it reaches (GMAC/s), and the time of
+everything else (element-wise ops, shortcuts, layout reorders). Where convolutions
+slow down per MAC as channels shrink, the kernels dislike the channel counts; where the
+rest grows in share, memory-bound layers limit the speed-up.
+
     python benchmarks/flops_vs_latency.py [--ratios 0.25,0.5,0.75] [--round-to 1,8] \
         [--backends onnxruntime,openvino] [--batch-sizes 1,32] [--threads 1,2] [--min-time 1]
+        (add 16 to --round-to to see channel counts that fill an AVX-512 register of f32)
 """
 
 from __future__ import annotations
@@ -35,6 +42,23 @@ def pruned_models(ratios: list[float], round_tos: list[int]) -> tuple[list[str],
             variants.append(result.model)
             macs.append(result.after.macs)
     return labels, variants, macs
+
+
+def where_time_goes(labels: list[str], variants: list[torch.nn.Module], macs: list[int], backend: str,
+                    batch_size: int, min_time_s: float) -> Table:
+    """Convolution time, its MAC rate, and the time of all other layers, per model."""
+    results = measure.latencies(variants, labels=labels, backend=backend, batch_size=batch_size, threads=1,
+                                min_time_s=min_time_s, per_layer=True)
+    table = Table(title=f"where the time goes: {backend}, batch {batch_size}, 1 thread, runtime profiler")
+    for column in ("model", "MACs x", "p50 x", "conv ms", "conv GMAC/s", "other ms", "other %"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for label, result, model_macs in zip(labels, results, macs, strict=True):
+        conv_ms = sum(row.ms for row in result.per_layer if "Conv" in row.op)
+        other_ms = result.per_layer_total_ms - conv_ms
+        table.add_row(label, f"{macs[0] / model_macs:.2f}", f"{results[0].p50_ms / result.p50_ms:.2f}",
+                      f"{conv_ms:.2f}", f"{model_macs * batch_size / conv_ms / 1e6:.1f}", f"{other_ms:.2f}",
+                      f"{100 * other_ms / result.per_layer_total_ms:.0f}")
+    return table
 
 
 def main() -> None:
@@ -79,6 +103,9 @@ def main() -> None:
         table.add_row(label, f"{macs[index] / 1e6:.1f}M", f"{target:.2f}", *cells)
     console.print(table)
     console.print("* at the largest batch: measured speed-up below 0.8 of the MACs speed-up")
+    largest = max(int(b) for b in args.batch_sizes.split(","))
+    for backend in args.backends.split(","):
+        console.print(where_time_goes(labels, variants, macs, backend, largest, args.min_time))
     console.print(f"CPUs busy with other work after: {measure.busy_cpus()}")
 
 
