@@ -122,13 +122,10 @@ class ChannelGraph:
         """Drop cached member lists (after modules were changed behind the graph's back)."""
         self._full_members.clear()
 
-    def cut(self, group: ChannelGroup, root_positions: list[int]) -> list[Member]:
-        """Remove channels ``root_positions`` of the group from every member; return what was cut."""
+    def plan_cut(self, group: ChannelGroup, root_positions: list[int]) -> "PlannedCut":
+        """What removing channels ``root_positions`` of the group takes from each member."""
         tp_group = self._tp_group(group, sorted(root_positions))
-        members = self._members(tp_group)
-        self._full_members.clear()
-        tp_group.prune(record_history=False)
-        return members
+        return PlannedCut(self, tp_group, self._members(tp_group))
 
     def named(self, name: str) -> nn.Module:
         return self.model.get_submodule(name)
@@ -146,6 +143,17 @@ class ChannelGraph:
             direction = "out" if self.graph.is_out_channel_pruning_fn(item.dep.handler) else "in"
             members.append(Member(self.names[module], module, direction, tuple(item.idxs), tuple(item.root_idxs)))
         return members
+
+
+@dataclass(frozen=True)
+class PlannedCut:
+    graph: ChannelGraph
+    tp_group: object
+    members: list[Member]
+
+    def apply(self) -> None:
+        self.graph.forget_members()
+        self.tp_group.prune(record_history=False)
 
 
 def _trace_order(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[list[str], list[str]]:

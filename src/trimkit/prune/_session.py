@@ -58,18 +58,22 @@ class PruningSession:
     def cut(self, group: ChannelGroup, positions: Sequence[int]) -> bool:
         """Remove channels (root numbering, now) of the group and verify; on failure the
         touched modules are restored, the group frozen, and False returned."""
-        members = self.graph.members(group, list(positions))
+        try:
+            planned = self.graph.plan_cut(group, list(positions))
+        except SURGERY_ERRORS as error:
+            self.freeze(group, _surgery_failure(error))
+            return False
+        members = planned.members
         backups = {id(m.module): (m.module, copy.deepcopy(m.module)) for m in members}
         masks = self.ledger.masks_after(members)
         try:
-            self.graph.cut(group, list(positions))
+            planned.apply()
             if self.reference is not None:
                 self.reference.check(self.model, masks)
         except VerificationError as error:
             reason = str(error)
         except SURGERY_ERRORS as error:
-            first = str(error).strip().splitlines()
-            reason = f"surgery failed: {type(error).__name__}: {first[0] if first else ''}"
+            reason = _surgery_failure(error)
         else:
             self.ledger.commit(members)
             if self.reference is not None:
@@ -104,6 +108,11 @@ class PruningSession:
             verified=self.reference is not None,
             seconds=time.perf_counter() - self.started,
         )
+
+
+def _surgery_failure(error: Exception) -> str:
+    first = str(error).strip().splitlines()
+    return f"surgery failed: {type(error).__name__}: {first[0] if first else ''}"
 
 
 def _out_channels(module: nn.Module) -> int:
