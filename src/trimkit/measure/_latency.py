@@ -177,7 +177,8 @@ def measure_targets(targets: Sequence[ModelTarget], settings: RunSettings, *, pe
 def _per_layer(target: ModelTarget, settings: RunSettings, p50_ms: float) -> list[LayerTime]:
     """Per-layer times from a separate session with the runtime's profiler on: profiling
     slows a runtime down, so it never runs while end-to-end latency is timed."""
-    iterations = max(settings.plan.min_iters, min(PER_LAYER_MAX_ITERS, int(PER_LAYER_TIME_S * 1e3 / max(p50_ms, 1e-3))))
+    iterations = int(PER_LAYER_TIME_S * 1e3 / max(p50_ms, 1e-3))
+    iterations = max(settings.plan.min_iters, min(PER_LAYER_MAX_ITERS, iterations))
     session = settings.backend.open(target, batch_size=settings.batch_size, threads=settings.threads,
                                     precision=settings.precision, profile=True)
     try:

@@ -42,7 +42,8 @@ class TimingPlan:
         return count >= self.max_iters or (count >= self.min_iters and sum(times_s) >= self.min_time_s)
 
 
-def time_calls(runs: Sequence[Callable[[], None]], plan: TimingPlan, clock: Clock = time.perf_counter) -> list[list[float]]:
+def time_calls(runs: Sequence[Callable[[], None]], plan: TimingPlan,
+               clock: Clock = time.perf_counter) -> list[list[float]]:
     """Per-call times in seconds of each callable in ``runs``, timed interleaved."""
     estimates_s = [_warm_up(run, plan.warmup, clock) for run in runs]
     block_sizes = [max(1, int(plan.round_s / estimate)) if estimate > 0 else plan.max_iters
