@@ -13,6 +13,11 @@ same CPU budget for every row (row 1 fine-tunes the float model with that budget
 ResNet-20 starts from the pretrained weights in ../shared/data/pretrained.
 
     python benchmarks/quant_policies.py [--epochs 2] [--train-images 10000] [--test-images 2000]
+    python benchmarks/quant_policies.py --scales-on-lenet [--seeds 0,1]
+
+``--scales-on-lenet`` compares the scale kinds where no batch norm follows the hidden
+layers to absorb a badly sized scale: LeNet-5 on the embedded MNIST subset (hidden:
+one convolution and two dense layers), trained here first, then QAT with each kind.
 """
 
 from __future__ import annotations
@@ -40,14 +45,23 @@ POLICIES = [
 ]
 
 
+LENET_KINDS = ["binary:const", "binary", "binary:tensor", "binary:learned",
+               "ternary:const", "ternary", "ternary:tensor", "ternary:learned"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales-on-lenet", action="store_true")
+    parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-images", type=int, default=10000)
     parser.add_argument("--test-images", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--rows", default=",".join(row for row, _, _ in POLICIES))
     args = parser.parse_args()
+    if args.scales_on_lenet:
+        scales_on_lenet(args)
+        return
     float_model = load_weights(models.create("resnet20"), PRETRAINED)
     normalization = models.origin(float_model).normalization()
     train_set = data.load("cifar10", "train", normalization=normalization).subset(args.train_images, seed=2)
@@ -81,6 +95,34 @@ def _row(row: str, policy: str, seed_mb: float | None, model, train_set, test_se
     seed = (f"{seed_mb:.1f} | {seed_mb / SEED_FP32_MB:.3f}") if seed_mb is not None else "- | -"
     return (f"| {row} | {policy} | {size.conv_param_bytes:,} | {ratio:.3f} | {seed} | {size.analytic_bytes:,} | "
             f"{packed:,} | {calibrated:.2f} | {after:.2f} | {seconds:.0f} |")
+
+
+def scales_on_lenet(args) -> None:
+    normalization = models.spec("lenet5").normalization()
+    train_set = data.load("mnist5k", "train", normalization=normalization)
+    val_set = data.load("mnist5k", "val", normalization=normalization)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    print(f"LeNet-5 on mnist5k: float model trained 10 epochs (SGD lr 0.05), then QAT {args.epochs} epoch(s) "
+          f"on {len(train_set)} images, SGD lr {args.lr}, per seed; top-1 on {len(val_set)} val images; "
+          f"first=int8, last=int8, act=int8; load average {os.getloadavg()[0]:.2f}")
+    print("| hidden | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean |")
+    print("| --- | " + " | ".join("---:" for _ in seeds) + " | ---: |")
+    floats = {}
+    for seed in seeds:
+        train.seed_everything(seed)
+        floats[seed] = models.create("lenet5")
+        train.fit(floats[seed], train_set, epochs=10, batch_size=64, lr=0.05, precision="fp32", progress=False)
+    print("| float32 | " + " | ".join(f"{train.evaluate(floats[s], val_set)['top1']:.2f}" for s in seeds) + " | |")
+    for kind in LENET_KINDS:
+        scores = []
+        for seed in seeds:
+            train.seed_everything(seed)
+            result = quant.qat(floats[seed], f"first=int8,hidden={kind},last=int8,act=int8", train_set,
+                               epochs=args.epochs, lr=args.lr, batch_size=64, precision="fp32", seed=seed,
+                               progress=False)
+            scores.append(train.evaluate(result.model, val_set)["top1"])
+        print(f"| {kind} | " + " | ".join(f"{score:.2f}" for score in scores) + f" | {sum(scores) / len(scores):.2f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
