@@ -24,7 +24,9 @@ _PRECISION_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}
 
 @dataclass(frozen=True)
 class NodeTime:
-    """Time of one node of the runtime's graph, in ms per inference, as its profiler reports it."""
+    """Time of one node of the runtime's graph, in ms per inference (the median over the
+    profiled inferences, so that a run preempted by another process does not count), as
+    the runtime's profiler reports it."""
 
     name: str
     op: str
@@ -49,7 +51,7 @@ class Session(ABC):
 
     def node_times(self, iterations: int) -> list[NodeTime]:
         """Run ``iterations`` inferences under the runtime's profiler (a session opened
-        with ``profile=True``); the mean time per node. Only where ``has_profiler``."""
+        with ``profile=True``); the median time per node. Only where ``has_profiler``."""
         raise NotImplementedError
 
     def close(self) -> None:

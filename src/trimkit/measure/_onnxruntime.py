@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import statistics
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -53,7 +54,7 @@ class OnnxRuntimeSession(Session):
 
 
 def _kernel_times(events: list[dict], iterations: int) -> list[NodeTime]:
-    """Mean kernel time per node over the last ``iterations`` runs of a profile.
+    """Median kernel time per node over the last ``iterations`` runs of a profile.
 
     The profile also holds the warm-up runs made before; only node events that start
     inside one of the last ``iterations`` ``model_run`` events count.
@@ -61,7 +62,7 @@ def _kernel_times(events: list[dict], iterations: int) -> list[NodeTime]:
     runs = sorted((event for event in events if event.get("name") == "model_run"), key=lambda event: event["ts"])
     kept = runs[-iterations:]
     starts = [run["ts"] for run in kept]
-    total_us: dict[str, float] = defaultdict(float)
+    per_run_us: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(kept))
     ops: dict[str, str] = {}
     for event in events:
         name = event.get("name", "")
@@ -71,9 +72,9 @@ def _kernel_times(events: list[dict], iterations: int) -> list[NodeTime]:
         if window < 0 or event["ts"] > starts[window] + kept[window]["dur"]:
             continue
         node = name.removesuffix("_kernel_time")
-        total_us[node] += event["dur"]
+        per_run_us[node][window] += event["dur"]
         ops[node] = event.get("args", {}).get("op_name", "")
-    return [NodeTime(node, ops[node], micros / 1e3 / len(kept)) for node, micros in total_us.items()]
+    return [NodeTime(node, ops[node], statistics.median(micros) / 1e3) for node, micros in per_run_us.items()]
 
 
 class OnnxRuntimeBackend(Backend):

@@ -9,6 +9,7 @@ convolution and dense layer really runs in, are what the record states.
 from __future__ import annotations
 
 import importlib
+import statistics
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -53,15 +54,16 @@ class OpenVinoSession(Session):
         return [np.array(results[port]) for port in self._compiled.outputs]
 
     def node_times(self, iterations: int) -> list[NodeTime]:
-        total_s: dict[str, float] = defaultdict(float)
+        """Median time per node; the counters OpenVINO keeps are those of the last inference."""
+        per_run_s: dict[str, list[float]] = defaultdict(list)
         ops: dict[str, str] = {}
         for _ in range(iterations):
             self._request.infer()
             for node in self._request.get_profiling_info():
                 if node.status == self._status_executed:
-                    total_s[node.node_name] += node.real_time.total_seconds()
+                    per_run_s[node.node_name].append(node.real_time.total_seconds())
                     ops[node.node_name] = node.node_type
-        return [NodeTime(name, ops[name], seconds * 1e3 / iterations) for name, seconds in total_s.items()]
+        return [NodeTime(name, ops[name], statistics.median(seconds) * 1e3) for name, seconds in per_run_s.items()]
 
 
 def _compute_precisions(compiled) -> dict[str, int]:
