@@ -37,6 +37,7 @@ class PruningSession:
         self.frozen: list[FrozenGroup] = []
         self.groups_cut: set[str] = set()
         self.candidate_layers: list[str] = []
+        self._pristine: dict[int, tuple[nn.Module, nn.Module]] = {}  # first-touch copies, for reset()
 
     def candidates(self, selected) -> list[ChannelGroup]:
         """Groups ``selected(group)`` accepts; those the graph cannot describe are frozen."""
@@ -65,6 +66,8 @@ class PruningSession:
             return False
         members = planned.members
         backups = {id(m.module): (m.module, copy.deepcopy(m.module)) for m in members}
+        for key, backup in backups.items():
+            self._pristine.setdefault(key, backup)
         masks = self.ledger.masks_after(members)
         try:
             planned.apply()
@@ -80,12 +83,21 @@ class PruningSession:
                 self.reference.commit(masks)
             self.groups_cut.add(group.name)
             return True
-        for module, backup in backups.values():
-            module.__dict__.clear()
-            module.__dict__.update(backup.__dict__)
+        _restore(backups)
         self.graph.forget_members()
         self.freeze(group, reason)
         return False
+
+    def reset(self) -> None:
+        """Undo every cut: the model, the bookkeeping and the reference are as at the
+        start, and the dependency graph (which holds the same module objects) stays valid."""
+        _restore(self._pristine)
+        self._pristine.clear()
+        self.graph.forget_members()
+        self.ledger = ChannelLedger(self.graph)
+        if self.reference is not None:
+            self.reference.commit({})
+        self.groups_cut.clear()
 
     def root_channels(self, group: ChannelGroup) -> list[int]:
         """The original numbers of the group's channels still present, in current order."""
@@ -108,6 +120,15 @@ class PruningSession:
             verified=self.reference is not None,
             seconds=time.perf_counter() - self.started,
         )
+
+
+def _restore(backups: dict[int, tuple[nn.Module, nn.Module]]) -> None:
+    """Put modules back as their backups were, keeping the module objects themselves (the
+    dependency graph refers to them). The backups are copied again, so that later cuts,
+    which replace entries of the restored ``_parameters`` dicts, cannot reach them."""
+    for module, backup in backups.values():
+        module.__dict__.clear()
+        module.__dict__.update(copy.deepcopy(backup).__dict__)
 
 
 def _surgery_failure(error: Exception) -> str:

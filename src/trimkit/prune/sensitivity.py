@@ -71,33 +71,30 @@ def sensitivity(
     at least one, and keeps at least one, so every point is a real, smaller model.
     """
     levels = sorted(float(s) for s in sparsities)
-    probe = PruningSession(model, example_inputs, verify=False)
-    groups = probe.candidates(lambda group: _selected(group, layers, ()))
-    result = SensitivityResult(evaluate(model), probe.before.macs,
-                               frozen={f.group: f.reason for f in probe.frozen})
+    session = PruningSession(model, example_inputs)
+    groups = session.candidates(lambda group: _selected(group, layers, ()))
+    result = SensitivityResult(evaluate(model), session.before.macs,
+                               frozen={f.group: f.reason for f in session.frozen})
+    scorer = GroupScorer(session.graph, criteria_registry.get(criterion), normalize, _calibration(calibration))
+    graph_module = traceable(session.model) if isinstance(evaluate, CachedEvaluation) else None
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("sensitivity", total=len(groups) * len(levels))
         for group in groups:
             result.layers[group.name] = list(group.producers)
-            _sweep(model, example_inputs, evaluate, group.name, levels, criterion, normalize, calibration,
-                   result)
+            _sweep(session, group, scorer, evaluate, graph_module, levels, result)
+            session.reset()
             bar.advance(task, len(levels))
     return result
 
 
-def _sweep(model, example_inputs, evaluate, group_name, levels, criterion, normalize, calibration,
+def _sweep(session: PruningSession, group, scorer: GroupScorer, evaluate, graph_module, levels,
            result: SensitivityResult) -> None:
-    """Cut one group deeper level by level in one session, measuring each level."""
-    session = PruningSession(model, example_inputs)
-    (group,) = session.candidates(lambda g: g.name == group_name)
-    scorer = GroupScorer(session.graph, criteria_registry.get(criterion), normalize, _calibration(calibration))
+    """Cut one group deeper level by level, measuring each level."""
     scores = scorer.scores(group)
     blocks = session.graph.blocks(group)
     members = {m.name for m in session.graph.members(group)}
-    fast = None
-    if isinstance(evaluate, CachedEvaluation):
-        graph_module = traceable(session.model)
-        fast = SuffixEvaluation(graph_module, evaluate, members) if graph_module is not None else None
+    fast = SuffixEvaluation(graph_module, evaluate, members) if graph_module is not None else None
+    one_image = tuple(t[:1] for t in session.inputs)
     result.metrics[group.name], result.macs[group.name] = {}, {}
     for level in levels:
         count = max(1, round(level * scores.numel()))
@@ -109,7 +106,7 @@ def _sweep(model, example_inputs, evaluate, group_name, levels, criterion, norma
             result.frozen[group.name] = session.frozen[-1].reason
             return
         result.metrics[group.name][level] = fast() if fast is not None else evaluate(session.model)
-        result.macs[group.name][level] = profile(session.model, session.inputs).macs
+        result.macs[group.name][level] = profile(session.model, one_image).macs
 
 
 def group_by_sensitivity(result: SensitivityResult, n_groups: int) -> list[dict[str, Any]]:
