@@ -13,7 +13,7 @@ same CPU budget for every row (row 1 fine-tunes the float model with that budget
 ResNet-20 starts from the pretrained weights in ../shared/data/pretrained.
 
     python benchmarks/quant_policies.py [--epochs 2] [--train-images 10000] [--test-images 2000]
-    python benchmarks/quant_policies.py --scales-on-lenet [--seeds 0,1]
+    python benchmarks/quant_policies.py --scales-on-lenet [--seeds 0,1] [--kinds binary:const,binary]
 
 ``--scales-on-lenet`` compares the scale kinds where no batch norm follows the hidden
 layers to absorb a badly sized scale: LeNet-5 on the embedded MNIST subset (hidden:
@@ -53,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales-on-lenet", action="store_true")
     parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--kinds", default=",".join(LENET_KINDS), help="hidden formats for --scales-on-lenet")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-images", type=int, default=10000)
     parser.add_argument("--test-images", type=int, default=2000)
@@ -113,7 +114,7 @@ def scales_on_lenet(args) -> None:
         floats[seed] = models.create("lenet5")
         train.fit(floats[seed], train_set, epochs=10, batch_size=64, lr=0.05, precision="fp32", progress=False)
     print("| float32 | " + " | ".join(f"{train.evaluate(floats[s], val_set)['top1']:.2f}" for s in seeds) + " | |")
-    for kind in LENET_KINDS:
+    for kind in args.kinds.split(","):
         scores = []
         for seed in seeds:
             train.seed_everything(seed)
