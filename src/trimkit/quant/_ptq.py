@@ -5,12 +5,13 @@ graph optimisation), calibrated on task images and written as QDQ ONNX with int8
 weights, per channel by default.
 
 The activation type is chosen by measurement per backend. Measured with 2 threads
-(``benchmarks/int8_cpu.py``), ONNX Runtime runs U8S8 (uint8 activations, int8
-weights) QDQ fast and its default S8S8 QDQ slower than FP32: ResNet-20 on an AMD EPYC
-with AVX-512 VNNI, U8S8 2.0x (batch 1) and 2.3x (batch 32) FP32's speed, S8S8 0.7x;
-ResNet-56 on an Intel CPU with AMX, U8S8 1.9x and 2.35x, S8S8 0.57-0.74x. OpenVINO
-failed to compile the S8S8 file there and ran the U8S8 one. So U8S8 is the default for
-both; ``int8_format="s8s8"`` gives the other.
+(``benchmarks/int8_cpu.py``, on a shared machine, load average 1.3-3.4), ONNX Runtime
+runs U8S8 (uint8 activations, int8 weights) QDQ faster than FP32 and its default S8S8
+QDQ slower: on an AMD EPYC with AVX-512 VNNI, U8S8 1.7-2.3x FP32's speed at batch 1 and
+1.4-3.4x at batch 32 for ResNet-20/56, S8S8 0.4-0.98x; earlier on an Intel CPU with
+AMX, ResNet-56 U8S8 1.9x and 2.35x, S8S8 0.57-0.74x. OpenVINO fails to compile the
+S8S8 ResNet files (a shape-validation error) and runs the U8S8 ones. So U8S8 is the
+default for both; ``int8_format="s8s8"`` gives the other.
 
 Without VNNI (AVX-512 VNNI, AVX-VNNI) or AMX, int8 dot products take several
 instructions each and INT8 may be slower than FP32: :func:`ptq_int8` warns then.

@@ -18,6 +18,16 @@ Binary and ternary weights come in three kinds:
 
 Ternary is Brevitas' narrow 2-bit integer (round to nearest of -1, 0, +1), so all
 kinds export to QONNX as standard ``Quant``/``BipolarQuant`` nodes.
+
+Which works better, measured (``benchmarks/quant_policies.py``, 2 CPU cores): no kind
+wins beyond run-to-run noise. ResNet-20, CIFAR-10, 1 QAT epoch on 5,000 images, 1,000
+test images (standard error about 1.5 points): ternary const 74.5, stats 73.6, learned
+75.5 %; binary const 51.5, stats 52.8, learned 53.5, stats per tensor 54.7 %. LeNet-5
+on mnist5k, whose hidden dense layers have no batch norm, mean of 2 seeds (seeds differ
+by up to 1.6 points): binary const 96.2, learned 95.9, stats 95.2, stats per tensor
+94.1 %; ternary 97.0-97.3 % for all. The constant scale loses nothing because the next
+layer's learned input scale (and batch norm) absorbs the weights' scale. ``stats``
+stays the default: it needs no extra parameter and is set by the weights alone.
 """
 
 from __future__ import annotations
