@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from trimkit._shape_edits import attribute_changes, record_edits
+from trimkit._threads import single_thread
 from trimkit.measure import profile
 from trimkit.measure._profile import ExampleInputs, as_input_tuple
 from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGraph, ChannelGroup
@@ -29,11 +30,12 @@ class PruningSession:
         self.started = time.perf_counter()
         self.original = model
         self.inputs = as_input_tuple(example_inputs)
-        self.before = profile(model, self.inputs)
-        self.model = copy.deepcopy(model)
-        self.graph = ChannelGraph(self.model, self.inputs)
-        self.ledger = ChannelLedger(self.graph)
-        self.reference = MaskedReference(model, self.inputs) if verify else None
+        with single_thread():
+            self.before = profile(model, self.inputs)
+            self.model = copy.deepcopy(model)
+            self.graph = ChannelGraph(self.model, self.inputs)
+            self.ledger = ChannelLedger(self.graph)
+            self.reference = MaskedReference(model, self.inputs) if verify else None
         self.frozen: list[FrozenGroup] = []
         self.groups_cut: set[str] = set()
         self.candidate_layers: list[str] = []
@@ -59,6 +61,10 @@ class PruningSession:
     def cut(self, group: ChannelGroup, positions: Sequence[int]) -> bool:
         """Remove channels (root numbering, now) of the group and verify; on failure the
         touched modules are restored, the group frozen, and False returned."""
+        with single_thread():
+            return self._cut(group, positions)
+
+    def _cut(self, group: ChannelGroup, positions: Sequence[int]) -> bool:
         try:
             planned = self.graph.plan_cut(group, list(positions))
         except SURGERY_ERRORS as error:
@@ -106,11 +112,13 @@ class PruningSession:
     def result(self) -> PruneResult:
         self.model.train(self.original.training)
         record_edits(self.model, attribute_changes(self.original, self.model))
+        with single_thread():
+            after = profile(self.model, self.inputs)
         weight_layers = [n for n, m in self.original.named_modules() if isinstance(m, WEIGHT_LAYERS)]
         return PruneResult(
             model=self.model,
             before=self.before,
-            after=profile(self.model, self.inputs),
+            after=after,
             layers={name: LayerChange(_out_channels(self.original.get_submodule(name)),
                                       _out_channels(self.model.get_submodule(name))) for name in weight_layers},
             removed_channels={name: sorted(self.ledger.removed.get((name, "out"), ())) for name in weight_layers},

@@ -21,6 +21,7 @@ import torch
 from rich.progress import Progress
 from torch import nn
 
+from trimkit._threads import single_thread
 from trimkit.measure import profile
 from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria as criteria_registry
@@ -106,7 +107,8 @@ def _sweep(session: PruningSession, group, scorer: GroupScorer, evaluate, graph_
             result.frozen[group.name] = session.frozen[-1].reason
             return
         result.metrics[group.name][level] = fast() if fast is not None else evaluate(session.model)
-        result.macs[group.name][level] = profile(session.model, one_image).macs
+        with single_thread():
+            result.macs[group.name][level] = profile(session.model, one_image).macs
 
 
 def group_by_sensitivity(result: SensitivityResult, n_groups: int) -> list[dict[str, Any]]:
