@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from trimkit._threads import single_thread
+
 from trimkit._inputs import ExampleInputs, as_input_tuple
 
 FUNCTIONAL_ROW = "(functional)"
@@ -68,7 +70,8 @@ def layer_macs(module: nn.Module, output: torch.Tensor, batch: int) -> int:
 def profile(model: nn.Module, example_inputs: ExampleInputs) -> Profile:
     """Profile ``model`` on ``example_inputs`` (a tensor or a tuple for multi-input models).
 
-    The model runs once in eval mode under ``torch.inference_mode``; its mode is restored.
+    The model runs once in eval mode under ``torch.inference_mode``, on one thread
+    (counting needs no speed); its mode is restored.
     """
     inputs = as_input_tuple(example_inputs)
     batch = int(inputs[0].shape[0])
@@ -88,7 +91,7 @@ def profile(model: nn.Module, example_inputs: ExampleInputs) -> Profile:
     model.eval()
     counter = FlopCounterMode(display=False)
     try:
-        with torch.inference_mode(), counter:
+        with torch.inference_mode(), counter, single_thread():
             model(*inputs)
     finally:
         for handle in handles:
