@@ -17,9 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from trimkit._threads import single_thread
-
 from trimkit._inputs import ExampleInputs, as_input_tuple
+from trimkit._threads import single_thread
 
 FUNCTIONAL_ROW = "(functional)"
 
