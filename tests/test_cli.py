@@ -81,14 +81,20 @@ def test_weights_of_another_zoo_model_are_refused(tmp_path):
     assert result.exit_code == 2 and "holds a lenet5 model, not vgg_c" in result.stderr
 
 
-def test_demo_trains_prunes_and_compares(tmp_path):
+def test_demo_explores_prunes_quantises_and_measures(tmp_path):
     result = run("demo", "--epochs", "2", "--finetune-epochs", "1", "--out", str(tmp_path), "--json")
     assert result.exit_code == 0, result.output
-    baseline, pruned = json.loads(result.stdout)["rows"]
+    record = json.loads(result.stdout)
+    baseline, pruned, int8 = record["comparisons"]["1"]["models"]
+    assert [m["label"] for m in (baseline, pruned, int8)] == ["baseline", "pruned + fine-tuned", "pruned + INT8"]
     assert baseline["params"] == 61_706 and baseline["macs"] == 416_520
-    assert baseline["top1"] > 85
     assert pruned["macs"] < baseline["macs"] and pruned["params"] < baseline["params"]
-    assert (tmp_path / "lenet5.pt").exists() and (tmp_path / "lenet5-pruned.pt").exists()
+    assert int8["file_bytes"] < pruned["file_bytes"] < baseline["file_bytes"]
+    assert baseline["top1"] > 85 and all(m["latency"]["p50_ms"] > 0 for m in (baseline, pruned, int8))
+    assert record["pruning"]["criterion"] in record["explore"]
+    for name in ("lenet5.pt", "lenet5-pruned.pt", "lenet5.onnx", "lenet5-pruned.onnx", "lenet5-pruned.int8.onnx",
+                 "threshold_functions.png"):
+        assert (tmp_path / name).exists(), name
 
 
 @requires_shared_data("cifar10.npz", "pretrained/resnet20-12fca82f.th")

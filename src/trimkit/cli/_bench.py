@@ -144,7 +144,7 @@ def compare_command(
 def print_latency(result: measure.Latency, label: str) -> None:
     precision = result.precision if result.precision_requested == "auto" else \
         f"{result.precision} ({result.precision_requested} asked)"
-    table = Table(title=f"{label} on {result.backend}: batch {result.batch_size}, {result.threads} threads, "
+    table = Table(title=f"{label} on {result.backend}: batch {result.batch_size}, {_threads(result.threads)}, "
                         f"{precision}; latency in ms", box=box.SIMPLE, padding=(0, 0))
     for column in ("p50", "p90", "p99", "mean", "std", "min", "max", "CV", "img/s", "calls"):
         table.add_column(column, justify="right")
@@ -184,7 +184,7 @@ def print_layers(result: measure.Latency, top: int) -> None:
 def print_comparison(comparison: measure.Comparison) -> None:
     """The side-by-side table of ``trimkit compare``: each figure and its ratio to the first model."""
     first = comparison.models[0].latency
-    table = Table(title=f"{first.backend}, batch {first.batch_size}, {first.threads} threads, {first.precision}; "
+    table = Table(title=f"{first.backend}, batch {first.batch_size}, {_threads(first.threads)}, {first.precision}; "
                         f"ratios against {comparison.models[0].label}", box=box.SIMPLE, padding=(0, 0))
     columns = ["model", "params", "×", "MACs", "×", "ONNX", "×", "p50 ms", "×", "img/s", "×"]
     with_top1 = any(model.top1 is not None for model in comparison.models)
@@ -202,6 +202,10 @@ def print_comparison(comparison: measure.Comparison) -> None:
         table.add_row(*cells)
     console.print(table)
     console.print(environment_line(first))
+
+
+def _threads(count: int) -> str:
+    return f"{count} thread" + ("" if count == 1 else "s")
 
 
 def _short(value: int | None, unit: str = "") -> str:
