@@ -51,7 +51,7 @@ def test_bench_of_an_exported_file_scores_top1_in_the_timed_precision(tmp_path):
 
 def test_bench_and_compare_print_tables(tmp_path):
     result = run("bench", "lenet5", "--backend", "torch", *QUICK)
-    assert result.exit_code == 0 and "lenet5 on torch: batch 1, 1 threads" in result.stdout and "p50" in result.stdout
+    assert result.exit_code == 0 and "lenet5 on torch: batch 1, 1 thread," in result.stdout and "p50" in result.stdout
     path = trimkit.save(models.create("vgg_c"), tmp_path / "vgg_c.pt")
     result = run("compare", "lenet5", str(path), *QUICK)
     assert result.exit_code == 0, result.output

@@ -32,6 +32,7 @@ from torch import nn
 from trimkit import models
 from trimkit._atomic import atomic_path
 from trimkit._inputs import ExampleInputs, as_input_tuple
+from trimkit._running import eval_mode
 from trimkit.errors import TrimkitError
 from trimkit.export._parity import PARITY_RTOL, parity, torch_outputs
 
@@ -110,24 +111,19 @@ def _trace(model: nn.Module, inputs: tuple[torch.Tensor, ...], input_names: list
            opset: int | None, dynamic_batch: bool) -> onnx_format.ModelProto:
     dynamic_axes = {name: {0: "batch"} for name in input_names + output_names} if dynamic_batch else None
     buffer = io.BytesIO()
-    was_training = model.training
-    model.eval()
-    try:
-        with warnings.catch_warnings():
-            # the chosen exporter's deprecation (see the module docstring), said by it and inside it
-            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export",
-                                    category=DeprecationWarning)
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\._internal")
-            # strided slices (the option-A shortcut's x[:, :, ::2, ::2]) are left to the runtime to fold
-            warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
-            # the tracer warns wherever a tensor becomes a Python value, mostly harmlessly (a pruned
-            # shortcut's channel index); the parity check at two batch sizes catches a trace that is wrong
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(model, inputs, buffer, dynamo=False, input_names=input_names,
-                              output_names=output_names, opset_version=opset, dynamic_axes=dynamic_axes,
-                              do_constant_folding=True)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), warnings.catch_warnings():
+        # the chosen exporter's deprecation (see the module docstring), said by it and inside it
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export",
+                                category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx\._internal")
+        # strided slices (the option-A shortcut's x[:, :, ::2, ::2]) are left to the runtime to fold
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
+        # the tracer warns wherever a tensor becomes a Python value, mostly harmlessly (a pruned
+        # shortcut's channel index); the parity check at two batch sizes catches a trace that is wrong
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(model, inputs, buffer, dynamo=False, input_names=input_names,
+                          output_names=output_names, opset_version=opset, dynamic_axes=dynamic_axes,
+                          do_constant_folding=True)
     return onnx_format.load_from_string(buffer.getvalue())
 
 

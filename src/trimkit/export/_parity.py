@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from trimkit._inputs import ExampleInputs, as_input_tuple
+from trimkit._running import eval_mode, output_tensors
 from trimkit.errors import TrimkitError
 
 PARITY_RTOL = 1e-4
@@ -32,15 +33,9 @@ class Parity:
 
 def torch_outputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[np.ndarray]:
     """The model's outputs in eval mode as float32 arrays; its train/eval mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            outputs = model(*inputs)
-    finally:
-        model.train(was_training)
-    flat = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-    return [output.detach().float().cpu().numpy() for output in flat]
+    with eval_mode(model), torch.inference_mode():
+        outputs = model(*inputs)
+    return [output.detach().float().cpu().numpy() for output in output_tensors(outputs)]
 
 
 def onnx_session(path: str | os.PathLike) -> onnxruntime.InferenceSession:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from trimkit._inputs import ExampleInputs, as_input_tuple
+from trimkit._running import eval_mode
 from trimkit._threads import single_thread
 
 FUNCTIONAL_ROW = "(functional)"
@@ -86,16 +87,13 @@ def profile(model: nn.Module, example_inputs: ExampleInputs) -> Profile:
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(record) for m in leaves]
-    was_training = model.training
-    model.eval()
     counter = FlopCounterMode(display=False)
     try:
-        with torch.inference_mode(), counter, single_thread():
+        with eval_mode(model), torch.inference_mode(), counter, single_thread():
             model(*inputs)
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
 
     rows = []
     for name, module in model.named_modules():

@@ -17,6 +17,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from trimkit._running import eval_mode, output_tensors
 from trimkit.measure._profile import ExampleInputs, as_input_tuple
 from trimkit.prune._custom_layers import customized_pruners
 
@@ -173,16 +174,13 @@ def _trace_order(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[li
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(record) for m in leaves]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             result = model(*inputs)
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
-    final = [t for t in _flatten(result) if isinstance(t, torch.Tensor)]
+    final = output_tensors(result)
     weight_layers = [n for n in order if isinstance(model.get_submodule(n), WEIGHT_LAYERS)]
     at_output = {n for n, t in outputs.items() if n in weight_layers and any(t is f for f in final)}
     if weight_layers and any(_channels(outputs[weight_layers[-1]]) == _channels(f) for f in final):
@@ -192,14 +190,3 @@ def _trace_order(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[li
 
 def _channels(tensor: torch.Tensor) -> int | None:
     return int(tensor.shape[1]) if tensor.dim() >= 2 else None
-
-
-def _flatten(value):
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _flatten(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _flatten(item)
-    else:
-        yield value

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trimkit._running import eval_mode
 from trimkit.errors import TrimkitError
 from trimkit.prune._graph import ChannelGraph, ChannelGroup, Member
 from trimkit.prune.criteria import Criterion, weight_matrix
@@ -114,10 +115,8 @@ class GroupScorer:
                 outputs[name] = output
 
         handles = [m.register_forward_hook(record) for m in model.modules() if not list(m.children())]
-        was_training = model.training
-        model.eval()
         try:
-            with torch.set_grad_enabled(want_gradients):
+            with eval_mode(model), torch.set_grad_enabled(want_gradients):
                 logits = model(*self.calibration.inputs)
                 if want_gradients:
                     model.zero_grad(set_to_none=True)
@@ -125,7 +124,6 @@ class GroupScorer:
         finally:
             for handle in handles:
                 handle.remove()
-            model.train(was_training)
         result = {}
         for name in producer_names:
             response = outputs[name]

@@ -13,6 +13,7 @@ import copy
 import torch
 from torch import nn
 
+from trimkit._running import eval_mode, output_tensors
 from trimkit.measure._profile import as_input_tuple
 
 RELATIVE_TOLERANCE = 1e-5
@@ -29,23 +30,20 @@ class MaskedReference:
         self.masks: dict[tuple[str, str], set[int]] = {}
         self._hooked: set[str] = set()
         with torch.no_grad():
-            self.output_shapes = [tuple(t.shape) for t in _tensors(self.model(*self.inputs))]
+            self.output_shapes = [tuple(t.shape) for t in output_tensors(self.model(*self.inputs))]
 
     def check(self, pruned: nn.Module, masks: dict[tuple[str, str], set[int]]) -> None:
         """Raise VerificationError unless ``pruned`` equals the reference under ``masks``."""
         self._hook(masks)
         previous, self.masks = self.masks, masks
-        was_training = pruned.training
-        pruned.eval()
         try:
-            with torch.no_grad():
-                expected = _tensors(self.model(*self.inputs))
-                got = _tensors(pruned(*self.inputs))
+            with eval_mode(pruned), torch.no_grad():
+                expected = output_tensors(self.model(*self.inputs))
+                got = output_tensors(pruned(*self.inputs))
         except RuntimeError as error:
             raise VerificationError(f"the pruned model fails to run: {_first_line(error)}") from None
         finally:
             self.masks = previous
-            pruned.train(was_training)
         shapes = [tuple(t.shape) for t in got]
         if shapes != self.output_shapes:
             raise VerificationError(f"output shapes changed from {self.output_shapes} to {shapes}")
@@ -95,14 +93,6 @@ def _zeroed(tensor: torch.Tensor, channels: set[int], dim: int) -> torch.Tensor:
     result = tensor.clone()
     result.index_fill_(dim % tensor.dim(), torch.tensor(sorted(channels), device=tensor.device), 0.0)
     return result
-
-
-def _tensors(value) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    return [t for item in value for t in _tensors(item)]
 
 
 def _first_line(error: BaseException) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from trimkit._running import eval_mode
 from trimkit.quant._convert import input_scale_parameter, plan_of, quant_layers
 
 HIGH_PERCENTILE = 0.9999
@@ -31,13 +32,11 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor | tuple[torch.Ten
     sums = {name: 0.0 for name in targets}
     handles = [layer.register_forward_pre_hook(_collector(name, quant_plan.layer(name), sums))
                for name, (layer, _) in targets.items()]
-    was_training = model.training
-    model.eval()
     count = 0
     try:
         for layer, _ in targets.values():
             layer.input_quant.disable_quant = True
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for batch in batches:
                 model(*batch) if isinstance(batch, tuple) else model(batch)
                 count += 1
@@ -46,7 +45,6 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor | tuple[torch.Ten
             handle.remove()
         for layer, _ in targets.values():
             layer.input_quant.disable_quant = False
-        model.train(was_training)
     if count:
         with torch.no_grad():
             for name, (_, parameter) in targets.items():

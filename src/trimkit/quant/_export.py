@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from trimkit._atomic import atomic_path
+from trimkit._running import eval_mode
 from trimkit.errors import TrimkitError
 from trimkit.quant._convert import plan_of
 from trimkit.quant._lower import lower_qonnx
@@ -107,19 +108,14 @@ def qonnx_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> onnx.Mode
         raise TrimkitError("QONNX export needs a quantised model: run trimkit.quant.qat or trimkit.quant.quantize")
     input_names = _input_names(len(inputs))
     dynamic = {name: {0: "batch"} for name in (*input_names, "output")}
-    was_training = model.training
-    model.eval()
-    try:
-        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            target = Path(folder) / "model.onnx"
-            trace = tuple(tensor[:1] for tensor in inputs)  # the batch size is dynamic; one sample traces faster
-            _brevitas_export_qonnx(model, args=trace if len(trace) > 1 else trace[0], export_path=str(target),
-                                   dynamo=False, input_names=input_names, output_names=["output"],
-                                   dynamic_axes=dynamic, opset_version=OPSET)
-            return onnx.load(str(target))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        target = Path(folder) / "model.onnx"
+        trace = tuple(tensor[:1] for tensor in inputs)  # the batch size is dynamic; one sample traces faster
+        _brevitas_export_qonnx(model, args=trace if len(trace) > 1 else trace[0], export_path=str(target),
+                               dynamo=False, input_names=input_names, output_names=["output"],
+                               dynamic_axes=dynamic, opset_version=OPSET)
+        return onnx.load(str(target))
 
 
 def check_parity(model: nn.Module, graph: onnx.ModelProto, inputs: tuple[torch.Tensor, ...], *,
@@ -127,13 +123,8 @@ def check_parity(model: nn.Module, graph: onnx.ModelProto, inputs: tuple[torch.T
     """Run ``graph`` in ONNX Runtime and ``model`` in PyTorch on ``inputs``; compare.
     ONNX Runtime's graph optimisations are off unless ``optimize``: the check is of what
     the file means, not of how one runtime rewrites it."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            reference = model(*inputs).float().numpy()
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        reference = model(*inputs).float().numpy()
     options = ort.SessionOptions()
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

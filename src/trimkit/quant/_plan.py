@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from trimkit import models
+from trimkit._running import eval_mode, output_tensors
 from trimkit.errors import TrimkitError
 from trimkit.quant._formats import Format, WeightSpec, parse_format, parse_weight_spec
 from trimkit.quant._policy import Policy, PolicyLike, check_patterns
@@ -126,16 +127,13 @@ def weight_layers_in_order(model: nn.Module, example_inputs: ExampleInputs) -> d
         if isinstance(module, WEIGHT_LAYERS):
             handles.append(module.register_forward_pre_hook(_on_input(name, module, seen, inputs)))
             handles.append(module.register_forward_hook(_on_output(name, seen)))
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             outputs = model(*inputs)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
-    returned = _flatten(outputs)
+    returned = output_tensors(outputs)
     for info in seen.values():
         info.returns_model_output = any(output is tensor for output in returned for tensor in info.outputs)
     return seen
@@ -158,12 +156,4 @@ def _on_output(name: str, seen: dict[str, _Seen]):
     return hook
 
 
-def _flatten(outputs: Any) -> list[torch.Tensor]:
-    if isinstance(outputs, torch.Tensor):
-        return [outputs]
-    if isinstance(outputs, Mapping):
-        outputs = list(outputs.values())
-    if isinstance(outputs, (tuple, list)):
-        return [tensor for item in outputs for tensor in _flatten(item)]
-    return []
 
