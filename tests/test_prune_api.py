@@ -122,6 +122,10 @@ def test_layer_kinds_select_conv_or_dense():
     assert dense_only.layers["classifier.5"].removed == 0
     assert structured(model, x, ratio=0.5, layers=["classifier.3"]).layers["classifier.3"].removed == 42
     assert structured(model, x, ratio=0.5, layers="both", ignore=["features.*"]).layers["features.3"].removed == 0
+    by_module = structured(model, x, ratio=0.5, layers="both", ignore=[model.features[3]])
+    assert by_module.layers["features.3"].removed == 0 and by_module.layers["features.0"].removed == 3
+    with pytest.raises(TrimkitError, match="not part of the model"):
+        structured(model, x, ratio=0.5, ignore=[nn.Linear(2, 2)])
 
 
 class _TwoConv(nn.Module):

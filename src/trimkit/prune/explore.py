@@ -34,7 +34,8 @@ from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria as criteria_registry
 from trimkit.prune._scoring import GroupScorer
 from trimkit.prune._session import PruningSession
-from trimkit.prune.structured import _calibration, _selected, structured
+from trimkit.prune._options import parse_calibration, selects
+from trimkit.prune.structured import structured
 
 MIN_STEP_FRACTION = 1e-4
 Evaluate = Callable[[nn.Module], float]
@@ -134,10 +135,10 @@ def score_range(model: nn.Module, example_inputs: ExampleInputs, criterion, laye
                 calibration) -> tuple[float, float]:
     """Lowest and (just above the) highest normalised group score of the model."""
     session = PruningSession(model, example_inputs, verify=False)
-    groups = session.candidates(lambda group: _selected(group, layers, ()))
+    groups = session.candidates(lambda group: selects(group, layers, ()))
     if not groups:
         raise TrimkitError(f"no prunable groups among layers={layers!r}")
-    scorer = GroupScorer(session.graph, criteria_registry.get(criterion), normalize, _calibration(calibration))
+    scorer = GroupScorer(session.graph, criteria_registry.get(criterion), normalize, parse_calibration(calibration))
     scores = torch.cat([scorer.scores(group) for group in groups])
     low, high = float(scores.min()), float(scores.max())
     return low, math.nextafter(high, math.inf) if high != 0 else 1e-12

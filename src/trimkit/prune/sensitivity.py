@@ -30,7 +30,7 @@ from trimkit.prune._incremental import SuffixEvaluation, traceable
 from trimkit.prune._scoring import GroupScorer
 from trimkit.prune._selection import enforce_keep_rules
 from trimkit.prune._session import PruningSession
-from trimkit.prune.structured import _calibration, _selected
+from trimkit.prune._options import parse_calibration, selects
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -73,10 +73,10 @@ def sensitivity(
     """
     levels = sorted(float(s) for s in sparsities)
     session = PruningSession(model, example_inputs)
-    groups = session.candidates(lambda group: _selected(group, layers, ()))
+    groups = session.candidates(lambda group: selects(group, layers, ()))
     result = SensitivityResult(evaluate(model), session.before.macs,
                                frozen={f.group: f.reason for f in session.frozen})
-    scorer = GroupScorer(session.graph, criteria_registry.get(criterion), normalize, _calibration(calibration))
+    scorer = GroupScorer(session.graph, criteria_registry.get(criterion), normalize, parse_calibration(calibration))
     graph_module = traceable(session.model) if isinstance(evaluate, CachedEvaluation) else None
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("sensitivity", total=len(groups) * len(levels))

@@ -3,24 +3,24 @@
 Score, select, cut, verify, each in its own module: ``_scoring`` turns a criterion
 into group scores, ``_selection`` chooses channels, ``_graph`` finds the groups and
 cuts them, ``_verify`` checks every cut against the original with the same channels
-zeroed, and ``_session`` holds them together for one model. A cut that fails its check is undone and its group frozen, so the model
+zeroed, and ``_session`` holds them together for one model; ``_options`` checks the
+arguments. A cut that fails its check is undone and its group frozen, so the model
 returned always runs and always equals a channel-masked original.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from trimkit.errors import TrimkitError
-from trimkit.measure._profile import ExampleInputs, as_input_tuple
+from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria
-from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGroup
+from trimkit.prune._graph import ChannelGroup
+from trimkit.prune._options import ignored_names, parse_calibration, ratio_for, resolve_normalize, selects
 from trimkit.prune._result import PruneResult
-from trimkit.prune._scoring import NORMALIZATIONS, Calibration, GroupScorer
+from trimkit.prune._scoring import GroupScorer
 from trimkit.prune._selection import (
     below_threshold,
     enforce_keep_rules,
@@ -29,10 +29,6 @@ from trimkit.prune._selection import (
     lowest_fraction,
 )
 from trimkit.prune._session import PruningSession
-
-MODES = ("static", "progressive")
-SCOPES = ("layer", "global")
-LAYER_KINDS = ("conv", "dense", "both")
 
 
 def structured(
@@ -70,10 +66,11 @@ def structured(
     ``apoz``, ``taylor``) need ``calibration``: inputs, or (inputs, labels).
     """
     chosen = criteria.get(criterion)
-    normalize = _resolve_normalize(normalize, scope, threshold, ratio, mode, layers, round_to)
+    normalize = resolve_normalize(normalize, scope, threshold, ratio, mode, layers, round_to)
+    ignore_patterns = ignored_names(model, ignore)
     session = PruningSession(model, example_inputs, verify=verify)
-    candidates = session.candidates(lambda group: _selected(group, layers, ignore))
-    scorer = GroupScorer(session.graph, chosen, normalize, _calibration(calibration))
+    candidates = session.candidates(lambda group: selects(group, layers, ignore_patterns))
+    scorer = GroupScorer(session.graph, chosen, normalize, parse_calibration(calibration))
     plan = _Plan(threshold, ratio, scope, mode, round_to, candidates, scorer)
     for group in candidates:
         removal = plan.removal(group)
@@ -93,7 +90,7 @@ class _Plan:
         self.precomputed: dict[str, list[int]] = {}
         if mode == "static" or scope == "global":
             self.static_scores = {g.name: scorer.scores(g) for g in groups
-                                  if threshold is not None or scope == "global" or _ratio_for(g, ratio)}
+                                  if threshold is not None or scope == "global" or ratio_for(g, ratio)}
         if scope == "global" and ratio is not None:
             ordered = [self.static_scores[g.name] for g in groups]
             if mode == "static":
@@ -102,7 +99,7 @@ class _Plan:
                 self.threshold = global_cutoff(ordered, float(ratio)) if ordered else 0.0
 
     def removal(self, group: ChannelGroup) -> list[int]:
-        if self.threshold is None and group.name not in self.precomputed and not _ratio_for(group, self.ratio):
+        if self.threshold is None and group.name not in self.precomputed and not ratio_for(group, self.ratio):
             return []
         if self.mode == "static":
             scores = self.static_scores[group.name]
@@ -113,73 +110,7 @@ class _Plan:
         elif self.threshold is not None:
             removal = below_threshold(scores, self.threshold)
         else:
-            removal = lowest_fraction(scores, _ratio_for(group, self.ratio))
+            removal = lowest_fraction(scores, ratio_for(group, self.ratio))
         if not removal:
             return []
         return enforce_keep_rules(scores, removal, self.round_to, self.scorer.graph.blocks(group))
-
-
-def _selected(group: ChannelGroup, layers: str | Sequence[str], ignore: Sequence[str | nn.Module]) -> bool:
-    graph_modules = [group.root]
-    names = group.producers
-    ignored_names = [i for i in ignore if isinstance(i, str)]
-    ignored_modules = [i for i in ignore if isinstance(i, nn.Module)]
-    if any(fnmatch.fnmatchcase(n, pattern) for n in names for pattern in ignored_names):
-        return False
-    if any(m is i for m in graph_modules for i in ignored_modules):
-        return False
-    if isinstance(layers, str):
-        kinds = {"conv": (nn.modules.conv._ConvNd,), "dense": (nn.Linear,), "both": WEIGHT_LAYERS}[layers]
-        return isinstance(group.root, kinds)
-    return any(fnmatch.fnmatchcase(n, pattern) for n in names for pattern in layers)
-
-
-def _ratio_for(group: ChannelGroup, ratio: float | Mapping[str, float]) -> float:
-    if not isinstance(ratio, Mapping):
-        return float(ratio)
-    for pattern, value in ratio.items():
-        if any(fnmatch.fnmatchcase(name, pattern) for name in group.producers):
-            return float(value)
-    return 0.0
-
-
-def _calibration(calibration) -> Calibration | None:
-    if calibration is None:
-        return None
-    if isinstance(calibration, torch.Tensor):
-        return Calibration((calibration,), None)
-    items = tuple(calibration)
-    last = items[-1]
-    if len(items) >= 2 and isinstance(last, torch.Tensor) and not last.is_floating_point() and last.dim() == 1:
-        inputs = items[0] if len(items) == 2 else items[:-1]
-        return Calibration(as_input_tuple(inputs), last)
-    return Calibration(as_input_tuple(items), None)
-
-
-def _resolve_normalize(normalize, scope, threshold, ratio, mode, layers, round_to) -> str:
-    if (threshold is None) == (ratio is None):
-        raise TrimkitError("say how much to prune with exactly one of threshold=T or ratio=R")
-    if mode not in MODES:
-        raise TrimkitError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    if scope not in SCOPES:
-        raise TrimkitError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
-    if isinstance(layers, str) and layers not in LAYER_KINDS:
-        raise TrimkitError(f"unknown layers {layers!r}; choose one of: {', '.join(LAYER_KINDS)}, or a list of names")
-    if round_to is not None and round_to < 1:
-        raise TrimkitError(f"round_to must be a positive integer, got {round_to}")
-    ratios = ratio.values() if isinstance(ratio, Mapping) else ([] if ratio is None else [ratio])
-    for value in ratios:
-        if not 0.0 <= float(value) < 1.0:
-            raise TrimkitError(f"ratio {value} is out of range; a ratio is the fraction removed, in [0, 1)")
-    if scope == "global" and isinstance(ratio, Mapping):
-        raise TrimkitError("scope='global' ranks all groups together; give one ratio, not a dict")
-    if normalize is None:
-        normalize = "mean" if scope == "global" else "rank"
-    if normalize not in NORMALIZATIONS:
-        raise TrimkitError(f"unknown normalize {normalize!r}; choose one of: {', '.join(NORMALIZATIONS)}")
-    if scope == "global" and normalize in ("rank", "percentile"):
-        raise TrimkitError(
-            f"normalize={normalize!r} makes every layer's scores uniform, so a global ranking would prune every "
-            "layer alike; use normalize='max' or 'none' with scope='global'"
-        )
-    return normalize
