@@ -46,6 +46,7 @@ class SuffixEvaluation:
             if touches or any(parent in dirty for parent in node.all_input_nodes):
                 dirty.add(node)
         self.dirty = [node for node in nodes if node in dirty]
+        self.release = self._last_uses(self.dirty)
         frontier = {parent for node in self.dirty for parent in node.all_input_nodes if parent not in dirty}
         with evaluation.running(graph_module):
             self.cache = [self._run_until(frontier, images) for images, _ in evaluation.batches]
@@ -57,6 +58,21 @@ class SuffixEvaluation:
                 logits = self._run(self.dirty, dict(values))
                 correct += int((logits.argmax(1) == labels).sum())
         return 100.0 * correct / self.evaluation.count
+
+    @staticmethod
+    def _last_uses(order: list[fx.Node]) -> dict[fx.Node, list[fx.Node]]:
+        """For each node, the values that no node after it reads: dropping them as soon
+        as possible keeps the working set to what a plain forward pass holds (keeping
+        every activation of a 500-image batch costs gigabytes and makes each run
+        fault in fresh memory, which was slower than the full forward pass)."""
+        release: dict[fx.Node, list[fx.Node]] = {node: [] for node in order}
+        seen: set[fx.Node] = set()
+        for node in reversed(order):
+            for parent in node.all_input_nodes:
+                if parent not in seen:
+                    seen.add(parent)
+                    release[node].append(parent)
+        return release
 
     def _run_until(self, wanted: set[fx.Node], images: torch.Tensor) -> dict[fx.Node, object]:
         env: dict[fx.Node, object] = {}
@@ -73,6 +89,8 @@ class SuffixEvaluation:
             if node.op == "output":
                 return fx.graph.map_arg(node.args[0], lambda n: env[n])
             env[node] = self._node(node, env)
+            for value in self.release[node]:
+                del env[value]
         raise RuntimeError("the traced graph has no output node")
 
     def _node(self, node: fx.Node, env: dict[fx.Node, object]):
