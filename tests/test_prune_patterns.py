@@ -15,7 +15,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from trimkit import models
-from trimkit.measure._profile import as_input_tuple
+from trimkit.measure import profile
+from trimkit.measure._profile import FUNCTIONAL_ROW, as_input_tuple, macs_after_channel_edits
 from trimkit.prune import structured
 
 # Groups the pruner must freeze rather than cut: option-A residual streams written with
@@ -68,6 +69,12 @@ def test_pruned_pattern_runs_keeps_its_output_shape_and_counts_right(pattern, mo
     assert result.macs_after == independent_macs(result.model, inputs)
     assert result.macs_before == independent_macs(model, inputs)
     assert result.params_after == sum(p.numel() for p in result.model.parameters())
+    before = profile(model, inputs)
+    from_shapes = macs_after_channel_edits(result.model, before, model)
+    if any(row.name == FUNCTIONAL_ROW for row in before.layers):
+        assert from_shapes is None  # functional MACs need a run to be counted again
+    else:
+        assert from_shapes == result.macs_after
     assert len(result.frozen) == EXPECTED_FROZEN.get(pattern, 0), result.frozen
     for a, b in zip(original.state_dict().values(), model.state_dict().values()):
         assert torch.equal(a, b)  # the caller's model is left alone
@@ -95,3 +102,4 @@ def test_every_zoo_model_prunes_verified(name):
     assert result.model(inputs).shape == (ZOO_INPUT_BATCH, 10)
     assert result.macs_after == independent_macs(result.model, inputs)
     assert result.macs_after < result.macs_before
+    assert macs_after_channel_edits(result.model, profile(model, inputs), model) == result.macs_after

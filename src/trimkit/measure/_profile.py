@@ -67,6 +67,31 @@ def layer_macs(module: nn.Module, output: torch.Tensor, batch: int) -> int:
     return 0
 
 
+def _macs_per_position(module: nn.Module) -> int:
+    if isinstance(module, nn.modules.conv._ConvNd):
+        kernel = int(torch.tensor(module.kernel_size).prod())
+        return kernel * (module.in_channels // module.groups) * module.out_channels
+    if isinstance(module, nn.Linear):
+        return module.in_features * module.out_features
+    return 0
+
+
+def macs_after_channel_edits(model: nn.Module, before: Profile, original: nn.Module) -> int | None:
+    """MACs of ``model``, a copy of ``original`` (profiled as ``before``) whose layers
+    changed only their channel counts, without running it: channel pruning keeps every
+    layer's output positions, so each layer's MACs scale with its new channel product.
+    None when ``before`` has functional MACs, which only a run can count again."""
+    total = 0
+    for row in before.layers:
+        if row.name == FUNCTIONAL_ROW:
+            return None
+        if not row.macs:
+            continue
+        was = _macs_per_position(original.get_submodule(row.name))
+        total += row.macs // was * _macs_per_position(model.get_submodule(row.name))
+    return total
+
+
 def profile(model: nn.Module, example_inputs: ExampleInputs) -> Profile:
     """Profile ``model`` on ``example_inputs`` (a tensor or a tuple for multi-input models).
 

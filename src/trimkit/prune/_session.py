@@ -16,7 +16,7 @@ from torch import nn
 from trimkit._shape_edits import attribute_changes, record_edits
 from trimkit._threads import single_thread
 from trimkit.measure import profile
-from trimkit.measure._profile import ExampleInputs, as_input_tuple
+from trimkit.measure._profile import ExampleInputs, as_input_tuple, macs_after_channel_edits
 from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGraph, ChannelGroup
 from trimkit.prune._ledger import ChannelLedger
 from trimkit.prune._result import FrozenGroup, LayerChange, PruneResult
@@ -104,6 +104,14 @@ class PruningSession:
         if self.reference is not None:
             self.reference.commit({})
         self.groups_cut.clear()
+
+    def macs(self) -> int:
+        """MACs of the model as it stands, from its layer shapes where that is exact."""
+        counted = macs_after_channel_edits(self.model, self.before, self.original)
+        if counted is not None:
+            return counted
+        with single_thread():
+            return profile(self.model, self.inputs).macs
 
     def root_channels(self, group: ChannelGroup) -> list[int]:
         """The original numbers of the group's channels still present, in current order."""

@@ -21,8 +21,6 @@ import torch
 from rich.progress import Progress
 from torch import nn
 
-from trimkit._threads import single_thread
-from trimkit.measure import profile
 from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria as criteria_registry
 from trimkit.prune._evaluation import CachedEvaluation
@@ -95,7 +93,6 @@ def _sweep(session: PruningSession, group, scorer: GroupScorer, evaluate, graph_
     blocks = session.graph.blocks(group)
     members = {m.name for m in session.graph.members(group)}
     fast = SuffixEvaluation(graph_module, evaluate, members) if graph_module is not None else None
-    one_image = tuple(t[:1] for t in session.inputs)
     result.metrics[group.name], result.macs[group.name] = {}, {}
     for level in levels:
         count = max(1, round(level * scores.numel()))
@@ -107,8 +104,7 @@ def _sweep(session: PruningSession, group, scorer: GroupScorer, evaluate, graph_
             result.frozen[group.name] = session.frozen[-1].reason
             return
         result.metrics[group.name][level] = fast() if fast is not None else evaluate(session.model)
-        with single_thread():
-            result.macs[group.name][level] = profile(session.model, one_image).macs
+        result.macs[group.name][level] = session.macs()
 
 
 def group_by_sensitivity(result: SensitivityResult, n_groups: int) -> list[dict[str, Any]]:
