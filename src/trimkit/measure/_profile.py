@@ -55,25 +55,25 @@ class Profile:
         return record
 
 
-def layer_macs(module: nn.Module, output: torch.Tensor, batch: int) -> int:
-    """MACs of one call of a convolution or dense layer, per sample."""
-    if isinstance(module, nn.modules.conv._ConvNd):
-        kernel = int(torch.tensor(module.kernel_size).prod())
-        positions = output.numel() // (batch * module.out_channels)
-        return kernel * (module.in_channels // module.groups) * module.out_channels * positions
-    if isinstance(module, nn.Linear):
-        positions = output.numel() // (batch * module.out_features)
-        return module.in_features * module.out_features * positions
-    return 0
-
-
 def _macs_per_position(module: nn.Module) -> int:
+    """MACs of a convolution or dense layer for one output position (0 for other layers)."""
     if isinstance(module, nn.modules.conv._ConvNd):
         kernel = int(torch.tensor(module.kernel_size).prod())
         return kernel * (module.in_channels // module.groups) * module.out_channels
     if isinstance(module, nn.Linear):
         return module.in_features * module.out_features
     return 0
+
+
+def layer_macs(module: nn.Module, output: torch.Tensor, batch: int) -> int:
+    """MACs of one call of a convolution or dense layer, per sample."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        positions = output.numel() // (batch * module.out_channels)
+    elif isinstance(module, nn.Linear):
+        positions = output.numel() // (batch * module.out_features)
+    else:
+        return 0
+    return _macs_per_position(module) * positions
 
 
 def macs_after_channel_edits(model: nn.Module, before: Profile, original: nn.Module) -> int | None:
