@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def conv_bn(cin, cout, k=3, stride=1, groups=1):
@@ -254,3 +255,12 @@ def producer_name(model: nn.Module, name: str) -> str:
     """The conv/linear inside a conv_bn block, or the layer itself."""
     block = model.get_submodule(name)
     return f"{name}.0" if isinstance(block, nn.Sequential) else name
+
+
+def independent_macs(model: nn.Module, inputs) -> int:
+    """MACs per sample by PyTorch's own FLOP counter (an oracle independent of trimkit)."""
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(*inputs)
+    return counter.get_total_flops() // (2 * inputs[0].shape[0])

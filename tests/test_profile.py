@@ -61,6 +61,13 @@ def test_grouped_convolution_divides_by_groups_and_batch_is_per_image():
     assert [layer.macs for layer in result.layers] == [9 * 2 * 16 * 100, 9 * 1 * 16 * 64]
 
 
+def test_transposed_convolution_counts_input_positions():
+    # each of the 5x5 input positions of 8 channels meets a 3x3 kernel per output channel
+    result = profile(nn.ConvTranspose2d(8, 6, 3, stride=2, groups=2), torch.zeros(3, 8, 5, 5))
+    assert result.layers[0].output_shape == (6, 11, 11)
+    assert result.macs == 25 * 9 * 8 * (6 // 2)
+
+
 def test_functional_cross_correlation_is_counted():
     class Siamese(nn.Module):
         def __init__(self):

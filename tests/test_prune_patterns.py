@@ -12,7 +12,6 @@ import copy
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from trimkit import models
 from trimkit.measure import profile
@@ -23,15 +22,8 @@ from trimkit.prune import structured
 # an inline F.pad, which Torch-Pruning couples wrongly.
 EXPECTED_FROZEN = {"residual_option_a": 1}
 
-from pattern_models import DEAD_CHANNELS, PATTERNS, example_inputs, kill_channels, producer_name, randomize
-
-
-def independent_macs(model, inputs) -> int:
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(*as_input_tuple(inputs))
-    batch = as_input_tuple(inputs)[0].shape[0]
-    return counter.get_total_flops() // (2 * batch)
+from pattern_models import (DEAD_CHANNELS, PATTERNS, example_inputs, independent_macs, kill_channels, producer_name,
+                            randomize)
 
 
 def run(model, inputs):

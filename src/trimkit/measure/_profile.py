@@ -1,7 +1,8 @@
 """Parameters, MACs and FLOPs per layer, by the Bonsai seed's formulas.
 
 Convolution: MACs = k1 * k2 * (I / groups) * H * rh * rw; dense: MACs = I * H (per
-output position when a dense layer sees extra dimensions). FLOPs = 2 * MACs. Biases,
+output position when a dense layer sees extra dimensions); a transposed convolution
+counts its input positions for rh * rw. FLOPs = 2 * MACs. Biases,
 normalisation and activations are not counted, as in the seed. Convolutions and matrix
 products called functionally (``F.conv2d`` in a Siamese head, say) are counted by
 PyTorch's FlopCounterMode and reported as one row, ``(functional)``.
@@ -56,7 +57,7 @@ class Profile:
 
 
 def _macs_per_position(module: nn.Module) -> int:
-    """MACs of a convolution or dense layer for one output position (0 for other layers)."""
+    """MACs of a convolution or dense layer for one position (0 for other layers)."""
     if isinstance(module, nn.modules.conv._ConvNd):
         kernel = int(torch.tensor(module.kernel_size).prod())
         return kernel * (module.in_channels // module.groups) * module.out_channels
@@ -65,9 +66,13 @@ def _macs_per_position(module: nn.Module) -> int:
     return 0
 
 
-def layer_macs(module: nn.Module, output: torch.Tensor, batch: int) -> int:
-    """MACs of one call of a convolution or dense layer, per sample."""
-    if isinstance(module, nn.modules.conv._ConvNd):
+def layer_macs(module: nn.Module, inputs: tuple, output: torch.Tensor, batch: int) -> int:
+    """MACs of one call of a convolution or dense layer, per sample. A transposed
+    convolution spreads each *input* position over a kernel-sized patch, so its
+    positions are counted on the input side."""
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        positions = inputs[0].numel() // (batch * module.in_channels)
+    elif isinstance(module, nn.modules.conv._ConvNd):
         positions = output.numel() // (batch * module.out_channels)
     elif isinstance(module, nn.Linear):
         positions = output.numel() // (batch * module.out_features)
@@ -104,10 +109,10 @@ def profile(model: nn.Module, example_inputs: ExampleInputs) -> Profile:
     shapes: dict[str, tuple[int, ...]] = {}
     names = {module: name for name, module in model.named_modules()}
 
-    def record(module: nn.Module, _inputs: Any, output: Any) -> None:
+    def record(module: nn.Module, inputs: Any, output: Any) -> None:
         name = names[module]
         if isinstance(output, torch.Tensor):
-            macs[name] += layer_macs(module, output, batch)
+            macs[name] += layer_macs(module, inputs, output, batch)
             shapes[name] = tuple(output.shape[1:])
 
     leaves = [m for m in model.modules() if not list(m.children())]

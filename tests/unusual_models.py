@@ -1,0 +1,145 @@
+"""Models with layers and tensor tricks outside the common CNN patterns: channel
+shuffle, chunk-and-concatenate, group norm, a ConvNeXt-style block with a permuted
+layer norm, transposed convolution, 1-d convolutions, two output heads, pixel shuffle,
+PReLU with instance norm.
+
+Each comes with the input it expects and the producer layers whose groups pruning
+must freeze (rather than break the model): where removing a channel cannot equal
+masking it (a group norm's statistics), or where the dependency graph gets the
+channel mapping wrong (shuffle, chunk, permute, pixel shuffle).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 16, 3, padding=1)
+        self.b = nn.Conv2d(16, 16, 1, groups=4)
+        self.c = nn.Conv2d(16, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.a(x))
+        n, c, h, w = x.shape
+        x = x.view(n, 4, c // 4, h, w).transpose(1, 2).reshape(n, c, h, w)
+        x = F.relu(self.c(F.relu(self.b(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+class ChunkConcat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 16, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, padding=1)
+        self.c = nn.Conv2d(16, 8, 1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        left, right = F.relu(self.a(x)).chunk(2, dim=1)
+        x = F.relu(self.c(torch.cat([left, F.relu(self.b(right))], 1)))
+        return self.fc(x.mean((2, 3)))
+
+
+class GroupNormed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.norm_a = nn.Conv2d(3, 16, 3, padding=1), nn.GroupNorm(4, 16)
+        self.b, self.norm_b = nn.Conv2d(16, 16, 3, padding=1), nn.GroupNorm(1, 16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.norm_a(self.a(x)))
+        x = F.relu(self.norm_b(self.b(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 4, stride=4)
+        self.dw = nn.Conv2d(16, 16, 7, padding=3, groups=16)
+        self.norm = nn.LayerNorm(16)
+        self.pw1, self.pw2 = nn.Linear(16, 64), nn.Linear(64, 16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.norm(self.dw(x).permute(0, 2, 3, 1))
+        x = x + self.pw2(F.gelu(self.pw1(y))).permute(0, 3, 1, 2)
+        return self.fc(x.mean((2, 3)))
+
+
+class TransposedConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.down, self.bn = nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16)
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.out = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        return self.out(F.relu(self.up(F.relu(self.bn(self.down(x))))))
+
+
+class Conv1dNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.bn = nn.Conv1d(3, 16, 5, padding=2), nn.BatchNorm1d(16)
+        self.b = nn.Conv1d(16, 32, 3, dilation=2, padding=2)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.b(F.relu(self.bn(self.a(x)))))
+        return self.fc(x.amax(2))
+
+
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.classes, self.boxes = nn.Conv2d(16, 5, 1), nn.Conv2d(16, 4, 1)
+
+    def forward(self, x):
+        x = F.relu(self.b(F.relu(self.a(x))))
+        return self.classes(x), self.boxes(x)
+
+
+class PixelShuffleUp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 12, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.shuffle(self.b(F.relu(self.a(x))))
+
+
+class PReLUInstanceNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.act = nn.Conv2d(3, 16, 3, padding=1), nn.PReLU(16)
+        self.b, self.norm = nn.Conv2d(16, 16, 3, padding=1), nn.InstanceNorm2d(16, affine=True)
+        self.fc = nn.Linear(16 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.norm(self.b(self.act(self.a(x)))))
+        return self.fc(F.adaptive_avg_pool2d(x, 8).flatten(1))
+
+
+# name -> (model class, input shape, producers of the groups that must be frozen)
+UNUSUAL = {
+    "channel_shuffle": (ChannelShuffle, (2, 3, 16, 16), {("a",)}),
+    "chunk_concat": (ChunkConcat, (2, 3, 16, 16), {("a", "b")}),
+    "group_norm": (GroupNormed, (2, 3, 16, 16), {("a",), ("b",)}),
+    "convnext_block": (ConvNeXtBlock, (2, 3, 32, 32), {("stem", "dw", "pw2")}),
+    "transposed_conv": (TransposedConv, (2, 3, 16, 16), set()),
+    "conv1d": (Conv1dNet, (2, 3, 50), set()),
+    "two_heads": (TwoHeads, (2, 3, 16, 16), set()),
+    "pixel_shuffle": (PixelShuffleUp, (2, 3, 16, 16), {("b",)}),
+    "prelu_instance_norm": (PReLUInstanceNorm, (2, 3, 16, 16), set()),
+}
