@@ -6,13 +6,14 @@
    weight decay 5e-4, batch 128, pad-4 crop + flip, bf16 autocast on the CPU):
    - seed 002 / Li et al. "pruned-B": L1 on the first convolution of each block,
      60 / 30 / 10 % by stage, skipping layers 16, 20, 38 and 54;
-   - trimkit global L1 (mean-normalised) at the ratio that halves the MACs;
+   - trimkit global L1 (mean-normalised) at the ratio that halves the MACs, and the
+     same with group-L1 (filters, norm scales and the next layers' input weights);
    - Torch-Pruning 1.6.1 Group-L1 (MetaPruner, global) at the same MACs, as it comes,
      and again with trimkit's option-A shortcut pruner registered.
 3. Printed side by side: MACs reduction, parameters, top-1 before and after fine-tuning
    (10,000 test images), pruning wall time, and whether the pruned model runs.
 
-    python benchmarks/prune_resnet56.py [--epochs 3] [--baseline-epochs 2] [--data-dir ../shared/data]
+    python benchmarks/prune_resnet56.py [--epochs 3] [--baseline-epochs 2] [--methods li,l1,group_l1,tp,tp_shortcut]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from trimkit.prune._custom_layers import customized_pruners
 PRETRAINED = "pretrained/resnet56-4bfd9763.th"
 LI_SKIPPED = {"layer1.7.conv1", "layer2.0.conv1", "layer3.0.conv1", "layer3.8.conv1"}  # conv layers 16, 20, 38, 54
 LI_STAGE_RATIOS = {"layer1": 0.6, "layer2": 0.3, "layer3": 0.1}
+METHODS = ("li", "l1", "group_l1", "tp", "tp_shortcut")
 console = Console(width=160)
 
 
@@ -63,12 +65,12 @@ def li_pruned_b(model, example):
     return prune.structured(model, example, criterion="l1", ratio=ratios, layers="conv", mode="static")
 
 
-def global_half_macs(model, example, target_macs):
+def global_half_macs(model, example, target_macs, criterion="l1"):
     """Bisect the global ratio until the MACs are within 1 % of the target."""
     low, high, best = 0.0, 0.95, None
     for _ in range(12):
         middle = (low + high) / 2
-        result = prune.structured(model, example, criterion="l1", ratio=middle, scope="global", mode="static")
+        result = prune.structured(model, example, criterion=criterion, ratio=middle, scope="global", mode="static")
         best = result if best is None or abs(result.macs_after - target_macs) < abs(best.macs_after - target_macs) else best
         if abs(result.macs_after - target_macs) / target_macs < 0.01:
             break
@@ -107,7 +109,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs after pruning")
     parser.add_argument("--baseline-epochs", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {', '.join(METHODS)}")
     args = parser.parse_args()
+    unknown = set(args.methods.split(",")) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods {', '.join(sorted(unknown))}; choose from {', '.join(METHODS)}")
     normalization = models.spec("resnet56").normalization()
     train_set = data.load("cifar10", "train", args.data_dir, normalization=normalization)
     test_set = data.load("cifar10", "test", args.data_dir, normalization=normalization)
@@ -118,10 +124,16 @@ def main() -> None:
     base_profile = profile(base, example[:1])
     rows = [("baseline (fine-tuned on the JPEG split)", base, base_top1, base_top1, 0.0, "")]
 
-    for label, run in (
-        ("Li et al. pruned-B: L1, first conv of each block", lambda: li_pruned_b(base, example)),
-        ("trimkit global L1, MACs / 2", lambda: global_half_macs(base, example, base_profile.macs / 2)),
-    ):
+    trimkit_methods = {
+        "li": ("Li et al. pruned-B: L1, first conv of each block", lambda: li_pruned_b(base, example)),
+        "l1": ("trimkit global L1, MACs / 2", lambda: global_half_macs(base, example, base_profile.macs / 2)),
+        "group_l1": ("trimkit global group-L1, MACs / 2",
+                     lambda: global_half_macs(base, example, base_profile.macs / 2, "group_l1")),
+    }
+    chosen = args.methods.split(",")
+    for key, (label, run) in trimkit_methods.items():
+        if key not in chosen:
+            continue
         started = time.perf_counter()
         result = run()
         seconds = time.perf_counter() - started
@@ -129,8 +141,10 @@ def main() -> None:
         rows.append((label, pruned, train.evaluate(pruned, test_set)["top1"],
                      finetune(pruned, train_set, test_set, args.epochs), seconds,
                      f"verified, {len(result.frozen)} frozen"))
-    for label, with_shortcut in (("Torch-Pruning Group-L1, MACs / 2", False),
-                                 ("Torch-Pruning Group-L1 + trimkit shortcut pruner", True)):
+    for key, label, with_shortcut in (("tp", "Torch-Pruning Group-L1, MACs / 2", False),
+                                      ("tp_shortcut", "Torch-Pruning Group-L1 + trimkit shortcut pruner", True)):
+        if key not in chosen:
+            continue
         started = time.perf_counter()
         pruned, failure = torch_pruning_group_l1(base, example, base_profile.macs / 2, with_shortcut)
         seconds = time.perf_counter() - started

@@ -43,12 +43,51 @@ def test_data_criteria_by_hand():
     assert criteria.taylor(None, response, gradient).tolist() == pytest.approx([abs((2 + 3) / 2), abs((-1 + 0) / 2)])
 
 
+@pytest.mark.parametrize("module", [nn.Conv2d(8, 12, 3, groups=4), nn.ConvTranspose2d(8, 12, 3, groups=4),
+                                    nn.Conv2d(8, 8, 3, groups=8), nn.Linear(8, 12)])
+def test_channel_matrix_rows_are_each_channels_own_weights(module):
+    weight = module.weight.detach()
+    out_channels = getattr(module, "out_channels", getattr(module, "out_features", None))
+    in_channels = getattr(module, "in_channels", getattr(module, "in_features", None))
+    groups = getattr(module, "groups", 1)
+    transposed = isinstance(module, nn.ConvTranspose2d)
+
+    def owned(channel, direction):  # brute force, channel by channel
+        if isinstance(module, nn.Linear):
+            return weight[channel] if direction == "out" else weight[:, channel]
+        per_in, per_out = in_channels // groups, out_channels // groups
+        if direction == "out":
+            group, offset = divmod(channel, per_out)
+            return (weight[group * per_in:(group + 1) * per_in, offset] if transposed else weight[channel]).flatten()
+        group, offset = divmod(channel, per_in)
+        return (weight[channel] if transposed else weight[group * per_out:(group + 1) * per_out, offset]).flatten()
+
+    for direction, count in (("out", out_channels), ("in", in_channels)):
+        rows = criteria.channel_matrix(module, direction)
+        assert rows.shape[0] == count
+        for channel in range(count):
+            assert torch.equal(rows[channel], owned(channel, direction).float())
+
+
+def test_group_l1_sums_filter_norm_scale_and_next_layer_inputs_by_hand():
+    from trimkit.prune._scoring import GroupScorer
+    from trimkit.prune._session import PruningSession
+
+    model = randomize(PlainChain())
+    session = PruningSession(model, torch.randn(2, 3, 8, 8))
+    (group,) = [g for g in session.candidates(lambda g: True) if g.producers == ("c1.0",)]
+    scores = GroupScorer(session.graph, criteria.get("group_l1"), "none", None).scores(group)
+    conv, norm, following = model.c1[0].weight, model.c1[1].weight, model.c2[0].weight
+    expected = conv.abs().sum((1, 2, 3)) + norm.abs() + following.abs().sum((0, 2, 3))
+    assert scores.tolist() == pytest.approx(expected.tolist())
+
+
 def test_random_criterion_repeats_for_the_same_weights():
     assert torch.equal(criteria.random_scores(W), criteria.random_scores(W.clone()))
 
 
 def test_unknown_criterion_lists_the_choices():
-    with pytest.raises(TrimkitError, match=r"unknown criterion 'l3'.*Choose one of: apoz, l1, l2"):
+    with pytest.raises(TrimkitError, match=r"unknown criterion 'l3'.*Choose one of: apoz, group_l1, l1, l2"):
         criteria.get("l3")
 
 

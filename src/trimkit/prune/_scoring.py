@@ -19,7 +19,7 @@ from torch import nn
 from trimkit._running import eval_mode
 from trimkit.errors import TrimkitError
 from trimkit.prune._graph import ChannelGraph, ChannelGroup, Member
-from trimkit.prune.criteria import Criterion, weight_matrix
+from trimkit.prune.criteria import Criterion, channel_matrix
 
 NORMALIZATIONS = ("rank", "percentile", "max", "mean", "none")
 
@@ -71,6 +71,8 @@ class GroupScorer:
         self.calibration = calibration
 
     def scores(self, group: ChannelGroup) -> torch.Tensor:
+        if self.criterion.needs == "group":
+            return normalize_scores(self._whole_group(group), self.normalize)
         size = self.graph.size(group)
         producers = [m for m in self.graph.members(group) if m.is_producer]
         responses = self._responses([m.name for m in producers]) if self.criterion.needs_data else {}
@@ -88,9 +90,21 @@ class GroupScorer:
             votes[root] += 1
         return total / votes.clamp_min(1)
 
+    def _whole_group(self, group: ChannelGroup) -> torch.Tensor:
+        """The criterion on every member's slice of the group's channels, summed per
+        channel (members without per-channel weights, an activation say, add nothing)."""
+        total = torch.zeros(self.graph.size(group))
+        for member in self.graph.members(group):
+            matrix = channel_matrix(member.module, member.direction)
+            if matrix is None:
+                continue
+            values = self.criterion.function(matrix[list(member.positions)])
+            total.index_add_(0, torch.tensor(member.root_positions), values.float())
+        return total
+
     def _raw(self, member: Member, responses) -> torch.Tensor:
         positions = list(member.positions)
-        weights = weight_matrix(member.module.weight)[positions]
+        weights = channel_matrix(member.module, "out")[positions]
         if not self.criterion.needs_data:
             return self.criterion.function(weights)
         response, gradient = responses[member.name]

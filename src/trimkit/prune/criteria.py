@@ -6,6 +6,11 @@ section 3.2). A data criterion also sees the layer's response to a calibration b
 (N, H, ...) and, for ``taylor``, the loss gradient with respect to that response.
 The response is taken after the layer's batch norm when one follows it directly.
 
+A group criterion (``group_l1``) applies a weight criterion to every layer that a
+coupled group's channels touch, as Torch-Pruning's group importance does: the
+producers' filters, the consumers' input-channel slices and the norm layers' scales,
+summed per channel.
+
 Users add their own with :func:`register`, or pass a callable as ``criterion=``.
 """
 
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from torch import nn
 
 from trimkit.errors import TrimkitError
 
@@ -33,17 +39,20 @@ class Criterion:
 
     @property
     def needs_data(self) -> bool:
-        return self.needs != "weights"
+        return self.needs in ("activations", "gradients")
 
 
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+NEEDS = ("weights", "group", "activations", "gradients")
 _REGISTRY: dict[str, Criterion] = {}
 
 
 def register(name: str, function: Callable[..., torch.Tensor], needs: str = "weights") -> Criterion:
     """Add a criterion. Weight criteria take the (H, D) matrix; data criteria take
-    ``(weights, response, gradient)`` with response and gradient shaped (N, H, ...)."""
-    if needs not in ("weights", "activations", "gradients"):
-        raise TrimkitError(f"criterion {name!r}: needs must be weights, activations or gradients, got {needs!r}")
+    ``(weights, response, gradient)`` with response and gradient shaped (N, H, ...); a
+    group criterion is a weight criterion applied to every member of the group."""
+    if needs not in NEEDS:
+        raise TrimkitError(f"criterion {name!r}: needs must be one of {', '.join(NEEDS)}, got {needs!r}")
     criterion = Criterion(name, function, needs)
     _REGISTRY[name] = criterion
     return criterion
@@ -66,9 +75,28 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def weight_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """The (H, D) view of a convolution or dense weight."""
-    return weight.detach().reshape(weight.shape[0], -1).float()
+def channel_matrix(module: nn.Module, direction: str) -> torch.Tensor | None:
+    """One row per output (``direction="out"``) or input channel of ``module``: the
+    weights that channel owns. Grouped and transposed convolutions store their
+    channels on other axes; this finds them. None for a module without such weights."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        return None
+    weight = weight.detach().float()
+    if isinstance(module, nn.modules.conv._ConvNd):
+        groups = module.groups
+        transposed = isinstance(module, nn.modules.conv._ConvTransposeNd)
+        stored_first = "in" if transposed else "out"  # the axis the weight is stored by
+        if direction == stored_first:
+            return weight.reshape(weight.shape[0], -1)
+        # (groups * a, b, k...) -> rows over the b axis, group by group
+        a, b = weight.shape[0] // groups, weight.shape[1]
+        return weight.reshape(groups, a, b, -1).permute(0, 2, 1, 3).reshape(groups * b, -1)
+    if isinstance(module, nn.Linear):
+        return weight if direction == "out" else weight.t()
+    if isinstance(module, NORM_LAYERS) and weight.dim() == 1:  # per-channel scale
+        return weight.abs().reshape(-1, 1)
+    return None
 
 
 def l1(weights: torch.Tensor) -> torch.Tensor:
@@ -131,6 +159,7 @@ def taylor(weights: torch.Tensor, response: torch.Tensor, gradient: torch.Tensor
 for _name, _function in (("l1", l1), ("l2", l2), ("std", std), ("range", value_range), ("mean_abs", mean_abs),
                          ("max_abs", max_abs), ("random", random_scores)):
     register(_name, _function)
+register("group_l1", l1, needs="group")
 register("mean_activation", mean_activation, needs="activations")
 register("apoz", apoz, needs="activations")
 register("taylor", taylor, needs="gradients")
