@@ -3,8 +3,8 @@
 For each model and data set: train; for each layer selection (both, conv, dense) and
 criterion (std, max_abs, mean_abs, range) run the threshold function (Algorithm 2,
 no fine-tuning) and print its AUC beside the paper's (Tables 2-3). Then prune at the
-recommended threshold (end of the plateau within --max-drop points) with the best
-criterion and layer selection, retrain, and print accuracy, % of filters pruned and
+recommended threshold (end of the plateau within --max-drop points, refined by
+bisection) with the best criterion and layer selection, retrain, and print accuracy, % of filters pruned and
 FLOPs beside the paper's Tables 4-7.
 
 CPU budget (defaults): Adam lr 1e-3, batch 128, bf16 autocast; MNIST 2 epochs, CIFAR-10
@@ -98,7 +98,8 @@ def main() -> None:
                                  *(f"{aucs[c]:.3f} ({p:.3f})" for c, p in zip(CRITERIA, paper)),
                                  comparisons[selection].best))
             selection, comparison = max(comparisons.items(), key=lambda item: item[1].auc[item[1].best])
-            curve = comparison.curves[comparison.best]
+            curve = prune.threshold_function(model, example, evaluation, criterion=comparison.best, layers=selection,
+                                             max_evals=args.max_evals, baseline=baseline, refine_drop=args.max_drop)
             threshold = prune.recommend_threshold(curve, args.max_drop)
             pruned = prune.structured(model, example, criterion=comparison.best, threshold=threshold, layers=selection)
             train.fit(pruned.model, train_set, epochs=args.retrain_epochs, optimizer="adam", lr=3e-4,

@@ -72,6 +72,23 @@ def test_threshold_function_follows_algorithm_2(lenet_and_data):
     assert all(p.macs <= first.macs for p in curve.points)
 
 
+def test_refinement_bisects_the_end_of_the_plateau(lenet_and_data):
+    model, val_set = lenet_and_data
+    evaluation = CachedEvaluation(val_set, 500)
+    settings = dict(criterion="std", layers="both", max_gap=3.0, max_evals=4)
+    plain = threshold_function(model, val_set.example_inputs(4), evaluation, **settings)
+    refined = threshold_function(model, val_set.example_inputs(4), evaluation, refine_drop=1.0, refine_evals=3,
+                                 **settings)
+    assert refined.points[:len(plain.points)] == plain.points  # Algorithm 2 first, unchanged
+    for index in range(len(plain.points), len(refined.points)):  # then each point halves the plateau's end
+        earlier = sorted(refined.points[:index], key=lambda p: p.threshold)
+        beyond = next(i for i, p in enumerate(earlier) if p.metric < refined.baseline - 1.0)
+        within = earlier[beyond - 1]
+        assert refined.points[index].threshold == pytest.approx((within.threshold + earlier[beyond].threshold) / 2)
+    assert len(refined.points) > len(plain.points)
+    assert recommend_threshold(refined, 1.0) >= recommend_threshold(plain, 1.0)
+
+
 def test_cached_evaluation_agrees_with_evaluate(lenet_and_data):
     model, val_set = lenet_and_data
     fast = CachedEvaluation(val_set, precision="fp32")(model)

@@ -62,7 +62,7 @@ def explore_command(
         prune.criteria.get(name)
     loaded, _, evaluation, example = _setup(model, weights, data, data_dir, eval_samples, trust_checkpoint)
     comparison = prune.compare_criteria(loaded.model, example, evaluation, criteria=names, layers=layers, mode=mode,
-                                        max_gap=max_gap, max_evals=max_evals)
+                                        max_gap=max_gap, max_evals=max_evals, refine_drop=max_drop)
     best = comparison.curves[comparison.best]
     record = {**comparison.to_dict(), "baseline": best.baseline,
               "recommended_threshold": prune.recommend_threshold(best, max_drop), "max_drop": max_drop,

@@ -92,12 +92,20 @@ def threshold_function(
     thresholds: tuple[float, float] | None = None,
     calibration: torch.Tensor | tuple | None = None,
     baseline: float | None = None,
+    refine_drop: float | None = None,
+    refine_evals: int = 4,
 ) -> ThresholdCurve:
     """Metric after pruning at thresholds chosen by Algorithm 2 (see the module doc).
 
     ``evaluate(model) -> metric`` (higher is better; :class:`CachedEvaluation` is a
     fast one). ``thresholds`` defaults to the range of the normalised scores, so the
     low end prunes nothing and the high end leaves one channel per group.
+
+    Algorithm 2 spends its points where the metric falls fastest, so the end of a
+    gentle plateau can stay between two distant points. With ``refine_drop``, up to
+    ``refine_evals`` more points bisect the interval between the last point within
+    ``refine_drop`` of the baseline and the first beyond it, which is where
+    :func:`recommend_threshold` with the same drop looks.
     """
     if max_evals < 2:
         raise TrimkitError(f"max_evals must be at least 2 (the two ends), got {max_evals}")
@@ -128,7 +136,21 @@ def threshold_function(
         if gap <= max_gap:
             break
         curve.points.append(point((left.threshold + right.threshold) / 2))
+    for _ in range(refine_evals if refine_drop is not None else 0):
+        interval = _plateau_end(curve, refine_drop)
+        if interval is None or interval[1] - interval[0] <= min_step:
+            break
+        curve.points.append(point(sum(interval) / 2))
     return curve
+
+
+def _plateau_end(curve: ThresholdCurve, max_drop: float) -> tuple[float, float] | None:
+    """Thresholds of the last point within ``max_drop`` and the first beyond it."""
+    ordered = sorted(curve.points, key=lambda p: p.threshold)
+    for within, beyond in zip(ordered, ordered[1:]):
+        if beyond.metric < curve.baseline - max_drop:
+            return within.threshold, beyond.threshold
+    return None
 
 
 def score_range(model: nn.Module, example_inputs: ExampleInputs, criterion, layers, normalize: str,
