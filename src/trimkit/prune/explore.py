@@ -204,9 +204,5 @@ def compare_criteria(
 def recommend_threshold(curve: ThresholdCurve, max_drop: float) -> float:
     """The highest threshold reached before the metric first falls more than
     ``max_drop`` below the baseline: the end of the plateau."""
-    chosen = curve.points[0].threshold
-    for p in sorted(curve.points, key=lambda p: p.threshold):
-        if p.metric < curve.baseline - max_drop:
-            break
-        chosen = p.threshold
-    return chosen
+    interval = _plateau_end(curve, max_drop)
+    return interval[0] if interval is not None else max(p.threshold for p in curve.points)
