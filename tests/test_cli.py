@@ -89,7 +89,7 @@ def test_demo_explores_prunes_quantises_and_measures(tmp_path):
     assert [m["label"] for m in (baseline, pruned, int8)] == ["baseline", "pruned + fine-tuned", "pruned + INT8"]
     assert baseline["params"] == 61_706 and baseline["macs"] == 416_520
     assert pruned["macs"] < baseline["macs"] and pruned["params"] < baseline["params"]
-    assert int8["file_bytes"] < pruned["file_bytes"] < baseline["file_bytes"]
+    assert int8["size_bytes"] < pruned["size_bytes"] < baseline["size_bytes"]
     assert baseline["top1"] > 85 and all(m["latency"]["p50_ms"] > 0 for m in (baseline, pruned, int8))
     assert record["pruning"]["criterion"] in record["explore"]
     for name in ("lenet5.pt", "lenet5-pruned.pt", "lenet5.onnx", "lenet5-pruned.onnx", "lenet5-pruned.int8.onnx",

@@ -22,8 +22,8 @@ def test_export_json_has_the_documented_keys(tmp_path):
     result = run("export", "lenet5", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert {"path", "bytes", "max_abs_err", "max_rel_err", "opset"} <= set(record)
-    assert record["path"] == str(out) and record["bytes"] == out.stat().st_size
+    assert {"path", "size_bytes", "max_abs_err", "max_rel_err", "opset"} <= set(record)
+    assert record["path"] == str(out) and record["size_bytes"] == out.stat().st_size
     assert record["max_rel_err"] <= 1e-4 and record["opset"] == 20
 
 

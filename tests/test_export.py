@@ -24,7 +24,7 @@ def test_every_zoo_model_exports_with_parity_and_a_dynamic_batch(name, tmp_path)
     model.train()
     result = export.onnx(model, _example(name), tmp_path / f"{name}.onnx")
     assert model.training, "export must restore train mode"
-    assert result.path.stat().st_size == result.bytes > 0
+    assert result.path.stat().st_size == result.size_bytes > 0
     assert result.max_rel_err <= export.PARITY_RTOL
     assert result.dynamic_batch and result.input_names == ("input",) and result.output_names == ("output",)
     session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])

@@ -133,7 +133,7 @@ def test_compare_measures_each_model_and_gives_ratios_to_the_first(tmp_path):
     ratios = result.ratios(second)
     assert ratios["params"] == pytest.approx(second.params / first.params)
     assert ratios["macs"] == pytest.approx(second.macs / first.macs)
-    assert ratios["file_bytes"] == pytest.approx(second.file_bytes / first.file_bytes)
+    assert ratios["size_bytes"] == pytest.approx(second.size_bytes / first.size_bytes)
     assert ratios["p50_ms"] == pytest.approx(second.latency.p50_ms / first.latency.p50_ms)
     assert result.ratios(first) == {key: 1.0 for key in ratios}
     assert result.to_dict()["baseline"] == "lenet5"

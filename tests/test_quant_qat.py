@@ -45,7 +45,7 @@ def test_qonnx_export_matches_pytorch(binary_qat, digits, tmp_path):
     _, result = binary_qat
     exported = quant.export_qonnx(result.model, tmp_path / "tiny.qonnx.onnx", digits[1].example_inputs(64))
     assert exported.parity.passed, exported.parity
-    assert exported.parity.top1_agreement == 100.0
+    assert exported.parity.agreement == 100.0
     graph = onnx.load(str(exported.path))
     operators = [node.op_type for node in graph.graph.node]
     assert operators.count("BipolarQuant") == 1 and "Quant" in operators

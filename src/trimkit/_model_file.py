@@ -1,12 +1,15 @@
 """trimkit model files: a state dict plus a small JSON header, loaded without pickle.
 
 A file is ``torch.save({"trimkit_header": json_text, "state_dict": tensors})``. The
-header names the zoo model and its arguments, its input shape and normalisation, the
-architecture edits pruning made (``_shape_edits``), the quantisation plan of a quantised
-model (``trimkit.quant``: which layers became which Brevitas layers), and free-form
-metadata, so
-``load`` rebuilds the architecture with no user code and
+header names the zoo model and its arguments, its input shape and normalisation, its
+sections (what the model carries beyond the zoo architecture: the edits pruning made,
+the plan a quantised model was converted by, ...; see ``_sections``), and free-form
+metadata, so ``load`` rebuilds the architecture with no user code and
 ``torch.load(weights_only=True)`` is enough to read it.
+
+Format 2 lists the sections as ``"sections": [{"name": ..., "data": ...}, ...]``;
+format 1 had the two it knew as the top-level keys ``edits`` and ``quantization``, and
+is read as the same sections.
 """
 
 from __future__ import annotations
@@ -25,15 +28,15 @@ from torch import nn
 
 from trimkit import models
 from trimkit._atomic import atomic_path
-from trimkit._shape_edits import apply_edits, edits_of
+from trimkit._sections import get_section, sections
 from trimkit.errors import TrimkitError
 
 HEADER_KEY = "trimkit_header"
 FORMAT = "trimkit-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
 _PREFIXES = ("module.", "_orig_mod.", "model.")
-QUANT_PLAN_ATTRIBUTE = "trimkit_quant_plan"  # set by trimkit.quant on the models it quantises
+_VERSION_1_SECTIONS = ("edits", "quantization")  # top-level keys of format 1, in restore order
 
 
 def save(model: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
@@ -42,6 +45,15 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, An
     A zoo model is rebuilt by ``load(path)`` alone; a model built elsewhere is saved too,
     and ``load(path, model=an_instance)`` fills an instance of the same architecture.
     """
+    payload = model_payload(model, metadata=metadata)
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+    return Path(path)
+
+
+def model_payload(model: nn.Module, *, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a model file holds, as an object ``torch.save`` writes with no pickled class:
+    the JSON header and the state dict (also embedded in training checkpoints)."""
     origin = models.origin(model)
     header: dict[str, Any] = {
         "format": FORMAT,
@@ -50,20 +62,44 @@ def save(model: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, An
         "model": None if origin is None else {"name": origin.name, "kwargs": dict(origin.kwargs)},
         "input_shape": None if origin is None else list(origin.input_shape()),
         "normalization": None if origin is None else [list(v) for v in origin.normalization()],
-        "edits": edits_of(model),
-        "quantization": _quantization(model),
+        "sections": _captured_sections(model),
         "metadata": dict(metadata or {}),
     }
     state_dict = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    with atomic_path(path) as temporary:
-        torch.save({HEADER_KEY: json.dumps(header), "state_dict": state_dict}, temporary)
-    return Path(path)
+    return {HEADER_KEY: json.dumps(header), "state_dict": state_dict}
+
+
+def model_from_payload(payload: Any, model: nn.Module | None = None, *, source: str = "checkpoint") -> nn.Module:
+    """The model a :func:`model_payload` describes. ``model``, when given, is filled in
+    place if the weights fit it; otherwise (an epoch hook pruned it since) the model is
+    rebuilt from the header. A bare state dict fills ``model``."""
+    header = _header(payload, source)
+    if header is None:
+        if model is None or not isinstance(payload, Mapping):
+            raise TrimkitError(f"{source} holds no trimkit model")
+        _load_state_dict(model, payload, source, model_label(model))
+        return model
+    if model is not None:
+        try:
+            _load_state_dict(model, payload["state_dict"], source, model_label(model))
+            return model
+        except TrimkitError:
+            if header["model"] is None:
+                raise
+    return _rebuild(payload, header, None, source)
 
 
 def read_header(path: str | os.PathLike, *, trusted: bool = False) -> dict[str, Any] | None:
-    """The header of a trimkit model file, or None for any other checkpoint."""
-    content = _read(path, trusted)
-    return _header(content, path)
+    """The header of a trimkit model file, or None for any other checkpoint.
+
+    Each section's data is also under its own name (``header["quantization"]``), where
+    format 1 kept it, for code written against that format.
+    """
+    header = _header(_read(path, trusted), path)
+    if header is not None:
+        for section in header["sections"]:
+            header.setdefault(section["name"], section["data"])
+    return header
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None, *, trusted: bool = False) -> nn.Module:
@@ -75,6 +111,10 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, trusted: bo
             f"{path} is a plain checkpoint, not a trimkit model file; load it into a zoo model with "
             "trimkit.load_weights(trimkit.models.create(NAME), path), or on the command line give MODEL --weights PATH"
         )
+    return _rebuild(content, header, model, path)
+
+
+def _rebuild(content: Mapping[str, Any], header: dict[str, Any], model: nn.Module | None, path) -> nn.Module:
     if model is None:
         if header["model"] is None:
             raise TrimkitError(
@@ -82,12 +122,9 @@ def load(path: str | os.PathLike, model: nn.Module | None = None, *, trusted: bo
                 "trimkit.load(path, model=MyNet())"
             )
         model = models.create(header["model"]["name"], **header["model"]["kwargs"])
-    if header.get("edits"):
-        apply_edits(model, header["edits"], content["state_dict"])
-    if header.get("quantization"):
-        from trimkit.quant import apply_plan  # brevitas loads only for quantised models
-
-        model = apply_plan(model, header["quantization"])
+    restorers = [(get_section(entry["name"], path), entry["data"]) for entry in header["sections"]]
+    for section, data in restorers:
+        model = section.restore(model, data, content["state_dict"])
     _load_state_dict(model, content["state_dict"], path, model_label(model))
     return model
 
@@ -137,6 +174,8 @@ def _header(content: Any, path: str | os.PathLike) -> dict[str, Any] | None:
             f"{path} is trimkit model format {header.get('format_version')}, newer than this trimkit "
             f"({FORMAT_VERSION}); upgrade trimkit"
         )
+    if int(header.get("format_version", 0)) < 2:
+        header["sections"] = [{"name": name, "data": header[name]} for name in _VERSION_1_SECTIONS if header.get(name)]
     return header
 
 
@@ -202,9 +241,9 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
-def _quantization(model: nn.Module) -> dict[str, Any] | None:
-    quant_plan = getattr(model, QUANT_PLAN_ATTRIBUTE, None)
-    return None if quant_plan is None else quant_plan.to_dict()
+def _captured_sections(model: nn.Module) -> list[dict[str, Any]]:
+    captured = [(section.name, section.capture(model)) for section in sections()]
+    return [{"name": name, "data": data} for name, data in captured if data is not None]
 
 
 def _version() -> str:

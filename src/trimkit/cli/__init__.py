@@ -17,6 +17,7 @@ from trimkit.cli._export import export_command
 from trimkit.cli._info import models_command, profile_command
 from trimkit.cli._prune import prune_command
 from trimkit.cli._quant import quantize_command, size_command
+from trimkit.cli._run import run_command
 from trimkit.cli._train import eval_command, train_command
 from trimkit.errors import TrimkitError
 
@@ -36,6 +37,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("run")(run_command)
 app.command("models")(models_command)
 app.command("profile")(profile_command)
 app.command("train")(train_command)

@@ -194,7 +194,7 @@ def print_comparison(comparison: measure.Comparison) -> None:
         ratios = comparison.ratios(model)
         cells = [model.label]
         for key, shown in (("params", _short(model.params)), ("macs", _short(model.macs)),
-                           ("file_bytes", _short(model.file_bytes, "B")), ("p50_ms", f"{model.latency.p50_ms:.3f}"),
+                           ("size_bytes", _short(model.size_bytes, "B")), ("p50_ms", f"{model.latency.p50_ms:.3f}"),
                            ("throughput", f"{model.latency.throughput:,.0f}")):
             cells += [shown, "-" if ratios[key] is None else f"{ratios[key]:.2f}"]
         if with_top1:

@@ -79,7 +79,7 @@ def demo_command(
     exports = {name: export.onnx(net, example, out / f"{name}.onnx")
                for name, net in (("lenet5", model), ("lenet5-pruned", pruned.model))}
     for name, result in exports.items():
-        say(f"   {result.path}: {result.bytes:,} bytes, max relative error {result.max_rel_err:.1e}")
+        say(f"   {result.path}: {result.size_bytes:,} bytes, max relative error {result.max_rel_err:.1e}")
 
     say(f"[bold]6. quantise[/] the pruned model to INT8 (ONNX Runtime static PTQ, {CALIBRATION_IMAGES} "
         "calibration images)")

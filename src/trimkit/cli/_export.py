@@ -35,5 +35,5 @@ def export_command(
         print_json(result.to_dict())
         return
     batch = f"batch fixed at {PARITY_BATCH}" if static_batch else "dynamic batch"
-    console.print(f"wrote {result.path} ({result.bytes:,} bytes, opset {result.opset}, {batch}); parity with "
+    console.print(f"wrote {result.path} ({result.size_bytes:,} bytes, opset {result.opset}, {batch}); parity with "
                   f"PyTorch: max abs error {result.max_abs_err:.2e}, max rel error {result.max_rel_err:.2e}")

@@ -69,7 +69,7 @@ def quantize_command(
         parity = export.parity
         console.print(f"{name}: {export.path} ({export.size_bytes:,} B), parity with PyTorch "
                       f"{'passed' if parity.passed else 'FAILED'}: mean relative difference "
-                      f"{parity.mean_relative_diff:.2e}, top-1 agreement {parity.top1_agreement:.1f} %")
+                      f"{parity.mean_relative_diff:.2e}, prediction agreement {parity.agreement:.1f} %")
     if report.ptq is not None:
         console.print(f"INT8 {report.ptq.int8_format.upper()} QDQ, {report.ptq.method} calibration on "
                       f"{report.ptq.calibration_images} images: {report.ptq.path}")

@@ -48,7 +48,7 @@ class ParityError(TrimkitError):
 @dataclass(frozen=True)
 class ExportResult:
     path: Path
-    bytes: int
+    size_bytes: int
     opset: int
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]

@@ -12,27 +12,48 @@ import torch
 from trimkit.data import ImageDataset
 from trimkit.measure._accuracy import runtime_accuracy
 from trimkit.measure._latency import Latency, RunSettings, measure_targets, resolve_targets
+from trimkit.measure._layers import LayerTime
+from trimkit.measure._measurement import latency_record
 from trimkit.measure._profile import profile
 from trimkit.measure._target import ModelOrPath, ModelTarget
 from trimkit.measure._timing import TimingPlan
+from trimkit.record import Measurement, Metric
 
-RATIO_KEYS = ("params", "macs", "file_bytes", "p50_ms", "throughput")
+RATIO_KEYS = ("params", "macs", "size_bytes", "p50_ms", "throughput")
 
 
 @dataclass(frozen=True)
 class ComparedModel:
     """One model of a comparison. ``params`` and ``macs`` are unknown (None) for a bare
-    ONNX file; ``file_bytes`` is the size of its ONNX file."""
+    ONNX file; ``size_bytes`` is the size of its ONNX file; ``top1`` is the runtime's."""
 
     label: str
     params: int | None
     macs: int | None
-    file_bytes: int | None
+    size_bytes: int | None
     latency: Latency
     top1: float | None = None
+    top1_samples: int | None = None
+    top1_split: str | None = None
 
     def value(self, key: str) -> float | None:
         return getattr(self.latency, key) if key in ("p50_ms", "throughput") else getattr(self, key)
+
+    def measurement(self) -> Measurement:
+        """This row as a :class:`~trimkit.record.Measurement`."""
+        metrics = [] if self.top1 is None else [Metric("top1", self.top1, self.top1_split or "", self.top1_samples or 0,
+                                                       self.latency.precision, self.latency.backend)]
+        return Measurement(self.label, params=self.params, macs=self.macs,
+                           size_bytes={} if self.size_bytes is None else {"onnx": self.size_bytes},
+                           metrics=metrics, latency=[latency_record(self.latency)])
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ComparedModel:
+        latency = dict(data["latency"])
+        layers = latency.get("per_layer")
+        latency["per_layer"] = None if layers is None else [LayerTime(**row) for row in layers]
+        return cls(data["label"], data["params"], data["macs"], data["size_bytes"], Latency(**latency),
+                   data.get("top1"), data.get("top1_samples"), data.get("top1_split"))
 
 
 @dataclass(frozen=True)
@@ -46,7 +67,12 @@ class Comparison:
 
     def to_dict(self) -> dict:
         return {"baseline": self.models[0].label,
-                "models": [{**asdict(model), "ratios": self.ratios(model)} for model in self.models]}
+                "models": [{**asdict(model), "ratios": self.ratios(model), "measurement": model.measurement().to_dict()}
+                           for model in self.models]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Comparison:
+        return cls([ComparedModel.from_dict(row) for row in data["models"]])
 
 
 def compare(
@@ -78,12 +104,13 @@ def _row(target: ModelTarget, result: Latency, data: ImageDataset | None, settin
     if target.module is not None:
         counted = profile(target.module, tuple(torch.zeros(1, *shape) for shape in target.input_shapes))
         params, macs = counted.params, counted.macs
-    top1 = None
+    top1 = samples = split = None
     if data is not None:
         model = target.module if target.module is not None else target.onnx_path
-        top1 = runtime_accuracy(model, data, backend=settings.backend.name, precision=settings.precision,
-                                threads=settings.threads)["top1"]
-    return ComparedModel(target.label, params, macs, target.onnx_path.stat().st_size, result, top1)
+        scored = runtime_accuracy(model, data, backend=settings.backend.name, precision=settings.precision,
+                                  threads=settings.threads)
+        top1, samples, split = scored["top1"], int(scored["n"]), data.split
+    return ComparedModel(target.label, params, macs, target.onnx_path.stat().st_size, result, top1, samples, split)
 
 
 def _ratio(value: float | None, reference: float | None) -> float | None:

@@ -49,15 +49,11 @@ class SuffixEvaluation:
         self.release = self._last_uses(self.dirty)
         frontier = {parent for node in self.dirty for parent in node.all_input_nodes if parent not in dirty}
         with evaluation.running(graph_module):
-            self.cache = [self._run_until(frontier, images) for images, _ in evaluation.batches]
+            self.cache = [self._run_until(frontier, batch.inputs) for batch in evaluation.batches]
 
     def __call__(self) -> float:
-        correct = 0
         with self.evaluation.running(self.module):
-            for values, (_, labels) in zip(self.cache, self.evaluation.batches):
-                logits = self._run(self.dirty, dict(values))
-                correct += int((logits.argmax(1) == labels).sum())
-        return 100.0 * correct / self.evaluation.count
+            return self.evaluation.score(self._run(self.dirty, dict(values)) for values in self.cache)
 
     @staticmethod
     def _last_uses(order: list[fx.Node]) -> dict[fx.Node, list[fx.Node]]:
@@ -74,13 +70,14 @@ class SuffixEvaluation:
                     release[node].append(parent)
         return release
 
-    def _run_until(self, wanted: set[fx.Node], images: torch.Tensor) -> dict[fx.Node, object]:
+    def _run_until(self, wanted: set[fx.Node], inputs: tuple[torch.Tensor, ...]) -> dict[fx.Node, object]:
         env: dict[fx.Node, object] = {}
         remaining = set(wanted)
+        placeholders = iter(inputs)
         for node in self.module.graph.nodes:
             if not remaining:
                 break
-            env[node] = images if node.op == "placeholder" else self._node(node, env)
+            env[node] = next(placeholders) if node.op == "placeholder" else self._node(node, env)
             remaining.discard(node)
         return {node: env[node] for node in wanted}
 

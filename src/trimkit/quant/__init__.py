@@ -10,6 +10,7 @@
 >>> quant.ptq_int8(model, calibration_data, out="model.int8.onnx")         # doctest: +SKIP
 """
 
+from trimkit.quant import _section  # noqa: F401  (registers the "quantization" header section)
 from trimkit.quant._convert import apply_plan, plan_of
 from trimkit.quant._export import Parity, QuantExport, check_parity, export_qcdq, export_qonnx
 from trimkit.quant._formats import FORMAT_HELP, NAMED_FORMATS, Format, WeightSpec, parse_format

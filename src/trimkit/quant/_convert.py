@@ -25,12 +25,12 @@ import torch
 from brevitas.core.scaling import ParameterScaling
 from torch import nn
 
-from trimkit._model_file import QUANT_PLAN_ATTRIBUTE as PLAN_ATTRIBUTE
 from trimkit.errors import TrimkitError
 from trimkit.quant._plan import LayerPlan, QuantPlan
 from trimkit.quant._quantizers import act_quantizer, weight_quantizer
 
 QUANT_LAYERS = (qnn.QuantConv1d, qnn.QuantConv2d, qnn.QuantLinear)
+QUANT_PLAN_ATTRIBUTE = "trimkit_quant_plan"  # the plan a converted model carries; see plan_of
 
 
 def quantize_model(model: nn.Module, quant_plan: QuantPlan, *, fixed_scales: bool = False) -> nn.Module:
@@ -48,7 +48,7 @@ def quantize_model(model: nn.Module, quant_plan: QuantPlan, *, fixed_scales: boo
             original = modules[layer.name]
             _replace_everywhere(converted, original, _quantized_layer(original, layer, fixed_scales))
     _initialise_learned_scales(converted)
-    setattr(converted, PLAN_ATTRIBUTE, quant_plan)
+    setattr(converted, QUANT_PLAN_ATTRIBUTE, quant_plan)
     return converted
 
 
@@ -68,7 +68,7 @@ def apply_plan(model: nn.Module, quant_plan: QuantPlan | Mapping[str, Any]) -> n
 
 def plan_of(model: nn.Module) -> QuantPlan | None:
     """The plan a model was quantised with, or None for a float model."""
-    return getattr(model, PLAN_ATTRIBUTE, None)
+    return getattr(model, QUANT_PLAN_ATTRIBUTE, None)
 
 
 def quant_layers(model: nn.Module) -> dict[str, nn.Module]:

@@ -11,6 +11,7 @@ from torch import nn
 from trimkit import train
 from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
+from trimkit.tasks import Task
 from trimkit.quant._calibrate import calibrate
 from trimkit.quant._convert import quantize_model
 from trimkit.quant._plan import ExampleInputs, QuantPlan, plan
@@ -30,7 +31,7 @@ class QatResult:
     calibration_batches: int
 
 
-def quantize(model: nn.Module, policy: PolicyLike, data: ImageDataset | None = None, *,
+def quantize(model: nn.Module, policy: PolicyLike, data: ImageDataset | Task | None = None, *,
              example_inputs: ExampleInputs | None = None,
              calibration_batches: int = CALIBRATION_BATCHES) -> nn.Module:
     """A quantised copy of ``model`` (the original is untouched), its activation scales
@@ -40,23 +41,28 @@ def quantize(model: nn.Module, policy: PolicyLike, data: ImageDataset | None = N
     """
     if example_inputs is None and data is None:
         raise TrimkitError("quantize needs data (to calibrate activations) or example_inputs")
-    inputs = example_inputs if example_inputs is not None else data.example_inputs(CALIBRATION_BATCH_SIZE)
+    if isinstance(data, Task):
+        inputs = example_inputs if example_inputs is not None else data.example_inputs(CALIBRATION_BATCH_SIZE)
+        batches = (batch.inputs for batch in data.batches("train", CALIBRATION_BATCH_SIZE))
+    else:
+        inputs = example_inputs if example_inputs is not None else data.example_inputs(CALIBRATION_BATCH_SIZE)
+        batches = (images for images, _ in data.batches(CALIBRATION_BATCH_SIZE)) if data is not None else None
     quant_plan = plan(model, policy, inputs)
     quantized = quantize_model(model, quant_plan)
-    if data is not None:
-        batches = (images for images, _ in data.batches(CALIBRATION_BATCH_SIZE))
+    if batches is not None:
         calibrate(quantized, itertools.islice(batches, calibration_batches))
     return quantized
 
 
-def qat(model: nn.Module, policy: PolicyLike, train_data: ImageDataset, val_data: ImageDataset | None = None, *,
+def qat(model: nn.Module, policy: PolicyLike, train_data: ImageDataset | Task,
+        val_data: ImageDataset | None = None, *,
         epochs: int, lr: float = 0.01, example_inputs: ExampleInputs | None = None,
         calibration_batches: int = CALIBRATION_BATCHES, **fit_options: Any) -> QatResult:
     """Quantisation-aware training: quantise a copy of ``model`` by ``policy``, calibrate
-    its activations on ``train_data``, then fine-tune weights and scales for ``epochs``
+    its activations on ``train_data`` (a data set, or a task's train split), then fine-tune weights and scales for ``epochs``
     with :func:`trimkit.train.fit` (``fit_options`` go to it: optimizer, batch_size,
     weight_decay, schedule, precision, checkpoint, progress, ...)."""
     quantized = quantize(model, policy, train_data, example_inputs=example_inputs,
                          calibration_batches=calibration_batches)
     history = train.fit(quantized, train_data, val_data, epochs=epochs, lr=lr, **fit_options)
-    return QatResult(quantized, quantized.trimkit_quant_plan, history, calibration_batches)
+    return QatResult(history.model, history.model.trimkit_quant_plan, history, calibration_batches)

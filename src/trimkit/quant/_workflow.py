@@ -17,10 +17,11 @@ from typing import Any
 
 from torch import nn
 
-import trimkit
 from trimkit import measure, train
+from trimkit._model_file import save
 from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
+from trimkit.record import Measurement, Metric
 from trimkit.quant._export import QuantExport, export_qcdq, export_qonnx
 from trimkit.quant._lower import MAX_QCDQ_BITS
 from trimkit.quant._packed import save_packed
@@ -47,6 +48,21 @@ class QuantizeReport:
     ptq: PtqResult | None = None
     model_path: Path | None = None
     history: list[dict[str, float]] | None = None
+    samples: int = 0
+    split: str = ""
+
+    @property
+    def measurement(self) -> Measurement:
+        """The quantised model's figures: sizes by kind, and the metric as computed after."""
+        sizes = {"analytic": self.size.analytic_bytes}
+        if self.size.packed_bytes is not None:
+            sizes["packed"] = self.size.packed_bytes
+        if self.size.onnx_bytes is not None:
+            sizes["int8_onnx" if self.mode == "ptq" else "onnx"] = self.size.onnx_bytes
+        backend, precision = ("onnxruntime", "int8") if self.mode == "ptq" else ("pytorch", f"fake-quant {self.policy}")
+        metric = Metric("top1", self.top1_after, self.split, self.samples, precision, backend)
+        label = str(self.model_path.name) if self.model_path is not None else self.mode
+        return Measurement(label, size_bytes=sizes, metrics=[metric])
 
     def to_dict(self) -> dict[str, Any]:
         size = self.size.to_dict()
@@ -60,6 +76,7 @@ class QuantizeReport:
             "ptq": None if self.ptq is None else self.ptq.to_dict(),
             "model_path": None if self.model_path is None else str(self.model_path),
             "history": self.history,
+            "measurement": self.measurement.to_dict(),
         }
 
 
@@ -72,7 +89,7 @@ def run_qat(model: nn.Module, policy: PolicyLike, train_data: ImageDataset, eval
     top1_before = train.evaluate(model, eval_data)["top1"]
     result = qat(model, policy, train_data, eval_data, epochs=epochs, **qat_options)
     top1_after = train.evaluate(result.model, eval_data)["top1"]
-    trimkit.save(result.model, out, metadata={"policy": str(policy), "top1": top1_after, "data": eval_data.name})
+    save(result.model, out, metadata={"policy": str(policy), "top1": top1_after, "data": eval_data.name})
     size = size_report(result.model)
     size.packed_bytes = save_packed(result.model, _beside(out, ".tpk"))
     example = eval_data.example_inputs(PARITY_IMAGES)
@@ -83,7 +100,7 @@ def run_qat(model: nn.Module, policy: PolicyLike, train_data: ImageDataset, eval
     size.files = {str(out): out.stat().st_size, str(_beside(out, ".tpk")): size.packed_bytes,
                   **{str(export.path): export.size_bytes for export in exports.values()}}
     return QuantizeReport(str(policy), "qat", top1_before, top1_after, "pytorch (fake-quantised)", size, exports,
-                          model_path=out, history=result.fit.history)
+                          model_path=out, history=result.fit.history, samples=len(eval_data), split=eval_data.split)
 
 
 def run_ptq(model: nn.Module, calibration_data: ImageDataset, eval_data: ImageDataset, out: str | os.PathLike, *,
@@ -100,7 +117,7 @@ def run_ptq(model: nn.Module, calibration_data: ImageDataset, eval_data: ImageDa
     size.onnx_bytes = result.size_bytes
     size.files = {str(result.path): result.size_bytes, str(result.fp32_path): result.fp32_size_bytes}
     return QuantizeReport(str(policy), "ptq", top1_before, top1_after, "onnxruntime (int8 file)", size, {},
-                          ptq=result, model_path=result.path)
+                          ptq=result, model_path=result.path, samples=len(eval_data), split=eval_data.split)
 
 
 def _check_int8(policy: Policy) -> None:

@@ -1,6 +1,6 @@
 """Training and evaluation: ``fit`` and ``evaluate``."""
 
-from trimkit.train._device import autocast, cpu_flags, cpu_has_native_bf16, resolve_device, resolve_precision
+from trimkit._device import autocast, cpu_flags, cpu_has_native_bf16, resolve_device, resolve_precision
 from trimkit.train._evaluate import evaluate
 from trimkit.train._fit import FitResult, fit
 from trimkit.train._schedule import OPTIMIZERS, SCHEDULES, learning_rate

@@ -7,20 +7,23 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from trimkit._atomic import atomic_path
+from trimkit._device import autocast, resolve_device, resolve_precision
+from trimkit._model_file import model_from_payload, model_payload
 from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
-from trimkit.train._device import autocast, resolve_device, resolve_precision
-from trimkit.train._evaluate import evaluate
+from trimkit.tasks import ClassificationTask, Task, evaluate
 from trimkit.train._schedule import check_schedule, learning_rate, make_optimizer
+
+LossFn = Callable[[tuple[torch.Tensor, ...], Any, Any], torch.Tensor]
+EpochHook = Callable[[int, nn.Module], "nn.Module | None"]
 
 CHECKPOINT_FORMAT = "trimkit-training-checkpoint"
 
@@ -44,8 +47,10 @@ class FitConfig:
 
 @dataclass
 class FitResult:
-    """Per-epoch history (loss, accuracy, learning rate, time) and what ran."""
+    """Per-epoch history (loss, the task's metrics, learning rate, time), what ran, and
+    the trained ``model`` (the one passed in, unless an epoch hook replaced it)."""
 
+    model: nn.Module | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     device: str = "cpu"
     precision: str = "fp32"
@@ -61,7 +66,7 @@ class FitResult:
 
 def fit(
     model: nn.Module,
-    train: ImageDataset,
+    train: Task | ImageDataset,
     val: ImageDataset | None = None,
     *,
     epochs: int,
@@ -78,12 +83,23 @@ def fit(
     precision: str = "auto",
     channels_last: bool | None = None,
     augment: bool = True,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: LossFn | None = None,
+    lr_schedule: Callable[[float], float] | None = None,
+    on_epoch_start: EpochHook | None = None,
+    eval_split: str | None = "auto",
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
 ) -> FitResult:
-    """Train ``model`` in place on ``train``; evaluate on ``val`` after each epoch.
+    """Train ``model`` in place on a task's ``train`` split; evaluate after each epoch.
+
+    ``train`` is a :class:`~trimkit.tasks.Task`, or an image data set (with ``val``) that
+    is judged as classification. ``eval_split="auto"`` evaluates on the task's ``val``
+    (else ``test``) split when it has one; None skips it. ``loss_fn(inputs, outputs,
+    targets)`` replaces the task's loss (it sees the inputs, so it can run a teacher).
+    ``lr_schedule(epoch_progress) -> lr`` replaces ``schedule``. ``on_epoch_start(epoch,
+    model)`` runs before each epoch and may return a new model (a pruning step): training
+    goes on with it and a fresh optimiser, and ``FitResult.model`` is the last one.
 
     ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs with native
     bf16, fp32 elsewhere. ``channels_last=None`` turns channels-last on for the CPU,
@@ -96,37 +112,58 @@ def fit(
     config = FitConfig(epochs, batch_size, optimizer, lr, momentum, weight_decay, schedule, step_size, gamma,
                        seed, precision, channels_last, augment)
     _validate(config)
+    task = train if isinstance(train, Task) else ClassificationTask.of(train, val)
+    split = _eval_split(task, eval_split)
     target = resolve_device(device)
     resolved_precision = resolve_precision(precision, target)
     use_channels_last = target.type == "cpu" if channels_last is None else channels_last
-    model.to(target)
-    if use_channels_last:
-        model.to(memory_format=torch.channels_last)
-    optim = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
     result = FitResult(device=str(target), precision=resolved_precision, channels_last=use_channels_last)
     start_epoch = 0
+    optim_state = None
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        start_epoch = _restore(Path(checkpoint), model, optim, result)
+        start_epoch, model, optim_state = _restore(Path(checkpoint), model, result)
         result.resumed_from_epoch = start_epoch
-    loss_fn = loss_fn or F.cross_entropy
-    steps_per_epoch = train.num_batches(batch_size, drop_last=len(train) > batch_size)
+    model.to(target)
+    optim = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
+    if optim_state is not None:
+        optim.load_state_dict(optim_state)
+    rate = lr_schedule or (lambda progress: learning_rate(schedule, lr, progress, epochs, step_size, gamma))
+    loss_fn = loss_fn or task.loss
+    drop_last = task.size("train") > batch_size
+    steps_per_epoch = task.num_batches("train", batch_size, drop_last=drop_last)
+    result.model = model
     try:
         with _progress_bar(progress) as bar:
             for epoch in range(start_epoch, epochs):
-                record = _train_one_epoch(model, train, optim, loss_fn, config, epoch, steps_per_epoch,
-                                          target, resolved_precision, use_channels_last, bar)
-                if val is not None:
-                    metrics = evaluate(model, val, device=target, precision="fp32")
-                    record.update(val_top1=metrics["top1"], val_loss=metrics["loss"])
+                if on_epoch_start is not None:
+                    replaced = on_epoch_start(epoch, model)
+                    if replaced is not None and replaced is not model:
+                        model.to(memory_format=torch.contiguous_format)
+                        model = replaced.to(target)
+                        optim = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
+                        result.model = model
+                if use_channels_last:
+                    model.to(memory_format=torch.channels_last)
+                record = _train_one_epoch(model, task, optim, loss_fn, rate, config, epoch, steps_per_epoch,
+                                          drop_last, target, resolved_precision, use_channels_last, bar)
+                if split is not None:
+                    scored = evaluate(model, task, split, device=target, precision="fp32")
+                    record.update({f"val_{name}": value for name, value in scored.values.items() if name != "n"})
                 result.history.append(record)
                 if progress:
-                    bar.console.print(_epoch_line(record, epochs))
+                    bar.console.print(_epoch_line(record, epochs, task.primary_metric))
                 if checkpoint is not None:
                     _save_checkpoint(Path(checkpoint), model, optim, config, result, epoch + 1)
     finally:
         if use_channels_last:
             model.to(memory_format=torch.contiguous_format)
     return result
+
+
+def _eval_split(task: Task, eval_split: str | None) -> str | None:
+    if eval_split != "auto":
+        return eval_split
+    return next((name for name in ("val", "test") if name in task.splits), None)
 
 
 def _validate(config: FitConfig) -> None:
@@ -139,49 +176,57 @@ def _validate(config: FitConfig) -> None:
     check_schedule(config.schedule)
 
 
-def _train_one_epoch(model, train, optim, loss_fn, config, epoch, steps, target, precision, channels_last, bar):
+def _train_one_epoch(model, task: Task, optim, loss_fn, rate, config, epoch, steps, drop_last, target, precision,
+                     channels_last, bar):
     model.train()
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps, stats="")
-    loss_sum, correct, seen = 0.0, 0, 0
+    progress_task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps, stats="")
+    primary = task.primary_metric
+    metrics = task.metric_state()
+    loss_sum, seen = 0.0, 0
     started = time.perf_counter()
-    for step, (images, labels) in enumerate(
-        train.batches(config.batch_size, shuffle=True, augment=config.augment, generator=generator,
-                      drop_last=len(train) > config.batch_size)
-    ):
+    for step, batch in enumerate(task.batches("train", config.batch_size, shuffle=True, augment=config.augment,
+                                              generator=generator, drop_last=drop_last)):
         for group in optim.param_groups:
-            group["lr"] = learning_rate(config.schedule, config.lr, epoch + step / steps, config.epochs,
-                                        config.step_size, config.gamma)
-        images, labels = images.to(target), labels.to(target)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+            group["lr"] = rate(epoch + step / steps)
+        batch = batch.to(target, channels_last=channels_last)
         with autocast(target, precision):
-            logits = model(images)
-            loss = loss_fn(logits.float(), labels)
+            outputs = model(*batch.inputs)
+            loss = loss_fn(batch.inputs, outputs, batch.targets)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
-        loss_sum += float(loss.detach()) * len(labels)
-        correct += int((logits.argmax(1) == labels).sum())
-        seen += len(labels)
-        bar.update(task, advance=1, stats=f"loss {loss_sum / seen:.3f}  acc {100 * correct / seen:.1f}%")
+        count = len(batch)
+        loss_sum += float(loss.detach()) * count
+        seen += count
+        metrics.update(_detached(outputs), batch.targets)
+        bar.update(progress_task, advance=1,
+                   stats=f"loss {loss_sum / seen:.3f}  {primary} {metrics.result()[primary]:.2f}")
     seconds = time.perf_counter() - started
-    bar.remove_task(task)
+    bar.remove_task(progress_task)
     return {
         "epoch": epoch + 1,
         "lr": optim.param_groups[0]["lr"],
         "train_loss": loss_sum / max(seen, 1),
-        "train_top1": 100.0 * correct / max(seen, 1),
+        f"train_{primary}": float(metrics.result()[primary]) if seen else 0.0,
         "images": seen,
         "seconds": seconds,
     }
 
 
-def _epoch_line(record: dict, epochs: int) -> str:
+def _detached(outputs: Any) -> Any:
+    if isinstance(outputs, torch.Tensor):
+        return outputs.detach().float()
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_detached(o) for o in outputs)
+    return outputs
+
+
+def _epoch_line(record: dict, epochs: int, primary: str) -> str:
     line = (f"epoch {record['epoch']}/{epochs}  loss {record['train_loss']:.4f}  "
-            f"train {record['train_top1']:.2f}%")
-    if "val_top1" in record:
-        line += f"  val {record['val_top1']:.2f}%"
+            f"train {primary} {record[f'train_{primary}']:.2f}")
+    if f"val_{primary}" in record:
+        line += f"  val {record[f'val_{primary}']:.2f}"
     return line + f"  ({record['seconds']:.1f} s, {record['images'] / max(record['seconds'], 1e-9):.0f} img/s)"
 
 
@@ -219,7 +264,7 @@ def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitRes
     state = {
         "format": CHECKPOINT_FORMAT,
         "epochs_done": epochs_done,
-        "model": model.state_dict(),
+        "model": model_payload(model),
         "optimizer": optim.state_dict(),
         "config": json.dumps(asdict(config)),
         "history": json.dumps(result.history),
@@ -228,7 +273,9 @@ def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitRes
         torch.save(state, temporary)
 
 
-def _restore(path: Path, model, optim, result: FitResult) -> int:
+def _restore(path: Path, model: nn.Module, result: FitResult) -> tuple[int, nn.Module, dict]:
+    """The epochs done, the model as it was then (its architecture too, if an epoch hook
+    changed it), and the optimiser state."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a torn or foreign file: say which and what to do
@@ -236,9 +283,8 @@ def _restore(path: Path, model, optim, result: FitResult) -> int:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise TrimkitError(f"{path} is not a trimkit training checkpoint; delete it or choose another --out")
     try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        raise TrimkitError(f"checkpoint {path} was written for a different model: {str(error).splitlines()[0]}") from None
-    optim.load_state_dict(state["optimizer"])
+        model = model_from_payload(state["model"], model)
+    except TrimkitError as error:
+        raise TrimkitError(f"checkpoint {path} was written for a different model: {error}") from None
     result.history = json.loads(state["history"])
-    return int(state["epochs_done"])
+    return int(state["epochs_done"]), model, state["optimizer"]

@@ -1,0 +1,33 @@
+"""The pipeline: stages ``(model, context, options) -> model`` run in order from a recipe
+or from Python, each appending its measurements to the run's log.
+
+>>> recipe = pipeline.load_recipe("examples/recipes/lenet5-mnist5k.yaml", ["stages.0.epochs=1"])  # doctest: +SKIP
+>>> result = pipeline.run_recipe(recipe, "runs/lenet5")                                            # doctest: +SKIP
+"""
+
+from trimkit.pipeline._context import Context
+from trimkit.pipeline._log import RunLog, StageRecord, read_log
+from trimkit.pipeline._recipe import Recipe, RecipeError, dump_recipe, load_recipe, parse_recipe
+from trimkit.pipeline._registry import Stage, StageOptions, get_stage, register_stage, stage_names
+from trimkit.pipeline._runner import RunResult, build_model, build_task, run_recipe
+
+__all__ = [
+    "Context",
+    "Recipe",
+    "RecipeError",
+    "RunLog",
+    "RunResult",
+    "Stage",
+    "StageOptions",
+    "StageRecord",
+    "build_model",
+    "build_task",
+    "dump_recipe",
+    "get_stage",
+    "load_recipe",
+    "parse_recipe",
+    "read_log",
+    "register_stage",
+    "run_recipe",
+    "stage_names",
+]

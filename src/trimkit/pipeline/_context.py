@@ -1,0 +1,88 @@
+"""What every stage sees besides the model: the task, the run folder, the log, the
+seed, the original model (the teacher-to-be), and the files earlier stages wrote."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from trimkit.measure import measure_model
+from trimkit.record import Measurement
+from trimkit.pipeline._log import RunLog
+from trimkit.tasks import Task
+
+
+@dataclass
+class Context:
+    """A stage reads the task and writes under ``stage_dir``; what it measured goes into
+    ``report`` (merged into the stage's record by the runner) and the files it leaves
+    for later stages into ``artifacts`` (by name: ``onnx``, ``int8_onnx``, ...).
+
+    ``original`` is the model as the run received it, never modified: the teacher of a
+    distillation, the baseline of a comparison. ``models`` keeps named snapshots
+    (``original``, and each stage's output under the stage's ``name`` when it has one).
+    """
+
+    task: Task
+    original: nn.Module
+    seed: int = 0
+    run_dir: Path | None = None
+    log: RunLog = field(default_factory=RunLog)
+    progress: bool = True
+    say: Callable[[str], None] = lambda text: None
+    artifacts: dict[str, str] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    stage_dir: Path | None = None
+    stage_index: int = 0
+    resume: bool = False
+    report: Measurement | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.models.setdefault("original", self.original)
+
+    @classmethod
+    def for_api(cls, task: Task, model: nn.Module, *, seed: int = 0, run_dir: Path | None = None,
+                progress: bool = False) -> Context:
+        """A context for calling stages from Python: the original is a copy of ``model``."""
+        return cls(task=task, original=copy.deepcopy(model), seed=seed, run_dir=run_dir, progress=progress)
+
+    def begin(self, index: int, stage_dir: Path | None) -> None:
+        self.stage_index = index
+        self.stage_dir = stage_dir
+        self.report = None
+        self.details = {}
+        if stage_dir is not None:
+            stage_dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, measurement: Measurement | None = None, **details: Any) -> None:
+        """Figures (merged into the stage's record) and details for the log."""
+        if measurement is not None:
+            self.report = measurement if self.report is None else self.report.merge(measurement)
+        self.details.update(details)
+
+    def path(self, name: str) -> Path | None:
+        """Where the stage writes ``name``: in its folder, or nowhere without a run folder."""
+        return None if self.stage_dir is None else self.stage_dir / name
+
+    def example_inputs(self, count: int = 2) -> tuple[torch.Tensor, ...]:
+        return self.task.example_inputs(count)
+
+    def measure(self, model: nn.Module, label: str) -> Measurement:
+        return measure_model(model, label=label, task=self.task)
+
+    def model_or_artifact(self, name: str) -> Any:
+        """A named model snapshot, or a file an earlier stage wrote (``int8_onnx``...)."""
+        if name in self.models:
+            return self.models[name]
+        if name in self.artifacts:
+            return self.artifacts[name]
+        from trimkit.errors import TrimkitError
+
+        known = ", ".join([*self.models, *self.artifacts]) or "none"
+        raise TrimkitError(f"no model or file named {name!r} in this run yet; known so far: {known}")

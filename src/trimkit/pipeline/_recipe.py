@@ -1,0 +1,241 @@
+"""Recipes: a model, a task and a list of stages, as YAML validated by pydantic.
+
+A recipe is data: it is read with ``yaml.safe_load`` and nothing in it can run code.
+Each stage entry is checked by its stage's own options model (the one the Python API
+and the CLI use); a bad recipe is one line naming the YAML path of the problem and the
+fix: ``stages[2].ratio: 1.5 is not in [0, 1)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from trimkit.errors import TrimkitError
+from trimkit.pipeline._registry import StageOptions, get_stage, stage_names
+from trimkit.pipeline._registry import closest
+from trimkit.pipeline import stages as _stages  # noqa: F401  (registers the built-in stages)
+
+STAGE_KEYS = ("stage", "save_as")
+
+
+class RecipeError(TrimkitError):
+    """A recipe that cannot run, with the YAML path of the problem."""
+
+
+class ModelSpec(BaseModel):
+    """A zoo model (``name``, optionally ``weights``) or a trimkit model ``file``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    file: str | None = None
+    weights: str | None = None
+    num_classes: int = Field(default=10, ge=1)
+    in_channels: int | None = Field(default=None, ge=1)
+    trust_checkpoint: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.name is None) == (self.file is None):
+            raise ValueError("give exactly one of name (a zoo model) or file (a trimkit model file)")
+        if self.file is not None and self.weights is not None:
+            raise ValueError("a model file has its own weights; drop weights")
+        if self.name is not None:
+            from trimkit import models
+
+            known = models.names()
+            if self.name not in known:
+                raise ValueError(f"unknown model {self.name!r}{closest(self.name, known)}; zoo: {', '.join(known)}")
+        return self
+
+
+class TaskSpec(BaseModel):
+    """The task and its data: ``data`` names a data set (mnist5k, mnist, cifar10) or an
+    image folder; ``train_samples`` / ``val_samples`` cut the splits (fixed subsets)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["classification"] = "classification"
+    data: str | None = None
+    data_dir: str | None = None
+    train_samples: int | None = Field(default=None, ge=1)
+    val_samples: int | None = Field(default=None, ge=1)
+
+
+class StageEntry(BaseModel):
+    """One stage of a recipe: its name, the name its output is kept under, its options."""
+
+    stage: str
+    save_as: str | None = None
+    options: StageOptions
+
+    def dump(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"stage": self.stage}
+        if self.save_as:
+            entry["save_as"] = self.save_as
+        return {**entry, **self.options.model_dump(mode="json")}
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    name: str | None = None
+    model: ModelSpec
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    seed: int = 0
+    export: bool = True
+    stages: list[StageEntry] = Field(default_factory=list)
+
+    def dump(self) -> dict[str, Any]:
+        """The resolved recipe (every default filled in), as written to the run folder."""
+        return {"name": self.name, "model": self.model.model_dump(mode="json"),
+                "task": self.task.model_dump(mode="json"), "seed": self.seed, "export": self.export,
+                "stages": [entry.dump() for entry in self.stages]}
+
+
+def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recipe:
+    """Read, override (``stages.2.ratio=0.4``) and validate a recipe file."""
+    source = Path(path)
+    if not source.is_file():
+        raise RecipeError(f"recipe {source} does not exist; check the path")
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise RecipeError(f"{source}: not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{source}: not a text file; a recipe is YAML") from None
+    return parse_recipe(data, overrides, source=str(source))
+
+
+def parse_recipe(data: Any, overrides: Sequence[str] = (), *, source: str = "recipe") -> Recipe:
+    """Validate a recipe given as plain data (what ``yaml.safe_load`` returns)."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe is a mapping with model, task and stages; got "
+                          f"{type(data).__name__}")
+    data = copy.deepcopy(data)
+    for override in overrides:
+        apply_override(data, override)
+    raw_stages = data.pop("stages", [])
+    if not isinstance(raw_stages, list):
+        raise RecipeError(f"{source}: stages: a list of stages, each a mapping with a 'stage' key")
+    try:
+        recipe = Recipe.model_validate({**data, "stages": []})
+    except ValidationError as error:
+        raise RecipeError(f"{source}: {describe(error, '', Recipe)}") from None
+    recipe.stages = [_stage_entry(raw, index, source) for index, raw in enumerate(raw_stages)]
+    return recipe
+
+
+def _stage_entry(raw: Any, index: int, source: str) -> StageEntry:
+    where = f"stages[{index}]"
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: {where}: a stage is a mapping with a 'stage' key, got {raw!r}")
+    if "stage" not in raw:
+        raise RecipeError(f"{source}: {where}: missing 'stage'; one of: {', '.join(stage_names())}")
+    name = raw["stage"]
+    try:
+        stage = get_stage(str(name))
+    except TrimkitError as error:
+        raise RecipeError(f"{source}: {where}.stage: {error}") from None
+    options = {k: v for k, v in raw.items() if k not in STAGE_KEYS}
+    save_as = raw.get("save_as")
+    if save_as is not None and (not isinstance(save_as, str) or save_as in ("original", "current")):
+        raise RecipeError(f"{source}: {where}.save_as: {save_as!r} is not a usable name; "
+                          "'original' and 'current' are taken")
+    try:
+        parsed = stage.options.model_validate(options)
+    except ValidationError as error:
+        raise RecipeError(f"{source}: {describe(error, where, stage.options)}") from None
+    return StageEntry(stage=stage.name, save_as=save_as, options=parsed)
+
+
+def describe(error: ValidationError, prefix: str, model: type[BaseModel]) -> str:
+    """The first problem of a validation error as ``path: what is wrong; the fix``."""
+    problems = error.errors()
+    first = problems[0]
+    loc = [part for part in first["loc"] if not (isinstance(part, str) and "[" in part and "]" in part)]
+    path = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    path = path.lstrip(".") or "recipe"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        choices = _fields_at(model, loc[:-1])
+        message = f"unknown key {loc[-1]!r}{closest(str(loc[-1]), choices)}"
+        if choices:
+            message += f"; valid keys: {', '.join(choices)}"
+        path = path.rsplit(".", 1)[0] if "." in path else prefix or "recipe"
+    elif kind == "missing":
+        message = "missing; this key is required"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+        if kind not in ("value_error", "assertion_error") and "input" in first:
+            message = f"{first['input']!r}: {message[0].lower()}{message[1:]}"
+    more = len(problems) - 1
+    return f"{path}: {message}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set ``a.b.2.c=VALUE`` in ``data``; VALUE is read as YAML (``0.4``, ``[1, 2]``, ``true``)."""
+    if "=" not in override:
+        raise RecipeError(f"--set {override!r}: give PATH=VALUE, such as stages.2.ratio=0.4")
+    dotted, text = override.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise RecipeError(f"--set {override!r}: the value is not valid YAML") from None
+    parts = [part for part in dotted.strip().split(".") if part]
+    if not parts:
+        raise RecipeError(f"--set {override!r}: empty path; give PATH=VALUE, such as stages.2.ratio=0.4")
+    current: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        shown = ".".join(parts[: depth + 1])
+        if isinstance(current, list):
+            if not part.isdigit() or int(part) >= len(current):
+                raise RecipeError(f"--set {dotted}: {shown} is not an index of a list of {len(current)}")
+            if last:
+                current[int(part)] = value
+            else:
+                current = current[int(part)]
+        elif isinstance(current, dict):
+            if last:
+                current[part] = value
+            else:
+                if part not in current or current[part] is None:
+                    current[part] = {}
+                current = current[part]
+        else:
+            raise RecipeError(f"--set {dotted}: {'.'.join(parts[:depth])} holds a value, not a mapping or list")
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.dump(), sort_keys=False)

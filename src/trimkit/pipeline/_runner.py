@@ -1,0 +1,214 @@
+"""Run a recipe: build the model and the task, run each stage, and keep the run folder.
+
+``RUN_DIR/`` holds ``recipe.yaml`` (the resolved recipe), ``log.jsonl`` (one record a
+line, appended as each stage ends), ``original.pt``, ``stages/NN-NAME/`` (each stage's
+output ``model.pt``, its checkpoints and files), and at the end ``model.pt`` and its
+ONNX export. ``resume=True`` continues a run where it stopped: finished stages are never
+redone (their models are loaded from their folders), and a training stage continues
+from its last epoch's checkpoint.
+
+Between stages the model is saved and loaded back, so a resumed run and an
+uninterrupted one hand each stage the same model; each stage is seeded with
+``seed + index``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from trimkit import data as datasets
+from trimkit import models
+from trimkit._atomic import atomic_path
+from trimkit._model_file import load, load_weights, read_header, save
+from trimkit.errors import TrimkitError
+from trimkit.pipeline._context import Context
+from trimkit.pipeline._log import RunLog, StageRecord
+from trimkit.pipeline._recipe import ModelSpec, Recipe, RecipeError, TaskSpec, dump_recipe
+from trimkit.pipeline._registry import get_stage
+from trimkit.pipeline.stages.export import export_model
+from trimkit.record import Measurement
+from trimkit.tasks import ClassificationTask, Task
+from trimkit.train import seed_everything
+
+INPUT_INDEX = -1
+
+
+@dataclass
+class RunResult:
+    """The final model, the log's records, and where the run folder is."""
+
+    model: nn.Module
+    log: RunLog
+    run_dir: Path | None
+    context: Context
+
+    @property
+    def baseline(self) -> Measurement:
+        return self.log.records[0].measurement
+
+    @property
+    def final(self) -> Measurement:
+        return self.log.records[-1].measurement
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    if spec.file is not None:
+        return load(spec.file, trusted=spec.trust_checkpoint)
+    if spec.weights is not None:
+        header = read_header(spec.weights, trusted=spec.trust_checkpoint)
+        if header is not None:
+            saved = (header.get("model") or {}).get("name")
+            if saved != spec.name:
+                raise RecipeError(f"model.weights: {spec.weights} holds a {saved} model, not {spec.name}; "
+                                  f"set model.name: {saved}, or model.file: {spec.weights}")
+            return load(spec.weights, trusted=spec.trust_checkpoint)
+    model = models.create(spec.name, num_classes=spec.num_classes, in_channels=spec.in_channels)
+    if spec.weights is not None:
+        load_weights(model, spec.weights, trusted=spec.trust_checkpoint)
+    return model
+
+
+def build_task(spec: TaskSpec, model: nn.Module, seed: int) -> Task:
+    origin = models.origin(model)
+    name = spec.data or (models.spec(origin.name).default_data if origin is not None else None)
+    if name is None:
+        raise RecipeError("task.data: no data set given and the model has no default; set task.data")
+    normalization = origin.normalization() if origin is not None else None
+    splits = {}
+    for split, samples in (("train", spec.train_samples), ("val", spec.val_samples)):
+        dataset = datasets.load(name, split, spec.data_dir)
+        if origin is not None and tuple(dataset.image_shape) != tuple(origin.input_shape()):
+            shape = "x".join(map(str, dataset.image_shape))
+            raise RecipeError(f"task.data: {name} has {shape} images but the model takes "
+                              f"{'x'.join(map(str, origin.input_shape()))}; choose matching data or model")
+        if normalization is not None:
+            dataset = dataset.with_normalization(normalization)
+        splits[split] = dataset.subset(samples, seed) if samples else dataset
+    return ClassificationTask(splits)
+
+
+def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: bool = False, progress: bool = True,
+               say: Callable[[str], None] = lambda text: None) -> RunResult:
+    """Run ``recipe``; with ``run_dir``, keep everything there (see the module docstring)."""
+    folder = Path(run_dir) if run_dir is not None else None
+    resolved = dump_recipe(recipe)
+    if folder is not None:
+        _check_folder(folder, resolved, resume)
+    seed_everything(recipe.seed)
+    model = build_model(recipe.model)
+    task = build_task(recipe.task, model, recipe.seed)
+    log = RunLog(folder / "log.jsonl" if folder is not None else None)
+    if folder is not None and not (folder / "recipe.yaml").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / "recipe.yaml") as temporary:
+            temporary.write_text(resolved, encoding="utf-8")
+    ctx = Context(task=task, original=model, seed=recipe.seed, run_dir=folder, log=log, progress=progress, say=say,
+                  resume=resume)
+    if log.done(INPUT_INDEX) is None:
+        original_file = _save(model, folder, "original.pt")
+        log.append(StageRecord("input", INPUT_INDEX, 0.0, ctx.measure(model, "original"), model_file=original_file))
+    elif folder is not None:
+        model = ctx.original = ctx.models["original"] = _load(folder, "original.pt", model)
+    for index, entry in enumerate(recipe.stages):
+        done = log.done(index)
+        if done is not None:
+            model = _restore(done, folder, model, ctx)
+            say(f"[bold]{index + 1}. {entry.stage}[/] done before (resumed), {done.seconds:.1f} s")
+            continue
+        say(f"[bold]{index + 1}. {entry.stage}[/]")
+        model = _run_stage(model, ctx, index, entry, folder)
+    final_index = len(recipe.stages)
+    if log.done(final_index) is None:
+        log.append(_finish(model, ctx, folder, recipe.export, final_index))
+    return RunResult(model, log, folder, ctx)
+
+
+def _run_stage(model: nn.Module, ctx: Context, index: int, entry, folder: Path | None) -> nn.Module:
+    stage = get_stage(entry.stage)
+    stage_dir = folder / "stages" / f"{index:02d}-{entry.stage}" if folder is not None else None
+    ctx.begin(index, stage_dir)
+    seed_everything(ctx.seed + index)
+    started = time.perf_counter()
+    model = stage.run(model, ctx, entry.options)
+    seconds = time.perf_counter() - started
+    model_file = None
+    if stage_dir is not None:
+        model_file = _save(model, folder, f"stages/{stage_dir.name}/model.pt")
+        model = _load(folder, model_file, model)
+    if entry.save_as:
+        ctx.models[entry.save_as] = model
+    measurement = ctx.measure(model, entry.save_as or entry.stage)
+    if ctx.report is not None:
+        measurement = measurement.merge(ctx.report.renamed(measurement.model))
+    details = {**ctx.details, "artifacts": dict(ctx.artifacts), "save_as": entry.save_as,
+               "named_files": {k: v for k, v in ctx.models.items() if isinstance(v, str)}}
+    record = StageRecord(entry.stage, index, seconds, measurement, details, model_file)
+    ctx.log.append(record)
+    return model
+
+
+def _restore(record: StageRecord, folder: Path | None, model: nn.Module, ctx: Context) -> nn.Module:
+    if folder is None or record.model_file is None:
+        raise TrimkitError(f"stage {record.index} ({record.stage}) was done without a run folder; cannot resume it")
+    model = _load(folder, record.model_file, model)
+    ctx.artifacts.update(record.details.get("artifacts") or {})
+    ctx.models.update(record.details.get("named_files") or {})
+    if record.details.get("save_as"):
+        ctx.models[record.details["save_as"]] = model
+    return model
+
+
+def _finish(model: nn.Module, ctx: Context, folder: Path | None, export: bool, index: int) -> StageRecord:
+    started = time.perf_counter()
+    measurement = ctx.measure(model, "final")
+    details: dict = {"artifacts": dict(ctx.artifacts)}
+    model_file = None
+    if folder is not None:
+        model_file = _save(model, folder, "model.pt")
+        measurement.size_bytes["model_file"] = (folder / model_file).stat().st_size
+        if export:
+            path, size, parity = export_model(model, ctx, folder / "model.onnx")
+            measurement.size_bytes["onnx"] = size
+            details.update(onnx=str(Path(path).relative_to(folder)), parity=parity)
+    return StageRecord("final", index, time.perf_counter() - started, measurement, details, model_file)
+
+
+def _save(model: nn.Module, folder: Path | None, relative: str) -> str | None:
+    if folder is None:
+        return None
+    path = folder / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(model, path)
+    return relative
+
+
+def _load(folder: Path, relative: str, fallback: nn.Module) -> nn.Module:
+    """The saved model; a model from outside the zoo is filled into ``fallback``'s architecture."""
+    header = read_header(folder / relative)
+    return load(folder / relative, model=None if header and header.get("model") else fallback)
+
+
+def _check_folder(folder: Path, resolved: str, resume: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise TrimkitError(f"--out {folder} is a file; give a folder for the run")
+    recipe_file = folder / "recipe.yaml"
+    if resume:
+        if not recipe_file.exists():
+            raise TrimkitError(f"{folder} holds no run to resume (no recipe.yaml); drop --resume to start one")
+        if recipe_file.read_text(encoding="utf-8") != resolved:
+            raise TrimkitError(f"{folder} was started with another recipe (see its recipe.yaml); resume with the "
+                               "same recipe and --set values, or start a new run with another --out")
+        return
+    if folder.exists() and any(folder.iterdir()):
+        raise TrimkitError(f"{folder} already holds a run; pass --resume to continue it, or choose another --out")
+
+
+def remove_run(folder: Path) -> None:
+    """Delete a run folder (used when a run fails before its first stage)."""
+    shutil.rmtree(folder, ignore_errors=True)

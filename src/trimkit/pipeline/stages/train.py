@@ -1,0 +1,138 @@
+"""Stages ``train`` and ``finetune``: :func:`trimkit.train.fit` on the run's task, with an
+optional schedule of pruners and lr schedulers fired by epoch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+from trimkit import prune, train
+from trimkit.pipeline._context import Context
+from trimkit.pipeline._registry import StageOptions, closest, register_stage
+from trimkit.pipeline._schedule import LrSchedulerSpec, PolicySpec, PrunerSpec, agp_sparsity, lr_factor, step_ratio
+
+
+class TrainOptions(StageOptions):
+    epochs: int = Field(ge=0)
+    batch_size: int = Field(default=128, ge=1)
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = 0.05
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(default=5e-4, ge=0.0)
+    schedule: Literal["constant", "step", "cosine", "exponential"] = "cosine"
+    step_size: int = Field(default=30, ge=1)
+    gamma: float = Field(default=0.1, gt=0.0, le=1.0)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    augment: bool = True
+    pruners: dict[str, PrunerSpec] = Field(default_factory=dict)
+    lr_schedulers: dict[str, LrSchedulerSpec] = Field(default_factory=dict)
+    policies: list[PolicySpec] = Field(default_factory=list)
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_positive(cls, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{value} is not a learning rate; give a finite number > 0")
+        return value
+
+    @model_validator(mode="after")
+    def _policies_fit(self) -> TrainOptions:
+        fired_pruners: dict[int, str] = {}
+        lr_epochs: dict[int, str] = {}
+        for index, policy in enumerate(self.policies):
+            where = f"policies[{index}]"
+            name = policy.pruner or policy.lr_scheduler
+            known = self.pruners if policy.pruner else self.lr_schedulers
+            kind = "pruner" if policy.pruner else "lr_scheduler"
+            if name not in known:
+                raise ValueError(f"{where}: no {kind} named {name!r}{closest(name, known)}; "
+                                 f"define it under {kind}s")
+            epochs = policy.firing_epochs()
+            if not epochs:
+                raise ValueError(f"{where}: fires in no epoch; check starting_epoch, ending_epoch and frequency")
+            if epochs[-1] >= self.epochs:
+                raise ValueError(f"{where}: fires in epoch {epochs[-1]}, but the stage trains epochs 0 to "
+                                 f"{self.epochs - 1}")
+            table = fired_pruners if policy.pruner else lr_epochs
+            for epoch in epochs:
+                if epoch in table:
+                    raise ValueError(f"{where}: overlaps {table[epoch]!r} in epoch {epoch}; one {kind} per epoch")
+                table[epoch] = name  # type: ignore[assignment]
+        used = {p.pruner for p in self.policies}
+        for name, spec in self.pruners.items():
+            if name not in used:
+                raise ValueError(f"pruners.{name}: no policy fires it; add a policy with pruner: {name}")
+        return self
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in ("epochs", "batch_size", "optimizer", "lr", "momentum",
+                                                     "weight_decay", "schedule", "step_size", "gamma",
+                                                     "precision", "augment")}
+
+
+class _ScheduledPruning:
+    """The epoch hook that fires the schedule's pruners, each cut verified."""
+
+    def __init__(self, options: TrainOptions, ctx: Context) -> None:
+        self.options = options
+        self.ctx = ctx
+        self.steps: list[dict[str, Any]] = []
+        self.plan: dict[int, tuple[str, PrunerSpec, int, int]] = {}
+        for policy in options.policies:
+            if policy.pruner is None:
+                continue
+            epochs = policy.firing_epochs()
+            for step, epoch in enumerate(epochs):
+                self.plan[epoch] = (policy.pruner, options.pruners[policy.pruner], step, len(epochs))
+
+    def __call__(self, epoch: int, model: nn.Module) -> nn.Module | None:
+        if epoch not in self.plan:
+            return None
+        name, spec, step, steps = self.plan[epoch]
+        kwargs = spec.structured_kwargs()
+        target = None
+        if spec.kind == "agp":
+            final = spec.final_sparsity or 0.0
+            target = agp_sparsity(spec.initial_sparsity, final, step, steps)
+            # the steps before this one reached their targets (the ramp rises), also in a resumed run
+            current = agp_sparsity(spec.initial_sparsity, final, step - 1, steps) if step else 0.0
+            kwargs["ratio"] = step_ratio(current, target)
+            if kwargs["ratio"] <= 0.0:
+                return None
+        result = prune.structured(model, self.ctx.example_inputs(4), **kwargs,
+                                  calibration=_calibration(self.ctx, spec.calibration_samples, spec.criterion))
+        self.steps.append({"epoch": epoch, "pruner": name, "ratio": kwargs["ratio"], "target_sparsity": target,
+                           "filters_pruned": result.filters_pruned, "macs_before": result.macs_before,
+                           "macs_after": result.macs_after, "frozen": len(result.frozen)})
+        self.ctx.say(f"   epoch {epoch}: pruner {name} cut {result.groups_pruned} groups, MACs "
+                     f"{result.macs_before:,} -> {result.macs_after:,}")
+        return result.model
+
+
+def _calibration(ctx: Context, samples: int, criterion: str):
+    if criterion not in ("mean_activation", "apoz", "taylor"):
+        return None
+    batch = next(ctx.task.subset("train", samples, ctx.seed).batches("train", samples))
+    return (*batch.inputs, batch.targets)
+
+
+@register_stage("train", TrainOptions, "train the model on the task (optionally with a pruning schedule)")
+def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Module:
+    hook = _ScheduledPruning(options, ctx) if options.pruners else None
+    rate = None
+    if options.lr_schedulers:
+        rate = lambda progress: options.lr * lr_factor(int(progress), options.lr_schedulers, options.policies)  # noqa: E731
+    checkpoint = ctx.path("checkpoint.ckpt")
+    fitted = train.fit(model, ctx.task, **options.fit_kwargs(), seed=ctx.seed, lr_schedule=rate,
+                       on_epoch_start=hook, checkpoint=checkpoint,
+                       resume=ctx.resume and checkpoint is not None and checkpoint.exists(),
+                       progress=ctx.progress)
+    ctx.add(history=fitted.history, precision=fitted.precision, images_per_second=fitted.images_per_second,
+            resumed_from_epoch=fitted.resumed_from_epoch, pruning_steps=hook.steps if hook else [])
+    return fitted.model
+
+
+register_stage("finetune", TrainOptions, "fine-tune the model (the train stage under its usual name)")(train_stage)

@@ -1,0 +1,177 @@
+"""One measurement record: what a model is, by figures, and how each figure was taken.
+
+Every stage, result object and ``--json`` output carries a :class:`Measurement`; the
+names are the same everywhere (``params``, ``macs``, ``flops``, ``size_bytes`` by kind,
+``metrics`` with how each was computed, ``latency`` with where it was timed). Readers
+(comparisons, reports, search objectives) read figures from records and never measure
+again what another module measured.
+
+This module sits at the bottom of the import graph: it knows no model, runtime or
+task, only how to hold, merge and serialise figures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Iterable, Mapping
+
+SIZE_KINDS = ("state_dict", "model_file", "onnx", "packed", "analytic", "int8_onnx", "sparse")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A task metric and how it was computed.
+
+    ``backend`` is ``pytorch`` or the runtime that computed the outputs (``onnxruntime``,
+    ``openvino``); ``precision`` is what the outputs were computed in (``fp32``, ``bf16``,
+    ``int8``, ``fake-quant``), which for a runtime is what it reports, not what was asked.
+    """
+
+    name: str
+    value: float
+    split: str
+    samples: int
+    precision: str
+    backend: str = "pytorch"
+    data: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``top1`` for PyTorch, ``top1@onnxruntime`` for a runtime's own figure."""
+        return self.name if self.backend == "pytorch" else f"{self.name}@{self.backend}"
+
+
+@dataclass(frozen=True)
+class LatencyRecord:
+    """A latency figure and where it was taken. ``latency_ms`` is the median per call
+    of one batch; ``throughput`` is images (or samples) per second."""
+
+    latency_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    cv: float
+    throughput: float
+    iterations: int
+    backend: str
+    precision: str
+    precision_requested: str
+    threads: int
+    batch_size: int
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.backend, self.precision_requested, self.threads, self.batch_size)
+
+
+@dataclass
+class Measurement:
+    """The figures of one model. ``None`` and empty mean "not measured", never zero.
+
+    ``size_bytes`` is keyed by kind: ``state_dict`` (float tensors as held in memory),
+    ``model_file`` (the trimkit ``.pt`` file), ``onnx`` (the exported file), ``packed``
+    (the quantised weights at their real widths), ``analytic`` (bits per layer summed,
+    exact), ``int8_onnx`` (the PTQ file), ``sparse`` (masked weights in a sparse format).
+    """
+
+    model: str
+    params: int | None = None
+    macs: int | None = None
+    flops: int | None = None
+    size_bytes: dict[str, int] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+    latency: list[LatencyRecord] = field(default_factory=list)
+
+    def metric(self, name: str, backend: str = "pytorch", split: str | None = None) -> Metric | None:
+        """The last figure of ``name`` computed on ``backend`` (and ``split``), if any."""
+        for item in reversed(self.metrics):
+            if item.name == name and item.backend == backend and (split is None or item.split == split):
+                return item
+        return None
+
+    def latency_on(self, backend: str | None = None, batch_size: int | None = None,
+                   threads: int | None = None) -> LatencyRecord | None:
+        for item in reversed(self.latency):
+            if ((backend is None or item.backend == backend) and (batch_size is None or item.batch_size == batch_size)
+                    and (threads is None or item.threads == threads)):
+                return item
+        return None
+
+    def merge(self, other: Measurement) -> Measurement:
+        """A record with ``other``'s figures added; where both have a figure, ``other``'s."""
+        metrics = [m for m in self.metrics if all((m.key, m.split) != (o.key, o.split) for o in other.metrics)]
+        latency = [r for r in self.latency if all(r.key != o.key for o in other.latency)]
+        return Measurement(
+            model=other.model or self.model,
+            params=other.params if other.params is not None else self.params,
+            macs=other.macs if other.macs is not None else self.macs,
+            flops=other.flops if other.flops is not None else self.flops,
+            size_bytes={**self.size_bytes, **other.size_bytes},
+            metrics=metrics + list(other.metrics),
+            latency=latency + list(other.latency),
+        )
+
+    def with_metric(self, metric: Metric) -> Measurement:
+        return self.merge(Measurement(self.model, metrics=[metric]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "params": self.params,
+            "macs": self.macs,
+            "flops": self.flops,
+            "size_bytes": dict(self.size_bytes),
+            "metrics": [asdict(m) for m in self.metrics],
+            "latency": [asdict(r) for r in self.latency],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Measurement:
+        return cls(
+            model=str(data.get("model", "")),
+            params=data.get("params"),
+            macs=data.get("macs"),
+            flops=data.get("flops"),
+            size_bytes={str(k): int(v) for k, v in (data.get("size_bytes") or {}).items()},
+            metrics=[Metric(**_known(Metric, m)) for m in data.get("metrics") or ()],
+            latency=[LatencyRecord(**_known(LatencyRecord, r)) for r in data.get("latency") or ()],
+        )
+
+    def renamed(self, model: str) -> Measurement:
+        return replace(self, model=model)
+
+
+def ratios(after: Measurement, before: Measurement) -> dict[str, float | None]:
+    """after / before for params, MACs, FLOPs, each size kind and each latency both have."""
+    result: dict[str, float | None] = {
+        "params": _ratio(after.params, before.params),
+        "macs": _ratio(after.macs, before.macs),
+        "flops": _ratio(after.flops, before.flops),
+    }
+    for kind in after.size_bytes.keys() & before.size_bytes.keys():
+        result[f"size_bytes.{kind}"] = _ratio(after.size_bytes[kind], before.size_bytes[kind])
+    for record in after.latency:
+        reference = next((r for r in before.latency if r.key == record.key), None)
+        if reference is not None:
+            result[f"latency_ms.{record.backend}.b{record.batch_size}"] = _ratio(record.latency_ms,
+                                                                                reference.latency_ms)
+    return result
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference == 0 or math.isnan(reference):
+        return None
+    return value / reference
+
+
+def _known(kind: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def merge_all(records: Iterable[Measurement]) -> Measurement | None:
+    merged: Measurement | None = None
+    for record in records:
+        merged = record if merged is None else merged.merge(record)
+    return merged

@@ -1,0 +1,124 @@
+"""The task contract: what a model is trained and judged on.
+
+Algorithms (training, evaluation, exploration, quantisation parity, runtime accuracy)
+see a :class:`Task`, never a label format, as NNCF's ``Dataset`` keeps its algorithms
+unaware of the data. A task may have several inputs (a tracker's exemplar and search
+crops) and targets of any structure (class indices, per-pixel labels, score maps).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch: the model's positional ``inputs`` and the ``targets`` the loss and the
+    metrics compare its outputs with (any structure the task defines)."""
+
+    inputs: tuple[torch.Tensor, ...]
+    targets: Any
+
+    def to(self, device: torch.device, *, channels_last: bool = False) -> Batch:
+        def move(tensor: torch.Tensor) -> torch.Tensor:
+            tensor = tensor.to(device)
+            if channels_last and tensor.dim() == 4:
+                tensor = tensor.contiguous(memory_format=torch.channels_last)
+            return tensor
+
+        return Batch(tuple(move(t) for t in self.inputs), _move_targets(self.targets, device))
+
+    def __len__(self) -> int:
+        return int(self.inputs[0].shape[0])
+
+
+def _move_targets(targets: Any, device: torch.device) -> Any:
+    if isinstance(targets, torch.Tensor):
+        return targets.to(device)
+    if isinstance(targets, (tuple, list)):
+        return type(targets)(_move_targets(t, device) for t in targets)
+    if isinstance(targets, dict):
+        return {k: _move_targets(v, device) for k, v in targets.items()}
+    return targets
+
+
+class MetricState(ABC):
+    """Accumulates a task's metrics over batches; ``result()`` gives each metric by name
+    (the task's primary metric among them) and ``n``, the samples seen."""
+
+    @abstractmethod
+    def update(self, outputs: Any, targets: Any) -> None: ...
+
+    @abstractmethod
+    def result(self) -> dict[str, float]: ...
+
+
+class Task(ABC):
+    """What a model is trained and judged on.
+
+    An implementation guarantees:
+
+    - ``splits`` names the data splits it holds (``train``, ``val``, ...), and
+      ``batches(split, ...)`` yields :class:`Batch` objects from one of them, shuffled
+      and augmented only when asked, reproducibly from ``generator``;
+    - ``loss(inputs, outputs, targets)`` is a scalar tensor to minimise; it sees the
+      inputs too, so a loss may run another model on them (a teacher beside the
+      student) without a training loop of its own;
+    - ``metric_state()`` returns a fresh accumulator whose ``result()`` holds
+      ``primary_metric`` (``higher_is_better`` says its direction) and ``n``;
+    - ``prediction(outputs)`` is what the task decides from outputs (class indices,
+      per-pixel labels, a peak position), compared element by element when an exported
+      or quantised model is checked against the original;
+    - ``example_inputs(count)`` are real inputs of the first evaluation split, as a tuple
+      (one tensor per model input), for tracing, verification and export.
+    """
+
+    name: str = "task"
+    primary_metric: str = "metric"
+    higher_is_better: bool = True
+
+    @property
+    @abstractmethod
+    def splits(self) -> tuple[str, ...]: ...
+
+    @abstractmethod
+    def size(self, split: str) -> int: ...
+
+    @abstractmethod
+    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, augment: bool = False,
+                generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]: ...
+
+    @abstractmethod
+    def loss(self, inputs: tuple[torch.Tensor, ...], outputs: Any, targets: Any) -> torch.Tensor: ...
+
+    @abstractmethod
+    def metric_state(self) -> MetricState: ...
+
+    @abstractmethod
+    def prediction(self, outputs: Any) -> torch.Tensor: ...
+
+    @abstractmethod
+    def example_inputs(self, count: int = 1) -> tuple[torch.Tensor, ...]: ...
+
+    @abstractmethod
+    def subset(self, split: str, count: int, seed: int = 0) -> Task:
+        """The same task with ``split`` cut to a fixed random ``count`` samples."""
+
+    def data_name(self, split: str) -> str | None:
+        """The data set behind ``split``, for records."""
+        return None
+
+    def eval_split(self) -> str:
+        """The split a model is judged on by default: ``val``, else ``test``."""
+        for name in ("val", "test"):
+            if name in self.splits:
+                return name
+        raise ValueError(f"task {self.name} has no val or test split")
+
+    def num_batches(self, split: str, batch_size: int, drop_last: bool = False) -> int:
+        count = self.size(split)
+        return count // batch_size if drop_last else -(-count // batch_size)

@@ -1,0 +1,96 @@
+"""Image classification: class-index labels, cross-entropy, top-1 (primary) and top-5."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from trimkit.data import ImageDataset
+from trimkit.errors import TrimkitError
+from trimkit.tasks._task import Batch, MetricState, Task
+
+
+@dataclass(frozen=True)
+class ClassificationTask(Task):
+    """Splits of :class:`~trimkit.data.ImageDataset` by name; each batch is one image
+    tensor and its class indices. ``top5`` is top-min(5, classes)."""
+
+    datasets: Mapping[str, ImageDataset] = field(default_factory=dict)
+    label_smoothing: float = 0.0
+
+    name = "classification"
+    primary_metric = "top1"
+    higher_is_better = True
+
+    @classmethod
+    def of(cls, train: ImageDataset | None = None, val: ImageDataset | None = None, **more: ImageDataset
+           ) -> ClassificationTask:
+        splits = {"train": train, "val": val, **more}
+        return cls({name: data for name, data in splits.items() if data is not None})
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.datasets)
+
+    def dataset(self, split: str) -> ImageDataset:
+        try:
+            return self.datasets[split]
+        except KeyError:
+            raise TrimkitError(f"task has no {split!r} split; it has {', '.join(self.splits) or 'none'}") from None
+
+    def size(self, split: str) -> int:
+        return len(self.dataset(split))
+
+    def data_name(self, split: str) -> str | None:
+        return self.dataset(split).name
+
+    @property
+    def num_classes(self) -> int:
+        return next(iter(self.datasets.values())).num_classes
+
+    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, augment: bool = False,
+                generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:
+        for images, labels in self.dataset(split).batches(batch_size, shuffle=shuffle, augment=augment,
+                                                          generator=generator, drop_last=drop_last):
+            yield Batch((images,), labels)
+
+    def loss(self, inputs: tuple[torch.Tensor, ...], outputs: Any, targets: Any) -> torch.Tensor:
+        return F.cross_entropy(outputs.float(), targets, label_smoothing=self.label_smoothing)
+
+    def metric_state(self) -> MetricState:
+        return _TopK(self.num_classes)
+
+    def prediction(self, outputs: Any) -> torch.Tensor:
+        return outputs.reshape(len(outputs), -1).argmax(1)
+
+    def example_inputs(self, count: int = 1) -> tuple[torch.Tensor, ...]:
+        return (self.dataset(self.eval_split()).example_inputs(count),)
+
+    def subset(self, split: str, count: int, seed: int = 0) -> ClassificationTask:
+        return replace(self, datasets={**self.datasets, split: self.dataset(split).subset(count, seed)})
+
+    def with_normalization(self, normalization) -> ClassificationTask:
+        return replace(self, datasets={k: v.with_normalization(normalization) for k, v in self.datasets.items()})
+
+
+class _TopK(MetricState):
+    def __init__(self, num_classes: int) -> None:
+        self.k = min(5, num_classes)
+        self.correct1 = self.correct5 = self.count = 0
+        self.loss_sum = 0.0
+
+    def update(self, outputs: Any, targets: Any) -> None:
+        logits = outputs.float()
+        self.loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
+        hits = logits.topk(self.k, dim=1).indices.eq(targets[:, None])
+        self.correct1 += int(hits[:, 0].sum())
+        self.correct5 += int(hits.any(dim=1).sum())
+        self.count += len(targets)
+
+    def result(self) -> dict[str, float]:
+        count = max(self.count, 1)
+        return {"top1": 100.0 * self.correct1 / count, "top5": 100.0 * self.correct5 / count,
+                "loss": self.loss_sum / count, "n": self.count}
