@@ -82,19 +82,31 @@ def test_weights_of_another_zoo_model_are_refused(tmp_path):
 
 
 def test_demo_explores_prunes_quantises_and_measures(tmp_path):
-    result = run("demo", "--epochs", "2", "--finetune-epochs", "1", "--out", str(tmp_path), "--json")
+    out = tmp_path / "demo"
+    result = run("demo", "--epochs", "2", "--finetune-epochs", "1", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    baseline, pruned, int8 = record["comparisons"]["1"]["models"]
+    stages = [r["stage"] for r in record["records"]]
+    assert stages == ["input", "train", "prune", "finetune", "export", "quantize", "compare", "final"]
+    compare = record["records"][6]["details"]["comparisons"]
+    assert [c["models"][0]["latency"]["batch_size"] for c in compare] == [1, 32]
+    baseline, pruned, int8 = compare[0]["models"]
     assert [m["label"] for m in (baseline, pruned, int8)] == ["baseline", "pruned + fine-tuned", "pruned + INT8"]
     assert baseline["params"] == 61_706 and baseline["macs"] == 416_520
     assert pruned["macs"] < baseline["macs"] and pruned["params"] < baseline["params"]
     assert int8["size_bytes"] < pruned["size_bytes"] < baseline["size_bytes"]
     assert baseline["top1"] > 85 and all(m["latency"]["p50_ms"] > 0 for m in (baseline, pruned, int8))
-    assert record["pruning"]["criterion"] in record["explore"]
-    for name in ("lenet5.pt", "lenet5-pruned.pt", "lenet5.onnx", "lenet5-pruned.onnx", "lenet5-pruned.int8.onnx",
-                 "threshold_functions.png"):
-        assert (tmp_path / name).exists(), name
+    chosen = record["records"][2]["details"]["chosen"]
+    assert chosen["criterion"] in chosen["curves"] and chosen["by"] == "explore"
+    for name in ("recipe.yaml", "log.jsonl", "model.pt", "model.onnx", "original.pt", "stages/00-train/model.pt",
+                 "stages/01-prune/threshold_functions.png", "stages/04-quantize/model.int8.onnx"):
+        assert (out / name).exists(), name
+    again = run("demo", "--epochs", "1", "--finetune-epochs", "1", "--out", str(out), "--json")
+    assert again.exit_code == 0  # an earlier demo run is replaced
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    refused = run("demo", "--out", str(tmp_path / "mine"))
+    assert refused.exit_code == 2 and "not an earlier demo run" in refused.stderr
 
 
 @requires_shared_data("cifar10.npz", "pretrained/resnet20-12fca82f.th")

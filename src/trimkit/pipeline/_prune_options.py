@@ -60,7 +60,7 @@ class CutOptions(StageOptions):
     @model_validator(mode="after")
     def _global_needs_one_ratio(self) -> CutOptions:
         if self.scope == "global" and isinstance(self.ratio, dict):
-            raise ValueError("scope 'global' ranks all groups together; give one ratio, not a dict")
+            raise ValueError("ratio: scope 'global' ranks all groups together; give one ratio, not a dict")
         if self.scope == "global" and self.normalize in ("rank", "percentile"):
             raise ValueError(f"normalize {self.normalize!r} makes every layer alike under scope 'global'; "
                              "use max, mean or none")

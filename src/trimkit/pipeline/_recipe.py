@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._registry import StageOptions, get_stage, stage_names
@@ -22,6 +23,10 @@ from trimkit.pipeline._registry import closest
 from trimkit.pipeline import stages as _stages  # noqa: F401  (registers the built-in stages)
 
 STAGE_KEYS = ("stage", "save_as")
+# pydantic puts the member of a union that failed into the location (``ratio.float``); not a YAML key
+_UNION_MEMBERS = ("float", "int", "str", "bool")
+# a model's own check names the key it is about first: "policies[1]: overlaps 'cut' in epoch 2"
+_NAMED_KEY = re.compile(r"([A-Za-z_]\w*)((?:\[\d+\]|\.[\w-]+)*): ")
 
 
 class RecipeError(TrimkitError):
@@ -39,18 +44,22 @@ class ModelSpec(BaseModel):
     in_channels: int | None = Field(default=None, ge=1)
     trust_checkpoint: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, value: str | None) -> str | None:
+        from trimkit import models
+
+        known = models.names()
+        if value is not None and value not in known:
+            raise ValueError(f"unknown model {value!r}{closest(value, known)}; zoo: {', '.join(known)}")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
         if (self.name is None) == (self.file is None):
             raise ValueError("give exactly one of name (a zoo model) or file (a trimkit model file)")
         if self.file is not None and self.weights is not None:
-            raise ValueError("a model file has its own weights; drop weights")
-        if self.name is not None:
-            from trimkit import models
-
-            known = models.names()
-            if self.name not in known:
-                raise ValueError(f"unknown model {self.name!r}{closest(self.name, known)}; zoo: {', '.join(known)}")
+            raise ValueError("weights: a model file has its own weights; drop weights")
         return self
 
 
@@ -129,7 +138,33 @@ def parse_recipe(data: Any, overrides: Sequence[str] = (), *, source: str = "rec
     except ValidationError as error:
         raise RecipeError(f"{source}: {describe(error, '', Recipe)}") from None
     recipe.stages = [_stage_entry(raw, index, source) for index, raw in enumerate(raw_stages)]
+    _check_names(recipe.stages, source)
     return recipe
+
+
+# the names a stage makes available to the stages after it, besides its save_as
+_NAMES_MADE = {"quantize": ("int8", "int8_onnx", "packed"), "export": ()}
+
+
+def _check_names(entries: list[StageEntry], source: str) -> None:
+    """Names of models and files that stages refer to must exist by then; save_as names are unique."""
+    known = {"original", "current"}
+    for index, entry in enumerate(entries):
+        for key in ("models", "model"):
+            wanted = getattr(entry.options, key, None)
+            for name in [wanted] if isinstance(wanted, str) else (wanted or []):
+                if name not in known:
+                    raise RecipeError(f"{source}: stages[{index}].{key}: no model or file named {name!r} before this "
+                                      f"stage{closest(name, known)}; known: {', '.join(sorted(known))} (name a "
+                                      "stage's output with save_as)")
+        if entry.save_as:
+            if entry.save_as in known:
+                raise RecipeError(f"{source}: stages[{index}].save_as: {entry.save_as!r} is taken by an earlier "
+                                  "stage or built in; choose another name")
+            known.add(entry.save_as)
+        known.update(_NAMES_MADE.get(entry.stage, ()))
+        if entry.stage == "export":
+            known.add(getattr(entry.options, "name", "onnx"))
 
 
 def _stage_entry(raw: Any, index: int, source: str) -> StageEntry:
@@ -145,9 +180,8 @@ def _stage_entry(raw: Any, index: int, source: str) -> StageEntry:
         raise RecipeError(f"{source}: {where}.stage: {error}") from None
     options = {k: v for k, v in raw.items() if k not in STAGE_KEYS}
     save_as = raw.get("save_as")
-    if save_as is not None and (not isinstance(save_as, str) or save_as in ("original", "current")):
-        raise RecipeError(f"{source}: {where}.save_as: {save_as!r} is not a usable name; "
-                          "'original' and 'current' are taken")
+    if save_as is not None and not (isinstance(save_as, str) and save_as.strip()):
+        raise RecipeError(f"{source}: {where}.save_as: {save_as!r} is not a name; give a word such as pruned")
     try:
         parsed = stage.options.model_validate(options)
     except ValidationError as error:
@@ -159,10 +193,16 @@ def describe(error: ValidationError, prefix: str, model: type[BaseModel]) -> str
     """The first problem of a validation error as ``path: what is wrong; the fix``."""
     problems = error.errors()
     first = problems[0]
-    loc = [part for part in first["loc"] if not (isinstance(part, str) and "[" in part and "]" in part)]
+    loc = [part for part in first["loc"]
+           if not (isinstance(part, str) and ("[" in part and "]" in part or part in _UNION_MEMBERS))]
     path = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-    path = path.lstrip(".") or "recipe"
     kind = first["type"]
+    message = first["msg"].removeprefix("Value error, ")
+    named = _NAMED_KEY.match(message) if kind == "value_error" else None
+    if named and named.group(1) in _fields_at(model, loc):
+        path += "." + named.group(0).removesuffix(": ")
+        message = message[named.end():]
+    path = path.lstrip(".") or "recipe"
     if kind == "extra_forbidden":
         choices = _fields_at(model, loc[:-1])
         message = f"unknown key {loc[-1]!r}{closest(str(loc[-1]), choices)}"
@@ -171,22 +211,23 @@ def describe(error: ValidationError, prefix: str, model: type[BaseModel]) -> str
         path = path.rsplit(".", 1)[0] if "." in path else prefix or "recipe"
     elif kind == "missing":
         message = "missing; this key is required"
-    else:
-        message = first["msg"].removeprefix("Value error, ")
-        if kind not in ("value_error", "assertion_error") and "input" in first:
-            message = f"{first['input']!r}: {message[0].lower()}{message[1:]}"
+    elif kind not in ("value_error", "assertion_error") and "input" in first:
+        message = f"{first['input']!r}: {message[0].lower()}{message[1:]}"
     more = len(problems) - 1
     return f"{path}: {message}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     current: Any = model
+    key_next = False  # the part after a dict-valued field is a key of the dict (pruners.NAME)
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or key_next:
+            key_next = False
             continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
             return []
+        key_next = get_origin(field.annotation) is dict
         current = _model_in(field.annotation)
         if current is None:
             return []

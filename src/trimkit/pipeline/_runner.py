@@ -14,7 +14,6 @@ uninterrupted one hand each stage the same model; each stage is seeded with
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,7 +207,3 @@ def _check_folder(folder: Path, resolved: str, resume: bool) -> None:
     if folder.exists() and any(folder.iterdir()):
         raise TrimkitError(f"{folder} already holds a run; pass --resume to continue it, or choose another --out")
 
-
-def remove_run(folder: Path) -> None:
-    """Delete a run folder (used when a run fails before its first stage)."""
-    shutil.rmtree(folder, ignore_errors=True)

@@ -27,9 +27,10 @@ class CompareOptions(StageOptions):
     @model_validator(mode="after")
     def _labels_fit(self) -> CompareOptions:
         if self.labels is not None and len(self.labels) != len(self.models):
-            raise ValueError(f"{len(self.labels)} labels for {len(self.models)} models")
+            raise ValueError(f"labels: {len(self.labels)} labels for {len(self.models)} models; "
+                             "give one label per model")
         if any(size < 1 for size in self.batch_sizes):
-            raise ValueError(f"batch sizes must be >= 1, got {self.batch_sizes}")
+            raise ValueError(f"batch_sizes: each must be >= 1, got {self.batch_sizes}")
         return self
 
 

@@ -27,7 +27,7 @@ class MeasureOptions(StageOptions):
     @model_validator(mode="after")
     def _positive_batches(self) -> MeasureOptions:
         if any(size < 1 for size in self.batch_sizes):
-            raise ValueError(f"batch sizes must be >= 1, got {self.batch_sizes}")
+            raise ValueError(f"batch_sizes: each must be >= 1, got {self.batch_sizes}")
         return self
 
 

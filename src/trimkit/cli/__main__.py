@@ -1,0 +1,5 @@
+"""``python -m trimkit.cli``: the ``trimkit`` command."""
+
+from trimkit.cli import main
+
+main()
