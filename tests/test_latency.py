@@ -116,10 +116,10 @@ def test_accuracy_is_computed_by_the_runtime(tmp_path):
     reference = train.evaluate(model, val, precision="fp32")
     # 300 images in batches of 64: the last batch is padded and cut back
     on_ort = measure.runtime_accuracy(model, val, backend="onnxruntime", batch_size=64, threads=1)
-    assert on_ort["n"] == 300 and on_ort["precision"] == "f32"
+    assert on_ort["n"] == 300 and on_ort["precision"] == "fp32"
     assert on_ort["top1"] == reference["top1"] and on_ort["loss"] == pytest.approx(reference["loss"], rel=1e-4)
     on_openvino = measure.runtime_accuracy(model, val, backend="openvino", batch_size=64, threads=1)
-    assert on_openvino["precision"] == ("bf16" if train.cpu_has_native_bf16() else "f32")
+    assert on_openvino["precision"] == ("bf16" if train.cpu_has_native_bf16() else "fp32")
     assert on_openvino["top1"] == pytest.approx(reference["top1"], abs=2.0)
 
 

@@ -17,6 +17,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Iterable, Mapping
 
 SIZE_KINDS = ("state_dict", "model_file", "onnx", "packed", "analytic", "int8_onnx", "sparse")
+_PRECISION_NAMES = {"f32": "fp32", "float32": "fp32", "bfloat16": "bf16", "f16": "fp16", "float16": "fp16"}
+
+
+def precision_name(name: str) -> str:
+    """Precisions are spelled one way in records: ``fp32``, ``bf16``, ``fp16``, ``int8``."""
+    return _PRECISION_NAMES.get(name, name)
 
 
 @dataclass(frozen=True)

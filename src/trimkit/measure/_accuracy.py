@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from trimkit.data import ImageDataset
+from trimkit.record import precision_name
 from trimkit.tasks import ClassificationTask, Evaluation, Task, evaluate
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Session
@@ -68,7 +69,8 @@ def runtime_evaluation(
                               device="cpu", channels_last=False, backend=backend)
         finally:
             session.close()
-    return Evaluation(scored.values, scored.primary, scored.split, session.precision, backend, scored.data)
+    return Evaluation(scored.values, scored.primary, scored.split, precision_name(session.precision), backend,
+                      scored.data)
 
 
 def runtime_accuracy(

@@ -9,7 +9,7 @@ from torch import nn
 
 from trimkit.measure._latency import Latency
 from trimkit.measure._profile import Profile, profile
-from trimkit.record import LatencyRecord, Measurement
+from trimkit.record import LatencyRecord, Measurement, precision_name
 from trimkit.tasks import Task, evaluate
 
 
@@ -27,7 +27,8 @@ def latency_record(measured: Latency) -> LatencyRecord:
     return LatencyRecord(
         latency_ms=measured.p50_ms, p90_ms=measured.p90_ms, p99_ms=measured.p99_ms, mean_ms=measured.mean_ms,
         cv=measured.cv, throughput=measured.throughput, iterations=measured.iterations, backend=measured.backend,
-        precision=measured.precision, precision_requested=measured.precision_requested, threads=measured.threads,
+        precision=precision_name(measured.precision),
+        precision_requested=precision_name(measured.precision_requested), threads=measured.threads,
         batch_size=measured.batch_size,
     )
 

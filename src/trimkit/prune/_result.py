@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from trimkit.measure import Profile
+from trimkit.measure import Profile, from_profile
 
 
 @dataclass(frozen=True)
@@ -95,4 +95,6 @@ class PruneResult:
             "groups_pruned": self.groups_pruned,
             "verified": self.verified,
             "seconds": self.seconds,
+            "measurements": {"before": from_profile(self.before, "before").to_dict(),
+                             "after": from_profile(self.after, "after", self.model).to_dict()},
         }

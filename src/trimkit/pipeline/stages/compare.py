@@ -20,7 +20,7 @@ class CompareOptions(StageOptions):
     backend: Literal["onnxruntime", "openvino", "torch"] = "onnxruntime"
     batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
     threads: int | None = Field(default=None, ge=1)
-    precision: Literal["auto", "f32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     min_time_s: float = Field(default=1.0, gt=0.0)
     metric_at_batch: int | None = 1
 
