@@ -66,13 +66,20 @@ def test_train_then_eval_then_profile_the_file(tmp_path):
     trained = json.loads(result.stdout)
     assert out.exists() and (tmp_path / "lenet.pt.ckpt").exists()
     evaluated = json.loads(run("eval", str(out), "--data", "mnist5k", "--split", "val", "--json").stdout)
-    assert set(evaluated) == {"top1", "top5", "loss", "n"}
+    assert set(evaluated) == {"top1", "top5", "loss", "n", "measurement"}
     assert evaluated["n"] == 1000
     assert evaluated["top1"] == pytest.approx(trained["val_top1"], abs=1e-9)
+    figures = evaluated["measurement"]
+    assert figures["params"] == trained["measurement"]["params"] == 61_706 and figures["macs"] == 416_520
+    top1 = next(m for m in figures["metrics"] if m["name"] == "top1")
+    assert top1 == {"name": "top1", "value": evaluated["top1"], "split": "val", "samples": 1000, "precision": "fp32",
+                    "backend": "pytorch", "data": "mnist5k"}
+    assert trained["measurement"]["size_bytes"]["model_file"] == out.stat().st_size
     assert evaluated["top1"] > 80
     assert json.loads(run("profile", str(out), "--json").stdout)["params"] == 61_706
     again = json.loads(run("eval", "lenet5", "--weights", str(out), "--data", "mnist5k", "--json").stdout)
-    assert again == evaluated
+    assert {k: v for k, v in again.items() if k != "measurement"} == {k: v for k, v in evaluated.items()
+                                                                        if k != "measurement"}
 
 
 def test_weights_of_another_zoo_model_are_refused(tmp_path):
@@ -146,7 +153,14 @@ def test_prune_with_data_reports_accuracy_before_and_after(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["prune", "lenet5", "--out", "x.pt"], "--ratio R or --threshold T"),
-    (["prune", "lenet5", "--ratio", "1.5", "--out", "x.pt"], "ratio 1.5 is out of range"),
+    (["prune", "lenet5", "--ratio", "1.5", "--out", "x.pt"], "--ratio: 1.5 is not in [0, 1)"),
+    (["prune", "lenet5", "--ratio", "nan", "--out", "x.pt"], "--ratio: nan is not in [0, 1)"),
+    (["prune", "lenet5", "--threshold", "inf", "--out", "x.pt"], "--threshold: inf is not a threshold"),
+    (["prune", "lenet5", "--threshold", "-1", "--out", "x.pt"], "--threshold: -1.0 is not a threshold"),
+    (["prune", "lenet5", "--ratio", "0.5", "--mode", "fast", "--out", "x.pt"], "--mode: 'fast'"),
+    (["prune", "lenet5", "--ratio", "0.5", "--round-to", "0", "--out", "x.pt"], "--round-to: 0"),
+    (["prune", "lenet5", "--ratio", "0.5", "--data", "mnist5k", "--finetune-epochs", "1", "--lr", "nan",
+      "--out", "x.pt"], "--lr: nan is not a learning rate"),
     (["prune", "lenet5", "--ratio", "half", "--out", "x.pt"], "cannot read --ratio 'half'"),
     (["prune", "lenet5", "--ratio", "0.5", "--criterion", "l7", "--out", "x.pt"], "unknown criterion 'l7'"),
     (["prune", "lenet5", "--ratio", "0.5", "--finetune-epochs", "2", "--out", "x.pt"], "needs --data"),

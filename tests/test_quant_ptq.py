@@ -112,7 +112,7 @@ def test_cli_size_prints_exact_json(lenet):
 
 @pytest.mark.parametrize("args, message", [
     (["quantize", "lenet5", "--mode", "ptq", "--policy", "int4", "--out", "x.onnx"], "PTQ makes INT8 models"),
-    (["quantize", "lenet5", "--mode", "fast", "--out", "x.pt"], "unknown mode 'fast'; choose one of: qat, ptq"),
+    (["quantize", "lenet5", "--mode", "fast", "--out", "x.pt"], "--mode: 'fast': input should be 'qat' or 'ptq'"),
     (["quantize", "lenet5", "--out", "x.pt"], "QAT needs --policy"),
     (["quantize", "lenet5", "--policy", "hidden=int99", "--out", "x.pt"], "unknown format 'int99'"),
     (["size", "lenet5"], "give --policy"),

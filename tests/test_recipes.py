@@ -220,7 +220,7 @@ BROKEN: list[tuple[str, Callable[[dict], None], tuple[str, ...]]] = [
      ("stages[2].model", "'int8'", "before this stage")),
     ("save-as-twice", lambda recipe: (_set("stages.0.save_as", "x")(recipe), _set("stages.1.save_as", "x")(recipe)),
      ("stages[1].save_as", "'x'", "taken")),
-    ("export-opset-low", _stage({"stage": "export", "opset": 1}), ("stages[2].opset", "greater than or equal")),
+    ("export-opset-low", _stage({"stage": "export", "opset": 1}), ("stages[2].opset", "opset 1 is not supported", "11 to 20")),
     # model, task, top level
     ("model-name-and-file", _set("model", {"name": "lenet5", "file": "lenet5.pt"}),
      ("model", "exactly one of name", "file")),

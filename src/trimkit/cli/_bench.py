@@ -14,21 +14,23 @@ from torch import nn
 
 from trimkit import data as datasets
 from trimkit import export, measure, models
-from trimkit.cli._common import check_fits, console, print_json, resolve_model
+from trimkit.cli._common import check_fits, console, measurement_of, print_json, resolve_model
+from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, stage_options
 from trimkit.errors import TrimkitError
+from trimkit.pipeline.stages.compare import CompareOptions
+from trimkit.pipeline.stages.measure import MeasureOptions
+from trimkit.record import Measurement, Metric
 
 BackendOption = Annotated[str, typer.Option(help=f"Runtime: {', '.join(measure.BACKENDS)}.")]
 BatchOption = Annotated[int, typer.Option(help="Images per inference.")]
 ThreadsOption = Annotated[Optional[int], typer.Option(help="Threads (default: the CPUs this process may use).")]
-PrecisionOption = Annotated[str, typer.Option(help="auto (the runtime's choice), f32 or bf16.")]
+PrecisionOption = Annotated[str, typer.Option(help="auto (the runtime's choice), fp32 or bf16.")]
 WarmupOption = Annotated[int, typer.Option(help="Untimed calls first.")]
 MinTimeOption = Annotated[float, typer.Option("--min-time", help="Seconds of timed calls per model, at least.")]
 MaxItersOption = Annotated[int, typer.Option(help="Timed calls per model, at most.")]
 DataOption = Annotated[Optional[str], typer.Option("--data", help="Also score top-1 as the runtime computes it "
                                                                   "on this data set.")]
-DataDirOption = Annotated[Optional[Path], typer.Option(help="Folder with the data files.")]
 SplitOption = Annotated[str, typer.Option(help="Split for --data.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 @dataclass(frozen=True)
@@ -90,21 +92,24 @@ def bench_command(
     data: DataOption = None,
     data_dir: DataDirOption = None,
     split: SplitOption = "val",
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    trust_checkpoint: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend."""
+    options = stage_options(MeasureOptions, backend=backend, batch_sizes=[batch_size], threads=threads,
+                            precision=precision, min_time_s=min_time)
     subject = resolve_subject(model, weights, trust_checkpoint)
     dataset = load_subject_data(subject, data, split, data_dir) if data else None
-    result = measure.latency(subject.model, backend=backend, batch_size=batch_size, threads=threads,
-                             precision=precision, warmup=warmup, min_time_s=min_time, max_iters=max_iters,
-                             per_layer=per_layer)
+    result = measure.latency(subject.model, backend=options.backend, batch_size=batch_size, threads=options.threads,
+                             precision=options.precision, warmup=warmup, min_time_s=options.min_time_s,
+                             max_iters=max_iters, per_layer=per_layer)
     accuracy = None
     if dataset is not None:
-        accuracy = measure.runtime_accuracy(subject.model, dataset, backend=backend, precision=precision,
-                                            threads=result.threads)
+        accuracy = measure.runtime_accuracy(subject.model, dataset, backend=options.backend,
+                                            precision=options.precision, threads=result.threads)
     if as_json:
-        print_json({**result.to_dict(), "accuracy": accuracy})
+        print_json({**result.to_dict(), "accuracy": accuracy,
+                    "measurement": _measurement(subject, result, accuracy, dataset, split).to_dict()})
         return
     print_latency(result, subject.label)
     if result.per_layer is not None:
@@ -130,15 +135,33 @@ def compare_command(
     as_json: JsonOption = False,
 ) -> None:
     """Measure models side by side, interleaved in one run: params, MACs, bytes, latency as ratios to the first."""
-    subjects = [resolve_subject(argument) for argument in models_]
+    options = stage_options(CompareOptions, models=models_, backend=backend, batch_sizes=[batch_size],
+                            threads=threads, precision=precision, min_time_s=min_time)
+    subjects = [resolve_subject(argument) for argument in options.models]
     dataset = load_subject_data(subjects[0], data, split, data_dir) if data else None
     result = measure.compare([subject.model for subject in subjects], labels=[subject.label for subject in subjects],
-                             backend=backend, batch_size=batch_size, threads=threads, precision=precision,
-                             warmup=warmup, min_time_s=min_time, max_iters=max_iters, data=dataset)
+                             backend=options.backend, batch_size=batch_size, threads=options.threads,
+                             precision=options.precision, warmup=warmup, min_time_s=options.min_time_s,
+                             max_iters=max_iters, data=dataset)
     if as_json:
         print_json(result.to_dict())
         return
     print_comparison(result)
+
+
+def _measurement(subject: Subject, result: measure.Latency, accuracy: dict | None,
+                 dataset: datasets.ImageDataset | None, split: str) -> Measurement:
+    """What ``bench --json`` measured, as the record: counts of a PyTorch model, the ONNX
+    file's size, the latency, and the runtime's own metrics."""
+    if isinstance(subject.model, nn.Module) and subject.input_shape is not None:
+        record = measurement_of(subject.model, subject.label, subject.input_shape)
+    else:
+        record = Measurement(subject.label, size_bytes={"onnx": Path(subject.model).stat().st_size})
+    record.latency.append(measure.latency_record(result))
+    if accuracy is not None and dataset is not None:
+        record.metrics.extend(Metric(name, accuracy[name], split, int(accuracy["n"]), accuracy["precision"],
+                                     result.backend, dataset.name) for name in ("top1", "top5", "loss"))
+    return record
 
 
 def print_latency(result: measure.Latency, label: str) -> None:

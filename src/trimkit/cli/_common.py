@@ -14,8 +14,9 @@ from torch import nn
 
 import trimkit
 from trimkit import data as datasets
-from trimkit import models
+from trimkit import measure, models
 from trimkit.errors import TrimkitError
+from trimkit.record import Measurement
 
 # Piped output (CI logs, `| tee`) gets wide tables rather than rich's 80-column default.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -105,6 +106,19 @@ def check_fits(dataset: datasets.ImageDataset, input_shape: tuple[int, ...], lab
             f"data set {dataset.name} has {shape} images but {label} takes {expected}; "
             "choose matching data, or build the model with --in-channels to match"
         )
+
+
+def measurement_of(model: nn.Module, label: str, input_shape: tuple[int, ...], *, metrics=(),
+                   files: dict[str, Path] | None = None) -> Measurement:
+    """The record a command's ``--json`` carries: counts from one profile of ``model``, the
+    metrics the command computed, and the sizes of the files it wrote (by kind)."""
+    import torch
+
+    record = measure.from_profile(measure.profile(model, torch.zeros(1, *input_shape)), label, model)
+    record.metrics.extend(metrics)
+    for kind, path in (files or {}).items():
+        record.size_bytes[kind] = Path(path).stat().st_size
+    return record
 
 
 def fail(message: str) -> None:

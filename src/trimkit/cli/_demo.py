@@ -17,6 +17,7 @@ import typer
 
 from trimkit import pipeline
 from trimkit.cli._common import console, print_json
+from trimkit.cli._options import JsonOption
 from trimkit.cli._run import print_run
 from trimkit.errors import TrimkitError
 
@@ -30,7 +31,7 @@ def demo_command(
     epochs: Annotated[int, typer.Option(help="Training epochs for LeNet-5.")] = 30,
     finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs after pruning.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed for the run.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run log as one JSON object.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train LeNet-5 on embedded MNIST; explore, prune, fine-tune, export, quantise; measure."""
     if not RECIPE.is_file():

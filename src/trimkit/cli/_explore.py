@@ -12,6 +12,7 @@ from rich.table import Table
 from trimkit import prune
 from trimkit._atomic import write_text_atomic
 from trimkit.cli._common import LoadedModel, console, load_data, print_json, resolve_model
+from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, WeightsOption
 from trimkit.errors import TrimkitError
 from trimkit.report import plot_macs_vs_metric, plot_sensitivity, plot_threshold_functions
 
@@ -42,9 +43,9 @@ def _names(text: str, what: str) -> list[str]:
 def explore_command(
     model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
     out: Annotated[Path, typer.Option(help="Folder for explore.json and the charts.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    weights: WeightsOption = None,
     data: DataOption = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the data files.")] = None,
+    data_dir: DataDirOption = None,
     criteria: Annotated[str, typer.Option(help="Comma-separated criteria to compare.")] = "std,range,mean_abs,max_abs",
     layers: Annotated[str, typer.Option(help="conv, dense or both.")] = "both",
     mode: Annotated[str, typer.Option(help="static or progressive.")] = "progressive",
@@ -52,8 +53,8 @@ def explore_command(
     max_gap: Annotated[float, typer.Option(help="Refine until no two neighbouring points differ more.")] = 2.0,
     max_evals: Annotated[int, typer.Option(help="Points per criterion at most.")] = 12,
     eval_samples: SamplesOption = 2000,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    trust_checkpoint: TrustOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Threshold functions of several criteria (Algorithm 2), their AUC, the best one and
     the threshold at the end of its plateau."""
@@ -92,17 +93,17 @@ def explore_command(
 def sensitivity_command(
     model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
     out: Annotated[Path, typer.Option(help="Folder for sensitivity.json and the charts.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    weights: WeightsOption = None,
     data: DataOption = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the data files.")] = None,
+    data_dir: DataDirOption = None,
     sparsities: Annotated[str, typer.Option(help="Comma-separated fractions.")] = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9",
     criterion: Annotated[str, typer.Option(help="Criterion ranking the channels.")] = "l1",
     layers: Annotated[str, typer.Option(help="conv, dense or both.")] = "both",
     clusters: Annotated[int, typer.Option(help="Groups of similar sensitivity to form.")] = 3,
     max_drop: Annotated[float, typer.Option(help="Predicted drop (points) the suggested ratios may cost.")] = 1.0,
     eval_samples: SamplesOption = 2000,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    trust_checkpoint: TrustOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Prune each channel group alone at each sparsity and measure the metric and MACs."""
     try:

@@ -11,11 +11,13 @@ from rich.table import Table
 
 from trimkit import models
 from trimkit.cli._common import console, print_json, resolve_model
+from trimkit.cli._options import InChannelsOption, JsonOption, NumClassesOption, TrustOption, WeightsOption
+from trimkit.measure import from_profile
 from trimkit.measure import profile as profile_model
 
 
 def models_command(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the zoo: input shape, parameters, MACs and default data of every model."""
     rows = []
@@ -40,18 +42,19 @@ def models_command(
 
 def profile_command(
     model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
-    num_classes: Annotated[int, typer.Option(help="Classes of the output layer.")] = 10,
-    in_channels: Annotated[Optional[int], typer.Option(help="Input channels (default: the model's own).")] = None,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    weights: WeightsOption = None,
+    num_classes: NumClassesOption = 10,
+    in_channels: InChannelsOption = None,
+    trust_checkpoint: TrustOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Parameters, MACs and FLOPs per layer and in total, for one input image."""
     loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
     measured = profile_model(loaded.model, torch.zeros(1, *loaded.input_shape))
     if as_json:
         record = measured.to_dict()
-        record.update(model=loaded.label, input_shape=list(loaded.input_shape))
+        record.update(model=loaded.label, input_shape=list(loaded.input_shape),
+                      measurement=from_profile(measured, loaded.label, loaded.model).to_dict())
         print_json(record)
         return
     table = Table(title=f"{loaded.label}, input 1x{'x'.join(map(str, loaded.input_shape))}")

@@ -13,10 +13,13 @@ import trimkit
 from trimkit import data as datasets
 from trimkit import prune, train
 from trimkit.cli._common import check_fits, console, print_json, resolve_model
+from trimkit.cli._options import (DataDirOption, JsonOption, NumClassesOption, TrustOption, WeightsOption,
+                                  parse_layers, stage_options)
 from trimkit.errors import TrimkitError
+from trimkit.pipeline.stages.prune import PruneOptions
+from trimkit.pipeline.stages.train import TrainOptions
 
 VERIFY_BATCH = 4
-CALIBRATION_SAMPLES = 256
 
 
 def parse_ratio(text: str) -> float | dict[str, float]:
@@ -33,29 +36,33 @@ def parse_ratio(text: str) -> float | dict[str, float]:
 def prune_command(
     model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
     out: Annotated[Path, typer.Option(help="Where to write the pruned model (.pt).")],
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    weights: WeightsOption = None,
     ratio: Annotated[Optional[str], typer.Option(help="Fraction to remove: 0.5, or PATTERN=R,...")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Combine threshold on normalised scores.")] = None,
     criterion: Annotated[str, typer.Option(help=f"One of {', '.join(prune.criteria.names())}.")] = "l1",
     mode: Annotated[str, typer.Option(help="static or progressive.")] = "progressive",
-    layers: Annotated[str, typer.Option(help="conv, dense or both.")] = "conv",
+    layers: Annotated[str, typer.Option(help="conv, dense, both, or layer names and globs (a,b.*).")] = "conv",
     scope: Annotated[str, typer.Option(help="layer or global.")] = "layer",
     normalize: Annotated[Optional[str], typer.Option(help="rank, percentile, max, mean or none.")] = None,
     round_to: Annotated[Optional[int], typer.Option(help="Keep channel counts at multiples of K.")] = None,
     data: Annotated[Optional[str], typer.Option("--data", help="Evaluate (and fine-tune) on this data set.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the data files.")] = None,
+    data_dir: DataDirOption = None,
     finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs after pruning (needs --data).")] = 0,
     lr: Annotated[float, typer.Option(help="Fine-tuning learning rate (SGD, cosine).")] = 0.01,
-    num_classes: Annotated[int, typer.Option(help="Classes of the output layer.")] = 10,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
+    num_classes: NumClassesOption = 10,
+    trust_checkpoint: TrustOption = False,
     resume: Annotated[bool, typer.Option(help="Resume fine-tuning from OUT.ckpt.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Remove filters and neurons for real, verify every cut, and save the smaller model."""
     if ratio is None and threshold is None:
         raise TrimkitError("say how much to prune: --ratio R or --threshold T")
     if finetune_epochs and data is None:
         raise TrimkitError("--finetune-epochs needs --data to train on")
+    options = stage_options(PruneOptions, criterion=criterion, threshold=threshold,
+                            ratio=parse_ratio(ratio) if ratio is not None else None, scope=scope,
+                            layers=parse_layers(layers), mode=mode, normalize=normalize, round_to=round_to)
+    finetune = stage_options(TrainOptions, epochs=finetune_epochs, lr=lr, weight_decay=5e-4)
     loaded = resolve_model(model, weights, num_classes=num_classes, trusted=trust_checkpoint)
     train_set = val_set = None
     if data is not None:
@@ -67,24 +74,21 @@ def prune_command(
                else torch.randn(VERIFY_BATCH, *loaded.input_shape, generator=torch.Generator().manual_seed(0)))
     calibration = None
     if train_set is not None:
-        images, labels = next(train_set.subset(CALIBRATION_SAMPLES).batches(CALIBRATION_SAMPLES))
+        images, labels = next(train_set.subset(options.calibration_samples).batches(options.calibration_samples))
         calibration = (images, labels)
     record: dict = {}
     if val_set is not None:
         record["top1_before"] = train.evaluate(loaded.model, val_set)["top1"]
-    result = prune.structured(
-        loaded.model, example, criterion=criterion, threshold=threshold,
-        ratio=parse_ratio(ratio) if ratio is not None else None, scope=scope, layers=layers, mode=mode,
-        normalize=normalize, round_to=round_to, calibration=calibration,
-    )
+    result = prune.structured(loaded.model, example, **options.structured_kwargs(), calibration=calibration)
     if val_set is not None:
         record["top1_pruned"] = train.evaluate(result.model, val_set)["top1"]
         if finetune_epochs:
-            train.fit(result.model, train_set, val_set, epochs=finetune_epochs, lr=lr, weight_decay=5e-4,
+            train.fit(result.model, train_set, val_set, **finetune.fit_kwargs(),
                       checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume, progress=not as_json)
         record["top1_after"] = train.evaluate(result.model, val_set)["top1"]
-    settings = {"criterion": criterion, "ratio": ratio, "threshold": threshold, "mode": mode, "layers": layers,
-                "scope": scope, "round_to": round_to, "finetune_epochs": finetune_epochs, "data": data}
+    settings = {**options.model_dump(mode="json", include={"criterion", "ratio", "threshold", "mode", "layers",
+                                                           "scope", "round_to", "normalize"}),
+                "finetune_epochs": finetune_epochs, "data": data}
     trimkit.save(result.model, out, metadata={"pruning": settings, **record})
     record = {**result.to_dict(), **record, "out": str(out)}
     if as_json:

@@ -11,9 +11,10 @@ from rich.table import Table
 
 from trimkit import quant, train
 from trimkit.cli._common import console, load_data, print_json, resolve_model
+from trimkit.cli._options import DataDirOption, DataOption, JsonOption, TrustOption, WeightsOption, stage_options
 from trimkit.errors import TrimkitError
+from trimkit.pipeline.stages.quantize import QuantizeOptions
 
-MODES = ("qat", "ptq")
 PolicyOption = Annotated[Optional[str], typer.Option(
     help=f"Formats per layer, e.g. first=int16,hidden=int4,last=int8,act=int8 or int8. Keys: {quant.KEYS_HELP}. "
          f"Formats: {quant.FORMAT_HELP}.")]
@@ -25,9 +26,9 @@ def quantize_command(
                                            ".qcdq.onnx go beside it). PTQ: the INT8 .onnx to write.")],
     policy: PolicyOption = None,
     mode: Annotated[str, typer.Option(help="qat (fine-tune with quantisation) or ptq (INT8 for CPUs).")] = "qat",
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", help="mnist5k, mnist, cifar10 or an image folder.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the data files.")] = None,
+    weights: WeightsOption = None,
+    data: DataOption = None,
+    data_dir: DataDirOption = None,
     epochs: Annotated[int, typer.Option(help="QAT epochs.")] = 3,
     lr: Annotated[float, typer.Option(help="QAT peak learning rate.")] = 0.01,
     batch_size: Annotated[int, typer.Option(help="QAT images per step.")] = 128,
@@ -39,26 +40,26 @@ def quantize_command(
     int8_format: Annotated[Optional[str], typer.Option(help="PTQ: u8s8 or s8s8 (default: the fastest "
                                                             "measured for ONNX Runtime, u8s8).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for QAT.")] = 0,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    trust_checkpoint: TrustOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and measure them."""
-    if mode not in MODES:
-        raise TrimkitError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    options = stage_options(QuantizeOptions, mode=mode, policy=policy, epochs=epochs, lr=lr, batch_size=batch_size,
+                            calibration_samples=calibration_images)
     if mode == "qat" and policy is None:
         raise TrimkitError("QAT needs --policy, e.g. --policy first=int16,hidden=int4,last=int8,act=int8")
-    parsed = quant.Policy.parse(policy or "int8")
+    parsed = quant.Policy.parse(options.policy)
     loaded = resolve_model(model, weights, trusted=trust_checkpoint)
     train_data = load_data(data, "train", data_dir, loaded)
     eval_data = load_data(data, "val", data_dir, loaded)
     if mode == "qat":
         train.seed_everything(seed)
-        report = quant.run_qat(loaded.model, parsed, train_data, eval_data, out, epochs=epochs, lr=lr,
-                               batch_size=batch_size, optimizer=optimizer, weight_decay=weight_decay,
+        report = quant.run_qat(loaded.model, parsed, train_data, eval_data, out, epochs=options.epochs,
+                               lr=options.lr, batch_size=options.batch_size, optimizer=optimizer, weight_decay=weight_decay,
                                precision=precision, seed=seed, progress=not as_json)
     else:
         report = quant.run_ptq(loaded.model, train_data, eval_data, out, policy=parsed, method=method,
-                               calibration_images=calibration_images, int8_format=int8_format)
+                               calibration_images=options.calibration_samples, int8_format=int8_format)
     if as_json:
         print_json(report.to_dict())
         return
@@ -80,9 +81,9 @@ def quantize_command(
 def size_command(
     model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file (a quantised one needs no --policy).")],
     policy: PolicyOption = None,
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    weights: WeightsOption = None,
+    trust_checkpoint: TrustOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Sizes under a policy, without training: analytic bits per layer, packed file bytes, convolution memory."""
     loaded = resolve_model(model, weights, trusted=trust_checkpoint)

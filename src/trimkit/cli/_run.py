@@ -13,6 +13,7 @@ from rich.table import Table
 from trimkit import measure, pipeline
 from trimkit.cli._bench import print_comparison
 from trimkit.cli._common import console, print_json
+from trimkit.cli._options import JsonOption
 from trimkit.record import Measurement
 
 
@@ -22,7 +23,7 @@ def run_command(
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: PATH=VALUE, "
                                                            "such as stages.2.ratio=0.4 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out where it stopped.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run log as one JSON object.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run a recipe: each stage's record is appended to RUN_DIR/log.jsonl as it ends."""
     loaded = pipeline.load_recipe(recipe, overrides or [])

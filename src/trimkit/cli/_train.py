@@ -11,12 +11,12 @@ from rich.table import Table
 import trimkit
 from trimkit import data as datasets
 from trimkit import models, train
-from trimkit.cli._common import check_fits, console, load_data, print_json, resolve_model
-
-DataOption = Annotated[Optional[str], typer.Option("--data", help="mnist5k, mnist, cifar10 or an image folder.")]
-DataDirOption = Annotated[
-    Optional[Path], typer.Option(help=f"Folder with the data files (default: ${datasets.ENV_VARIABLE}, ./data).")
-]
+from trimkit.cli._common import check_fits, console, load_data, measurement_of, print_json, resolve_model
+from trimkit.cli._options import (DataDirOption, DataOption, InChannelsOption, JsonOption, NumClassesOption,
+                                  TrainPrecisionOption, TrustOption, WeightsOption, stage_options)
+from trimkit.pipeline.stages.train import TrainOptions
+from trimkit.record import Measurement, Metric
+from trimkit.tasks import ClassificationTask, evaluate
 
 
 def train_command(
@@ -33,14 +33,17 @@ def train_command(
     schedule: Annotated[str, typer.Option(help=f"One of {', '.join(train.SCHEDULES)}.")] = "cosine",
     step_size: Annotated[int, typer.Option(help="Epochs between decays (step schedule).")] = 30,
     gamma: Annotated[float, typer.Option(help="Decay factor (step, exponential).")] = 0.1,
-    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")] = "auto",
+    precision: TrainPrecisionOption = "auto",
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and augmentation.")] = 0,
     weights: Annotated[Optional[Path], typer.Option(help="Start from these weights.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT.ckpt if it exists.")] = False,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    trust_checkpoint: TrustOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues)."""
+    options = stage_options(TrainOptions, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                            momentum=momentum, weight_decay=weight_decay, schedule=schedule, step_size=step_size,
+                            gamma=gamma, precision=precision)
     spec = models.spec(model)
     dataset_name = data or spec.default_data
     train_set = datasets.load(dataset_name, "train", data_dir)
@@ -51,17 +54,17 @@ def train_command(
     check_fits(train_set, loaded.input_shape, loaded.label)
     train_set = train_set.with_normalization(loaded.normalization)
     val_set = val_set.with_normalization(loaded.normalization)
-    result = train.fit(
-        loaded.model, train_set, val_set, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-        momentum=momentum, weight_decay=weight_decay, schedule=schedule, step_size=step_size, gamma=gamma,
-        seed=seed, precision=precision, checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume,
-        progress=True,
-    )
+    result = train.fit(loaded.model, train_set, val_set, **options.fit_kwargs(), seed=seed,
+                       checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume, progress=True)
     final = result.history[-1] if result.history else {}
     trimkit.save(loaded.model, out, metadata={"data": dataset_name, "epochs": epochs, "val_top1": final.get("val_top1")})
     record = {"out": str(out), "data": dataset_name, "epochs": epochs, "precision": result.precision,
               "channels_last": result.channels_last, "images_per_second": result.images_per_second,
               "val_top1": final.get("val_top1"), "val_loss": final.get("val_loss"), "history": result.history}
+    metrics = [Metric(name.removeprefix("val_"), value, "val", len(val_set), "fp32", "pytorch", dataset_name)
+               for name, value in final.items() if name.startswith("val_")]
+    record["measurement"] = measurement_of(loaded.model, loaded.label, loaded.input_shape, metrics=metrics,
+                                           files={"model_file": out}).to_dict()
     if as_json:
         print_json(record)
     else:
@@ -71,16 +74,16 @@ def train_command(
 
 def eval_command(
     model: Annotated[str, typer.Argument(help="Zoo name, trimkit model file or .onnx file.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load.")] = None,
+    weights: WeightsOption = None,
     data: DataOption = None,
     data_dir: DataDirOption = None,
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
-    num_classes: Annotated[int, typer.Option(help="Classes of the output layer.")] = 10,
-    in_channels: Annotated[Optional[int], typer.Option(help="Input channels (default: the model's own).")] = None,
+    num_classes: NumClassesOption = 10,
+    in_channels: InChannelsOption = None,
     precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 128,
-    trust_checkpoint: Annotated[bool, typer.Option(help="Allow pickled objects in --weights.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    trust_checkpoint: TrustOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Top-1, top-5 and loss of a model on a data split (an .onnx file is scored by ONNX Runtime)."""
     if model.endswith(".onnx"):
@@ -88,9 +91,12 @@ def eval_command(
         return
     loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
     dataset = load_data(data, split, data_dir, loaded)
-    metrics = train.evaluate(loaded.model, dataset, batch_size=batch_size, precision=precision)
+    scored = evaluate(loaded.model, ClassificationTask({split: dataset}), split, batch_size=batch_size,
+                      precision=precision)
+    metrics = scored.values
     if as_json:
-        print_json(metrics)
+        print_json({**metrics, "measurement": measurement_of(loaded.model, loaded.label, loaded.input_shape,
+                                                             metrics=scored.metrics()).to_dict()})
         return
     table = Table(title=f"{loaded.label} on {dataset.name} ({split}, {precision})")
     for column in ("top-1 %", "top-5 %", "loss", "images"):
@@ -110,7 +116,10 @@ def _eval_onnx(path: str, weights: Optional[Path], data: Optional[str], data_dir
     dataset = load_subject_data(subject, data, split, data_dir)
     metrics = runtime_accuracy(subject.model, dataset, backend="onnxruntime", batch_size=batch_size)
     if as_json:
-        print_json(metrics)
+        figures = [Metric(name, value, split, int(metrics["n"]), metrics["precision"], "onnxruntime", dataset.name)
+                   for name, value in metrics.items() if name in ("top1", "top5", "loss")]
+        size = {"onnx": Path(subject.model).stat().st_size}
+        print_json({**metrics, "measurement": Measurement(subject.label, size_bytes=size, metrics=figures).to_dict()})
         return
     console.print(f"{subject.label} on {dataset.name} ({split}), computed by ONNX Runtime: top-1 "
                   f"{metrics['top1']:.2f} %, top-5 {metrics['top5']:.2f} %, loss {metrics['loss']:.4f}, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Backend
 from trimkit.measure._onnxruntime import OnnxRuntimeBackend
@@ -15,5 +17,7 @@ BACKENDS: dict[str, type[Backend]] = {
 
 def get_backend(name: str) -> Backend:
     if name not in BACKENDS:
-        raise TrimkitError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+        close = difflib.get_close_matches(name, list(BACKENDS), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TrimkitError(f"unknown backend {name!r}{hint}; choose one of: {', '.join(BACKENDS)}")
     return BACKENDS[name]()

@@ -3,25 +3,19 @@ run, as ratios against the first (the demo's closing table)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, model_validator
 from torch import nn
 
 from trimkit import measure
 from trimkit.pipeline._context import Context
-from trimkit.pipeline._registry import StageOptions, register_stage
+from trimkit.pipeline._registry import register_stage
+from trimkit.pipeline._runtime_options import RuntimeOptions
 from trimkit.tasks import ClassificationTask
 
 
-class CompareOptions(StageOptions):
+class CompareOptions(RuntimeOptions):
     models: list[str] = Field(default_factory=lambda: ["original", "current"], min_length=1)
     labels: list[str] | None = None
-    backend: Literal["onnxruntime", "openvino", "torch"] = "onnxruntime"
-    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    threads: int | None = Field(default=None, ge=1)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    min_time_s: float = Field(default=1.0, gt=0.0)
     metric_at_batch: int | None = 1
 
     @model_validator(mode="after")
@@ -29,8 +23,6 @@ class CompareOptions(StageOptions):
         if self.labels is not None and len(self.labels) != len(self.models):
             raise ValueError(f"labels: {len(self.labels)} labels for {len(self.models)} models; "
                              "give one label per model")
-        if any(size < 1 for size in self.batch_sizes):
-            raise ValueError(f"batch_sizes: each must be >= 1, got {self.batch_sizes}")
         return self
 
 

@@ -3,7 +3,7 @@ to QCDQ ONNX where its formats allow, else QONNX)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from trimkit import export
@@ -14,9 +14,17 @@ from trimkit.record import Measurement
 
 class ExportOptions(StageOptions):
     name: str = "onnx"
-    opset: int | None = Field(default=None, ge=export.MIN_OPSET, le=export.MAX_OPSET)
+    opset: int | None = None
     dynamic_batch: bool = True
     parity_samples: int = Field(default=8, ge=1)
+
+    @field_validator("opset")
+    @classmethod
+    def _supported_opset(cls, value: int | None) -> int | None:
+        if value is not None and not export.MIN_OPSET <= value <= export.MAX_OPSET:
+            raise ValueError(f"opset {value} is not supported; choose {export.MIN_OPSET} to {export.MAX_OPSET}, "
+                             "or leave it out")
+        return value
 
 
 def export_model(model: nn.Module, ctx: Context, path, *, opset: int | None = None, dynamic_batch: bool = True,

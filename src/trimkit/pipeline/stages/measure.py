@@ -3,32 +3,20 @@ task metric as that runtime computes it, for the current model or a named one.""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from trimkit import measure
 from trimkit.pipeline._context import Context
-from trimkit.pipeline._registry import StageOptions, register_stage
+from trimkit.pipeline._registry import register_stage
+from trimkit.pipeline._runtime_options import RuntimeOptions
 from trimkit.record import Measurement
 
 
-class MeasureOptions(StageOptions):
-    backend: Literal["onnxruntime", "openvino", "torch"] = "onnxruntime"
-    batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    threads: int | None = Field(default=None, ge=1)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    min_time_s: float = Field(default=1.0, gt=0.0)
+class MeasureOptions(RuntimeOptions):
     runtime_metric: bool = True
     samples: int | None = Field(default=None, ge=1)
     model: str | None = None
-
-    @model_validator(mode="after")
-    def _positive_batches(self) -> MeasureOptions:
-        if any(size < 1 for size in self.batch_sizes):
-            raise ValueError(f"batch_sizes: each must be >= 1, got {self.batch_sizes}")
-        return self
 
 
 @register_stage("measure", MeasureOptions, "latency on a runtime backend, and the metric it computes")

@@ -1,0 +1,52 @@
+"""Options every command spells the same way, and the bridge from command-line values to
+the stages' option models (one validation for the API, the CLI and recipes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+
+from trimkit import data as datasets
+from trimkit.errors import TrimkitError
+from trimkit.pipeline._recipe import describe
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+DataOption = Annotated[Optional[str], typer.Option("--data", help="mnist5k, mnist, cifar10 or an image folder.")]
+DataDirOption = Annotated[
+    Optional[Path], typer.Option(help=f"Folder with the data files (default: ${datasets.ENV_VARIABLE}, ./data).")
+]
+WeightsOption = Annotated[Optional[Path], typer.Option(help="Checkpoint to load into the zoo model.")]
+TrustOption = Annotated[bool, typer.Option(help="Allow pickled objects in --weights (only for files you trust).")]
+NumClassesOption = Annotated[int, typer.Option(help="Classes of the output layer.")]
+InChannelsOption = Annotated[Optional[int], typer.Option(help="Input channels (default: the model's own).")]
+TrainPrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")]
+RuntimePrecisionOption = Annotated[str, typer.Option(help="auto (the runtime's choice), fp32 or bf16.")]
+
+Options = TypeVar("Options", bound=BaseModel)
+
+
+def stage_options(kind: type[Options], **values: Any) -> Options:
+    """``kind`` built from command-line values; a bad value is one line naming its flag
+    (``--ratio: 1.5 is not in [0, 1) ...``)."""
+    try:
+        return kind.model_validate({key: value for key, value in values.items() if value is not None})
+    except ValidationError as error:
+        text = describe(error, "", kind)
+        field, _, message = text.partition(": ")
+        if field == "recipe" or not message:
+            raise TrimkitError(message or text) from None
+        flag = "--" + field.split(".")[0].split("[")[0].replace("_", "-")
+        raise TrimkitError(f"{flag}: {message}") from None
+
+
+def parse_layers(text: str) -> str | list[str]:
+    """``conv``, ``dense``, ``both``, or layer names and globs separated by commas."""
+    if text in ("conv", "dense", "both"):
+        return text
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise TrimkitError("--layers: give conv, dense, both, or layer names such as features.0,features.3")
+    return names
