@@ -149,3 +149,27 @@ def test_example_recipes_run_at_a_tiny_budget(tmp_path, monkeypatch, name, overr
     measured = records[-2].measurement
     assert {r.batch_size for r in measured.latency} == {1, 32}
     assert measured.metric("top1", backend="onnxruntime").samples == 128
+
+
+def test_stages_and_recipes_run_from_python_without_a_run_folder():
+    from trimkit import data, models, tasks
+    from trimkit.pipeline.stages.export import ExportOptions
+    from trimkit.pipeline.stages.prune import PruneOptions
+
+    task = tasks.classification(data.load("mnist5k", "train").subset(256), data.load("mnist5k", "val").subset(100))
+    model = models.create("lenet5")
+    ctx = pipeline.Context.for_api(task, model)
+    ctx.begin(0, None)
+    pruned = pipeline.get_stage("prune").run(model, ctx, PruneOptions(ratio=0.5, layers="both"))
+    assert ctx.report.macs < 416_520 and ctx.details["groups_pruned"] > 0
+    assert sum(p.numel() for p in model.parameters()) == 61_706  # the input model is untouched
+    ctx.begin(1, None)
+    pipeline.get_stage("export").run(pruned, ctx, ExportOptions())
+    assert ctx.unchanged and Path(ctx.artifacts["onnx"]).stat().st_size == ctx.report.size_bytes["onnx"]
+
+    recipe = pipeline.parse_recipe({"model": {"name": "lenet5"}, "task": {"data": "mnist5k", "train_samples": 128},
+                                    "stages": [{"stage": "prune", "ratio": 0.5}, {"stage": "export"}]})
+    result = pipeline.run_recipe(recipe, progress=False)
+    prune_record, export_record, final = result.log.records[1:]
+    assert export_record.measurement.metrics == prune_record.measurement.metrics  # measured once, carried
+    assert export_record.measurement.size_bytes["onnx"] > 0 and final.measurement.macs == prune_record.measurement.macs

@@ -28,6 +28,9 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except TrimkitError as error:
             fail(str(error))
+        except KeyboardInterrupt:
+            typer.echo("interrupted; what finished is kept (a run continues with --resume)", err=True)
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(

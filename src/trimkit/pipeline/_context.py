@@ -4,6 +4,7 @@ seed, the original model (the teacher-to-be), and the files earlier stages wrote
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +43,7 @@ class Context:
     resume: bool = False
     report: Measurement | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    unchanged: bool = False
 
     def __post_init__(self) -> None:
         self.models.setdefault("original", self.original)
@@ -57,6 +59,7 @@ class Context:
         self.stage_dir = stage_dir
         self.report = None
         self.details = {}
+        self.unchanged = False
         if stage_dir is not None:
             stage_dir.mkdir(parents=True, exist_ok=True)
 
@@ -66,9 +69,21 @@ class Context:
             self.report = measurement if self.report is None else self.report.merge(measurement)
         self.details.update(details)
 
-    def path(self, name: str) -> Path | None:
-        """Where the stage writes ``name``: in its folder, or nowhere without a run folder."""
-        return None if self.stage_dir is None else self.stage_dir / name
+    def keep_model(self) -> None:
+        """Say that this stage returns the model it was given, unmodified (it exported,
+        measured or compared it): the runner then keeps the model's figures."""
+        self.unchanged = True
+
+    def path(self, name: str) -> Path:
+        """Where the stage writes ``name``: in its folder; without a run folder (a stage
+        called from Python), in a temporary folder that outlives the call."""
+        if self.stage_dir is None:
+            self.stage_dir = Path(tempfile.mkdtemp(prefix=f"trimkit-stage{self.stage_index:02d}-"))
+        return self.stage_dir / name
+
+    def checkpoint(self) -> Path | None:
+        """The training checkpoint of the stage, where a run folder keeps one."""
+        return None if self.run_dir is None else self.path("checkpoint.ckpt")
 
     def example_inputs(self, count: int = 2) -> tuple[torch.Tensor, ...]:
         return self.task.example_inputs(count)

@@ -136,15 +136,23 @@ def _run_stage(model: nn.Module, ctx: Context, index: int, entry, folder: Path |
     started = time.perf_counter()
     model = stage.run(model, ctx, entry.options)
     seconds = time.perf_counter() - started
-    model_file = None
-    if stage_dir is not None:
-        model_file = _save(model, folder, f"stages/{stage_dir.name}/model.pt")
-        model = _load(folder, model_file, model)
+    previous = ctx.log.records[-1]
+    label = entry.save_as or entry.stage
+    if ctx.unchanged:
+        # the stage measured or wrote something but left the model as it was: the figures
+        # of the model stand, and are not measured again
+        model_file = previous.model_file
+        measurement = previous.measurement.renamed(label)
+    else:
+        model_file = None
+        if folder is not None:
+            model_file = _save(model, folder, f"stages/{stage_dir.name}/model.pt")
+            model = _load(folder, model_file, model)
+        measurement = ctx.measure(model, label)
     if entry.save_as:
         ctx.models[entry.save_as] = model
-    measurement = ctx.measure(model, entry.save_as or entry.stage)
     if ctx.report is not None:
-        measurement = measurement.merge(ctx.report.renamed(measurement.model))
+        measurement = measurement.merge(ctx.report.renamed(label))
     details = {**ctx.details, "artifacts": dict(ctx.artifacts), "save_as": entry.save_as,
                "named_files": {k: v for k, v in ctx.models.items() if isinstance(v, str)}}
     record = StageRecord(entry.stage, index, seconds, measurement, details, model_file)
@@ -165,7 +173,7 @@ def _restore(record: StageRecord, folder: Path | None, model: nn.Module, ctx: Co
 
 def _finish(model: nn.Module, ctx: Context, folder: Path | None, export: bool, index: int) -> StageRecord:
     started = time.perf_counter()
-    measurement = ctx.measure(model, "final")
+    measurement = ctx.log.records[-1].measurement.renamed("final")  # the last stage's model, measured there
     details: dict = {"artifacts": dict(ctx.artifacts)}
     model_file = None
     if folder is not None:

@@ -39,4 +39,5 @@ def compare_stage(model: nn.Module, ctx: Context, options: CompareOptions) -> nn
                                            min_time_s=options.min_time_s,
                                            data=data if batch == options.metric_at_batch else None))
     ctx.add(comparisons=[c.to_dict() for c in comparisons])
+    ctx.keep_model()
     return model

@@ -55,4 +55,5 @@ def export_stage(model: nn.Module, ctx: Context, options: ExportOptions) -> nn.M
     ctx.artifacts[options.name] = path
     ctx.add(Measurement("exported", size_bytes={"onnx": size}), path=path, **parity)
     ctx.say(f"   {path}: {size:,} bytes, checked against PyTorch")
+    ctx.keep_model()
     return model

@@ -42,4 +42,5 @@ def measure_stage(model: nn.Module, ctx: Context, options: MeasureOptions) -> nn
     else:
         ctx.add(measured={options.model: record.to_dict()})
     ctx.add(environment=latencies[0].env)
+    ctx.keep_model()
     return model

@@ -44,7 +44,7 @@ def quantize_stage(model: nn.Module, ctx: Context, options: QuantizeOptions) -> 
 
 
 def _qat(model: nn.Module, ctx: Context, options: QuantizeOptions) -> nn.Module:
-    checkpoint = ctx.path("checkpoint.ckpt")
+    checkpoint = ctx.checkpoint()
     result = quant.qat(model, options.policy, ctx.task, epochs=options.epochs, lr=options.lr,
                        batch_size=options.batch_size, seed=ctx.seed, progress=ctx.progress, checkpoint=checkpoint,
                        resume=ctx.resume and checkpoint is not None and checkpoint.exists())
@@ -71,5 +71,6 @@ def _ptq(model: nn.Module, ctx: Context, options: QuantizeOptions) -> nn.Module:
             int8_format=report.ptq.int8_format if report.ptq else None)
     ctx.say(f"   {out}: {report.size.onnx_bytes:,} bytes; analytic weights + scales {report.size.analytic_bytes:,} "
             f"bytes; top-1 {report.top1_after:.2f} % in ONNX Runtime")
+    ctx.keep_model()
     return model
 

@@ -125,7 +125,7 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
     rate = None
     if options.lr_schedulers:
         rate = lambda progress: options.lr * lr_factor(int(progress), options.lr_schedulers, options.policies)  # noqa: E731
-    checkpoint = ctx.path("checkpoint.ckpt")
+    checkpoint = ctx.checkpoint()
     fitted = train.fit(model, ctx.task, **options.fit_kwargs(), seed=ctx.seed, lr_schedule=rate,
                        on_epoch_start=hook, checkpoint=checkpoint,
                        resume=ctx.resume and checkpoint is not None and checkpoint.exists(),
