@@ -62,12 +62,18 @@ def test_mismatch_names_keys_and_shapes(tmp_path):
 
 def test_corrupt_and_pickled_checkpoints_are_refused(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(TrimkitError, match="corrupt or not a PyTorch file"):
+    with pytest.raises(TrimkitError, match="bad.pt is a text file, not a PyTorch checkpoint"):
         trimkit.load_weights(models.create("lenet5"), tmp_path / "bad.pt")
     path = trimkit.save(models.create("lenet5"), tmp_path / "ok.pt")
     (tmp_path / "torn.pt").write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(TrimkitError, match="corrupt or not a PyTorch file"):
+    with pytest.raises(TrimkitError, match="torn.pt is a ZIP archive .*not a readable PyTorch checkpoint"):
         trimkit.load(tmp_path / "torn.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(TrimkitError, match="empty.pt is an empty file"):
+        trimkit.load(tmp_path / "empty.pt")
+    (tmp_path / "torn-pickle.pt").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(TrimkitError, match="damaged pickle"):
+        trimkit.load(tmp_path / "torn-pickle.pt")
     torch.save(models.create("lenet5"), tmp_path / "pickled.pt")
     with pytest.raises(TrimkitError, match=r"pickled Python object \(trimkit\.models\.lenet\.LeNet5\).*--trust-checkpoint"):
         trimkit.load_weights(models.create("lenet5"), tmp_path / "pickled.pt")

@@ -146,20 +146,47 @@ def model_label(model: nn.Module) -> str:
 
 def _read(path: str | os.PathLike, trusted: bool) -> Any:
     source = Path(path)
-    if not source.is_file():
-        raise TrimkitError(f"checkpoint {source} does not exist; check the path given to --weights")
+    if not source.exists():
+        raise TrimkitError(f"file {source} does not exist; check the path")
+    if source.is_dir():
+        raise TrimkitError(f"{source} is a folder, not a checkpoint; give the path of a .pt file")
+    with open(source, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch writes ZIP, or a legacy pickle
+        raise TrimkitError(f"{source} is {_what_it_is(source)}, not a PyTorch checkpoint; give a .pt file")
     try:
         return torch.load(source, map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        if found:
+        text = str(error)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if found or ("Weights only load failed" in text and re.search(r"GLOBAL|reduce|class|persistent", text)):
+            what = f" ({found.group(1)})" if found else ""
             raise TrimkitError(
-                f"checkpoint {source} holds a pickled Python object ({found.group(1)}), and loading it could run "
+                f"checkpoint {source} holds a pickled Python object{what}, and loading it could run "
                 "code; if you trust its source, pass --trust-checkpoint (trusted=True in Python)"
             ) from None
-        raise TrimkitError(f"checkpoint {source} is corrupt or not a PyTorch file (unreadable pickle)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise TrimkitError(f"checkpoint {source} is corrupt or not a PyTorch file ({_first_line(error)})") from None
+        raise TrimkitError(f"{source} is a damaged pickle, not a readable PyTorch checkpoint; re-save it") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as error:
+        raise TrimkitError(f"{source} is {_what_it_is(source)}, not a readable PyTorch checkpoint "
+                           f"({_first_line(error)[:120]})") from None
+
+
+def _what_it_is(source: Path) -> str:
+    """What a file that torch cannot load looks like, from its first bytes."""
+    head = source.read_bytes()[:4096]
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive (a damaged .pt, or a .npz)"
+    if source.suffix == ".onnx" or b"onnx" in head[:256].lower() or b"pytorch" in head[:256].lower():
+        return "an ONNX model (use it with trimkit bench, eval or compare)"
+    if head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff"):
+        return "an image"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "a binary file of unknown kind"
+    return "a text file"
 
 
 def _header(content: Any, path: str | os.PathLike) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional, Union
 
-import onnx as onnx_format
 import typer
 from rich import box
 from rich.table import Table
@@ -54,7 +53,7 @@ def resolve_subject(argument: str, weights: Path | None = None, trusted: bool = 
         raise TrimkitError(f"{argument} is an ONNX file with its own weights; drop --weights")
     if not path.is_file():
         raise TrimkitError(f"model file {path} does not exist")
-    recorded = export.read_metadata(onnx_format.load(path, load_external_data=False))
+    recorded = export.read_metadata(export.read_onnx(path))
     normalization = recorded.get("normalization")
     return Subject(path, path.name, tuple(recorded["input_shape"]) if "input_shape" in recorded else None,
                    (tuple(normalization[0]), tuple(normalization[1])) if normalization else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,6 +14,7 @@ from trimkit import prune
 from trimkit._atomic import write_text_atomic
 from trimkit.cli._common import LoadedModel, console, load_data, print_json, resolve_model
 from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, WeightsOption
+from trimkit._outputs import check_folder_output
 from trimkit.errors import TrimkitError
 from trimkit.report import plot_macs_vs_metric, plot_sensitivity, plot_threshold_functions
 
@@ -31,6 +33,21 @@ def _setup(model: str, weights: Optional[Path], data: Optional[str], data_dir: O
 
 def _title(loaded: LoadedModel, evaluation: prune.CachedEvaluation) -> str:
     return f"{loaded.label} on {evaluation.name} ({evaluation.count:,} images, {evaluation.precision})"
+
+
+def _at_least(flag: str, value: float | None, lowest: float) -> None:
+    if value is not None and not (math.isfinite(value) and value >= lowest):
+        raise TrimkitError(f"{flag} {value} is out of range; give a number >= {lowest:g}")
+
+
+def _above(flag: str, value: float, lowest: float) -> None:
+    if not (math.isfinite(value) and value > lowest):
+        raise TrimkitError(f"{flag} {value} is out of range; give a number > {lowest:g}")
+
+
+def _layer_kind(layers: str) -> None:
+    if layers not in ("conv", "dense", "both"):
+        raise TrimkitError(f"--layers {layers!r}: choose conv, dense or both")
 
 
 def _names(text: str, what: str) -> list[str]:
@@ -58,6 +75,12 @@ def explore_command(
 ) -> None:
     """Threshold functions of several criteria (Algorithm 2), their AUC, the best one and
     the threshold at the end of its plateau."""
+    check_folder_output(out)
+    _at_least("--max-drop", max_drop, 0.0)
+    _above("--max-gap", max_gap, 0.0)
+    _at_least("--max-evals", max_evals, 2)
+    _at_least("--eval-samples", eval_samples, 1)
+    _layer_kind(layers)
     names = _names(criteria, "criteria")
     for name in names:
         prune.criteria.get(name)
@@ -106,6 +129,11 @@ def sensitivity_command(
     as_json: JsonOption = False,
 ) -> None:
     """Prune each channel group alone at each sparsity and measure the metric and MACs."""
+    check_folder_output(out)
+    _at_least("--max-drop", max_drop, 0.0)
+    _at_least("--clusters", clusters, 1)
+    _at_least("--eval-samples", eval_samples, 1)
+    _layer_kind(layers)
     try:
         levels = [float(s) for s in _names(sparsities, "sparsities")]
     except ValueError:

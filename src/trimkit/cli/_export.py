@@ -12,6 +12,7 @@ from trimkit import export
 from trimkit.cli._common import console, measurement_of, print_json, resolve_model
 from trimkit.cli._options import (InChannelsOption, JsonOption, NumClassesOption, TrustOption, WeightsOption,
                                   stage_options)
+from trimkit._outputs import check_output
 from trimkit.pipeline.stages.export import ExportOptions
 
 PARITY_BATCH = 2
@@ -31,6 +32,7 @@ def export_command(
     as_json: JsonOption = False,
 ) -> None:
     """Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is written."""
+    check_output(out, example="model.onnx")
     options = stage_options(ExportOptions, opset=opset, dynamic_batch=not static_batch)
     loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
     example = torch.randn(PARITY_BATCH, *loaded.input_shape, generator=torch.Generator().manual_seed(0))

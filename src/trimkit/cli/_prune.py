@@ -15,6 +15,7 @@ from trimkit import prune, train
 from trimkit.cli._common import check_fits, console, print_json, resolve_model
 from trimkit.cli._options import (DataDirOption, JsonOption, NumClassesOption, TrustOption, WeightsOption,
                                   parse_layers, stage_options)
+from trimkit._outputs import check_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.prune import PruneOptions
 from trimkit.pipeline.stages.train import TrainOptions
@@ -55,6 +56,7 @@ def prune_command(
     as_json: JsonOption = False,
 ) -> None:
     """Remove filters and neurons for real, verify every cut, and save the smaller model."""
+    check_output(out)
     if ratio is None and threshold is None:
         raise TrimkitError("say how much to prune: --ratio R or --threshold T")
     if finetune_epochs and data is None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from trimkit import quant, train
 from trimkit.cli._common import console, load_data, print_json, resolve_model
 from trimkit.cli._options import DataDirOption, DataOption, JsonOption, TrustOption, WeightsOption, stage_options
+from trimkit._outputs import all_or_nothing, check_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.quantize import QuantizeOptions
 
@@ -44,6 +45,7 @@ def quantize_command(
     as_json: JsonOption = False,
 ) -> None:
     """Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and measure them."""
+    check_output(out, example="model.pt" if mode == "qat" else "model.int8.onnx")
     options = stage_options(QuantizeOptions, mode=mode, policy=policy, epochs=epochs, lr=lr, batch_size=batch_size,
                             calibration_samples=calibration_images)
     if mode == "qat" and policy is None:
@@ -52,14 +54,15 @@ def quantize_command(
     loaded = resolve_model(model, weights, trusted=trust_checkpoint)
     train_data = load_data(data, "train", data_dir, loaded)
     eval_data = load_data(data, "val", data_dir, loaded)
-    if mode == "qat":
-        train.seed_everything(seed)
-        report = quant.run_qat(loaded.model, parsed, train_data, eval_data, out, epochs=options.epochs,
-                               lr=options.lr, batch_size=options.batch_size, optimizer=optimizer, weight_decay=weight_decay,
-                               precision=precision, seed=seed, progress=not as_json)
-    else:
-        report = quant.run_ptq(loaded.model, train_data, eval_data, out, policy=parsed, method=method,
-                               calibration_images=options.calibration_samples, int8_format=int8_format)
+    with all_or_nothing(*quant.written_files(out, options.mode)):
+        if options.mode == "qat":
+            train.seed_everything(seed)
+            report = quant.run_qat(loaded.model, parsed, train_data, eval_data, out, epochs=options.epochs,
+                                   lr=options.lr, batch_size=options.batch_size, optimizer=optimizer,
+                                   weight_decay=weight_decay, precision=precision, seed=seed, progress=not as_json)
+        else:
+            report = quant.run_ptq(loaded.model, train_data, eval_data, out, policy=parsed, method=method,
+                                   calibration_images=options.calibration_samples, int8_format=int8_format)
     if as_json:
         print_json(report.to_dict())
         return

@@ -14,6 +14,7 @@ from trimkit import models, train
 from trimkit.cli._common import check_fits, console, load_data, measurement_of, print_json, resolve_model
 from trimkit.cli._options import (DataDirOption, DataOption, InChannelsOption, JsonOption, NumClassesOption,
                                   TrainPrecisionOption, TrustOption, WeightsOption, stage_options)
+from trimkit._outputs import check_output
 from trimkit.pipeline.stages.train import TrainOptions
 from trimkit.record import Measurement, Metric
 from trimkit.tasks import ClassificationTask, evaluate
@@ -41,6 +42,7 @@ def train_command(
     as_json: JsonOption = False,
 ) -> None:
     """Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues)."""
+    check_output(out)
     options = stage_options(TrainOptions, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                             momentum=momentum, weight_decay=weight_decay, schedule=schedule, step_size=step_size,
                             gamma=gamma, precision=precision)

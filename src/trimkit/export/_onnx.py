@@ -99,6 +99,24 @@ def export_onnx(
                         checked.max_abs_err, checked.max_rel_err)
 
 
+def read_onnx(path: str | os.PathLike) -> onnx_format.ModelProto:
+    """The graph of an ``.onnx`` file (weights left on disk); a file that is not ONNX is a
+    one-line error that says so."""
+    source = Path(path)
+    if not source.is_file():
+        raise TrimkitError(f"ONNX file {source} does not exist; check the path")
+    try:
+        proto = onnx_format.load(str(source), load_external_data=False)
+    except Exception as error:  # protobuf raises DecodeError, RuntimeWarning-born errors and others
+        kind = type(error).__name__
+        raise TrimkitError(f"{source} is not an ONNX model (it cannot be parsed: {kind}); give an .onnx file "
+                           "written by trimkit export or another ONNX exporter") from None
+    if not proto.graph.node:
+        raise TrimkitError(f"{source} holds no ONNX graph; give an .onnx file written by trimkit export or another "
+                           "ONNX exporter")
+    return proto
+
+
 def read_metadata(proto: onnx_format.ModelProto) -> dict:
     """What trimkit recorded in a file it exported (zoo name, input shape, normalisation), or {}."""
     for entry in proto.metadata_props:

@@ -76,12 +76,12 @@ def _from_module(module: nn.Module, workdir: Path, need_onnx: bool, input_shapes
         example = tuple(torch.randn(EXPORT_BATCH, *shape, generator=generator) for shape in shapes)
         workdir.mkdir(parents=True, exist_ok=True)
         target.onnx_path = export.onnx(module, example, workdir / "model.onnx").path
-        target.metadata = export.read_metadata(onnx_format.load(target.onnx_path, load_external_data=False))
+        target.metadata = export.read_metadata(export.read_onnx(target.onnx_path))
     return target
 
 
 def _from_onnx(path: Path, label: str | None) -> ModelTarget:
-    proto = onnx_format.load(path, load_external_data=False)
+    proto = export.read_onnx(path)
     initializers = {tensor.name for tensor in proto.graph.initializer}
     graph_inputs = [value for value in proto.graph.input if value.name not in initializers]
     shapes, dtypes, batches = [], [], set()

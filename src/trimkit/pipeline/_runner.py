@@ -24,6 +24,7 @@ from torch import nn
 from trimkit import data as datasets
 from trimkit import models
 from trimkit._atomic import atomic_path
+from trimkit._outputs import check_folder_output
 from trimkit._model_file import load, load_weights, read_header, save
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._context import Context
@@ -202,8 +203,7 @@ def _load(folder: Path, relative: str, fallback: nn.Module) -> nn.Module:
 
 
 def _check_folder(folder: Path, resolved: str, resume: bool) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise TrimkitError(f"--out {folder} is a file; give a folder for the run")
+    check_folder_output(folder, flag="run folder")
     recipe_file = folder / "recipe.yaml"
     if resume:
         if not recipe_file.exists():

@@ -20,7 +20,7 @@ from trimkit.quant._policy import KEYS, KEYS_HELP, Policy
 from trimkit.quant._ptq import FORMAT_BY_BACKEND, PtqResult, cpu_int8_warning, ptq_int8
 from trimkit.quant._qat import QatResult, qat, quantize
 from trimkit.quant._size import LayerSize, SizeReport, size_report
-from trimkit.quant._workflow import QuantizeReport, run_ptq, run_qat
+from trimkit.quant._workflow import QuantizeReport, run_ptq, run_qat, written_files
 
 __all__ = [
     "FORMAT_BY_BACKEND",
@@ -55,6 +55,7 @@ __all__ = [
     "quantize",
     "run_ptq",
     "run_qat",
+    "written_files",
     "save_packed",
     "size_report",
 ]

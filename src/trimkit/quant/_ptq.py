@@ -137,8 +137,13 @@ def _fp32_onnx(model_or_onnx: nn.Module | str | os.PathLike, data: ImageDataset,
         if path.suffix != ".onnx" or not path.is_file():
             raise TrimkitError(f"{path} is not an ONNX file; pass a model or an FP32 .onnx file")
         return path
-    fp32_path = out.with_name(out.name.removesuffix(".onnx").removesuffix(".int8") + ".fp32.onnx")
-    return export.onnx(model_or_onnx, data.example_inputs(2), fp32_path).path
+    return export.onnx(model_or_onnx, data.example_inputs(2), fp32_path_for(out)).path
+
+
+def fp32_path_for(out: str | os.PathLike) -> Path:
+    """Where the FP32 export of a model quantised to ``out`` goes: ``NAME.fp32.onnx`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".onnx").removesuffix(".int8") + ".fp32.onnx")
 
 
 def _input_name(path: Path) -> str:

@@ -26,7 +26,7 @@ from trimkit.quant._export import QuantExport, export_qcdq, export_qonnx
 from trimkit.quant._lower import MAX_QCDQ_BITS
 from trimkit.quant._packed import save_packed
 from trimkit.quant._policy import Policy, PolicyLike
-from trimkit.quant._ptq import PtqResult, ptq_int8
+from trimkit.quant._ptq import PtqResult, fp32_path_for, ptq_int8
 from trimkit.quant._qat import qat
 from trimkit.quant._size import SizeReport, size_report
 
@@ -127,6 +127,14 @@ def _check_int8(policy: Policy) -> None:
                            "int8 (int8:tensor for per-tensor weight scales), or --mode qat for other formats")
     if len({spec.granularity for spec in specs}) > 1:
         raise TrimkitError("PTQ uses one weight-scale granularity for all layers: channel or tensor, not both")
+
+
+def written_files(out: str | os.PathLike, mode: str) -> list[Path]:
+    """Every file ``run_qat`` (mode ``qat``) or ``run_ptq`` (``ptq``) may write for ``out``."""
+    out = Path(out)
+    if mode == "qat":
+        return [out, *(_beside(out, suffix) for suffix in (".tpk", ".qonnx.onnx", ".qcdq.onnx"))]
+    return [out, fp32_path_for(out)]
 
 
 def _beside(path: Path, suffix: str) -> Path:

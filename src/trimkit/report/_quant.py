@@ -1,0 +1,51 @@
+"""A quantize stage's details: the INT8 PTQ file's own record (``details.int8``), or the
+QAT model's sizes (analytic and packed, in the stage's measurement)."""
+
+from __future__ import annotations
+
+from trimkit.report._markup import byte_count, difference, esc, figure, metric_format, ratio, table, text
+from trimkit.report._measurement import figures_table, metric_label, metrics
+from trimkit.report._source import Ref
+
+
+def quant_block(details: Ref, measurement: Ref | None) -> str:
+    mode = details.value.get("mode")
+    if mode == "ptq":
+        return _ptq(details, measurement)
+    if mode == "qat":
+        return _qat(details, measurement)
+    return ""
+
+
+def _ptq(details: Ref, measurement: Ref | None) -> str:
+    int8 = details.get("int8")
+    if int8 is None or not int8.is_dict:
+        return ""
+    lead = (f"INT8 post-training quantisation, policy <b>{text(details.get('policy'))}</b>, format "
+            f"{text(details.get('int8_format'))}; the model goes on unchanged and the INT8 file is scored by its runtime.")
+    rows = []
+    float_size = measurement.at("size_bytes", "onnx") if measurement is not None else None
+    int8_size = int8.at("size_bytes", "int8_onnx")
+    if int8_size is not None:
+        rows.append(("ONNX file", figure(float_size, byte_count), figure(int8_size, byte_count),
+                     ratio(int8_size, float_size), ""))
+    float_metrics = metrics(measurement)
+    for key, item in metrics(int8).items():
+        twin = float_metrics.get((key[0], "pytorch", key[2]))
+        before = twin.get("value") if twin is not None else None
+        fmt = metric_format(key[0])
+        rows.append((esc(metric_label(key)), figure(before, fmt), figure(item.get("value"), fmt),
+                     ratio(item.get("value"), before), difference(item.get("value"), before, fmt)))
+    side = table(["", "float model", "INT8", "×", "change"], rows, "lrrrr") if rows else ""
+    return f"<h4>INT8 (PTQ)</h4><p>{lead}</p>{side}<h5>The INT8 file's record</h5>{figures_table(int8)}"
+
+
+def _qat(details: Ref, measurement: Ref | None) -> str:
+    sizes = measurement.get("size_bytes") if measurement is not None else None
+    reference = sizes.get("state_dict") if sizes is not None else None
+    rows = [(esc(kind), figure(sizes.get(kind), byte_count), ratio(sizes.get(kind), reference))
+            for kind in ("analytic", "packed") if sizes is not None and sizes.get(kind) is not None]
+    lead = (f"Quantisation-aware training, policy <b>{text(details.get('policy'))}</b>. Analytic: bits per layer "
+            "summed, exact; packed: the weights written at their real widths.")
+    head = ["size", "bytes", "× float state dict"]
+    return f"<h4>QAT</h4><p>{lead}</p>" + (table(head, rows, "lrr") if rows else "")
