@@ -14,7 +14,7 @@ from torch import nn
 from trimkit import data as datasets
 from trimkit import export, measure, models
 from trimkit.cli._common import check_fits, console, measurement_of, print_json, resolve_model
-from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, stage_options
+from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, at_least, stage_options
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.compare import CompareOptions
 from trimkit.pipeline.stages.measure import MeasureOptions
@@ -97,6 +97,9 @@ def bench_command(
     """Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend."""
     options = stage_options(MeasureOptions, backend=backend, batch_sizes=[batch_size], threads=threads,
                             precision=precision, min_time_s=min_time)
+    at_least("--warmup", warmup, 0)
+    at_least("--max-iters", max_iters, 1)
+    at_least("--top", top, 1)
     subject = resolve_subject(model, weights, trust_checkpoint)
     dataset = load_subject_data(subject, data, split, data_dir) if data else None
     result = measure.latency(subject.model, backend=options.backend, batch_size=batch_size, threads=options.threads,
@@ -136,6 +139,8 @@ def compare_command(
     """Measure models side by side, interleaved in one run: params, MACs, bytes, latency as ratios to the first."""
     options = stage_options(CompareOptions, models=models_, backend=backend, batch_sizes=[batch_size],
                             threads=threads, precision=precision, min_time_s=min_time)
+    at_least("--warmup", warmup, 0)
+    at_least("--max-iters", max_iters, 1)
     subjects = [resolve_subject(argument) for argument in options.models]
     dataset = load_subject_data(subjects[0], data, split, data_dir) if data else None
     result = measure.compare([subject.model for subject in subjects], labels=[subject.label for subject in subjects],

@@ -55,6 +55,15 @@ def resolve_model(
     """MODEL is a zoo name or a trimkit model file; --weights is a trimkit file or any
     checkpoint whose state dict fits the zoo model."""
     as_path = Path(model_arg)
+    if num_classes is not None and num_classes < 1:
+        raise TrimkitError(f"--num-classes {num_classes}: a model needs at least 1 class")
+    if in_channels is not None and in_channels < 1:
+        raise TrimkitError(f"--in-channels {in_channels}: a model needs at least 1 input channel")
+    if weights is not None and not Path(weights).exists():
+        raise TrimkitError(f"--weights {weights} does not exist; check the path")
+    if model_arg.endswith((".pt", ".pth", ".th", ".onnx")) and not as_path.exists():
+        raise TrimkitError(f"model file {model_arg} does not exist; give a zoo name (see trimkit models) or the path "
+                           "of a trimkit model file")
     if model_arg.endswith((".pt", ".pth", ".th")) or as_path.is_file():
         if weights is not None:
             raise TrimkitError(f"{model_arg} is a model file with its own weights; drop --weights or give a zoo name")
@@ -67,7 +76,7 @@ def resolve_model(
             if saved != model_arg:
                 raise TrimkitError(f"{weights} holds a {saved} model, not {model_arg}; give MODEL as {saved} or as the file")
             return _from_file(Path(weights), trusted)
-    model = models.create(model_arg, num_classes=num_classes or 10, in_channels=in_channels)
+    model = models.create(model_arg, num_classes=10 if num_classes is None else num_classes, in_channels=in_channels)
     if weights is not None:
         trimkit.load_weights(model, weights, trusted=trusted)
     origin = models.origin(model)

@@ -13,7 +13,7 @@ from rich.table import Table
 from trimkit import prune
 from trimkit._atomic import write_text_atomic
 from trimkit.cli._common import LoadedModel, console, load_data, print_json, resolve_model
-from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, WeightsOption
+from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, WeightsOption, at_least
 from trimkit._outputs import check_folder_output
 from trimkit.errors import TrimkitError
 from trimkit.report import plot_macs_vs_metric, plot_sensitivity, plot_threshold_functions
@@ -33,11 +33,6 @@ def _setup(model: str, weights: Optional[Path], data: Optional[str], data_dir: O
 
 def _title(loaded: LoadedModel, evaluation: prune.CachedEvaluation) -> str:
     return f"{loaded.label} on {evaluation.name} ({evaluation.count:,} images, {evaluation.precision})"
-
-
-def _at_least(flag: str, value: float | None, lowest: float) -> None:
-    if value is not None and not (math.isfinite(value) and value >= lowest):
-        raise TrimkitError(f"{flag} {value} is out of range; give a number >= {lowest:g}")
 
 
 def _above(flag: str, value: float, lowest: float) -> None:
@@ -76,10 +71,10 @@ def explore_command(
     """Threshold functions of several criteria (Algorithm 2), their AUC, the best one and
     the threshold at the end of its plateau."""
     check_folder_output(out)
-    _at_least("--max-drop", max_drop, 0.0)
+    at_least("--max-drop", max_drop, 0.0)
     _above("--max-gap", max_gap, 0.0)
-    _at_least("--max-evals", max_evals, 2)
-    _at_least("--eval-samples", eval_samples, 1)
+    at_least("--max-evals", max_evals, 2)
+    at_least("--eval-samples", eval_samples, 1)
     _layer_kind(layers)
     names = _names(criteria, "criteria")
     for name in names:
@@ -130,9 +125,9 @@ def sensitivity_command(
 ) -> None:
     """Prune each channel group alone at each sparsity and measure the metric and MACs."""
     check_folder_output(out)
-    _at_least("--max-drop", max_drop, 0.0)
-    _at_least("--clusters", clusters, 1)
-    _at_least("--eval-samples", eval_samples, 1)
+    at_least("--max-drop", max_drop, 0.0)
+    at_least("--clusters", clusters, 1)
+    at_least("--eval-samples", eval_samples, 1)
     _layer_kind(layers)
     try:
         levels = [float(s) for s in _names(sparsities, "sparsities")]

@@ -50,3 +50,11 @@ def parse_layers(text: str) -> str | list[str]:
     if not names:
         raise TrimkitError("--layers: give conv, dense, both, or layer names such as features.0,features.3")
     return names
+
+
+def at_least(flag: str, value: float | None, lowest: float) -> None:
+    """A number option in range (and finite), or one line naming the flag."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value >= lowest):
+        raise TrimkitError(f"{flag} {value} is out of range; give a number >= {lowest:g}")

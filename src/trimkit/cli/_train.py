@@ -13,8 +13,9 @@ from trimkit import data as datasets
 from trimkit import models, train
 from trimkit.cli._common import check_fits, console, load_data, measurement_of, print_json, resolve_model
 from trimkit.cli._options import (DataDirOption, DataOption, InChannelsOption, JsonOption, NumClassesOption,
-                                  TrainPrecisionOption, TrustOption, WeightsOption, stage_options)
+                                  TrainPrecisionOption, TrustOption, WeightsOption, at_least, stage_options)
 from trimkit._outputs import check_output
+from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.train import TrainOptions
 from trimkit.record import Measurement, Metric
 from trimkit.tasks import ClassificationTask, evaluate
@@ -88,6 +89,9 @@ def eval_command(
     as_json: JsonOption = False,
 ) -> None:
     """Top-1, top-5 and loss of a model on a data split (an .onnx file is scored by ONNX Runtime)."""
+    at_least("--batch-size", batch_size, 1)
+    if precision not in ("fp32", "bf16"):
+        raise TrimkitError(f"--precision {precision!r}: choose fp32 or bf16")
     if model.endswith(".onnx"):
         _eval_onnx(model, weights, data, data_dir, split, batch_size, as_json)
         return

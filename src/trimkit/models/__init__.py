@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from trimkit.models import densenet, lenet, mobilenetv2, resnet, resnet_cifar, vgg_bonsai  # noqa: F401  (fill the registry)
+from trimkit.errors import TrimkitError
 from trimkit.models._registry import ModelSpec, get_spec, names, register
 
 __all__ = ["ModelOrigin", "ModelSpec", "create", "names", "origin", "register", "spec"]
@@ -53,6 +54,10 @@ def create(name: str, num_classes: int = 10, in_channels: int | None = None, **k
     the CIFAR ones); the input size follows from it (28x28 for 1 channel, 32x32 for 3).
     """
     model_spec = get_spec(name)
+    if int(num_classes) < 1:
+        raise TrimkitError(f"num_classes must be at least 1, got {num_classes}")
+    if in_channels is not None and int(in_channels) < 1:
+        raise TrimkitError(f"in_channels must be at least 1, got {in_channels}")
     arguments = {"num_classes": int(num_classes),
                  "in_channels": int(in_channels if in_channels is not None else model_spec.in_channels),
                  **kwargs}

@@ -94,3 +94,30 @@ def resolve_normalize(normalize, scope, threshold, ratio, mode, layers, round_to
             "layer alike; use normalize='max' or 'none' with scope='global'"
         )
     return normalize
+
+
+def check_patterns_match(prunable: Sequence[ChannelGroup], selected: Sequence[ChannelGroup],
+                         layers: str | Sequence[str], ratio, ignore: Sequence[str]) -> None:
+    """Every layer name or glob the caller gave must name something: a pattern that
+    matches nothing is a typo, and would silently prune less (or nothing)."""
+    names = [name for group in prunable for name in group.producers]
+    shown = ", ".join(names[:8]) + (f" (and {len(names) - 8} more)" if len(names) > 8 else "")
+
+    def unmatched(patterns: Sequence[str], groups: Sequence[ChannelGroup]) -> list[str]:
+        return [pattern for pattern in patterns
+                if not any(fnmatch.fnmatchcase(name, pattern) for group in groups for name in group.producers)]
+
+    if not isinstance(layers, str):
+        missing = unmatched(list(layers), prunable)
+        if missing:
+            raise TrimkitError(f"layers {', '.join(repr(m) for m in missing)} match no prunable layer; prunable "
+                               f"layers: {shown}")
+    missing = unmatched(list(ignore), prunable)
+    if missing:
+        raise TrimkitError(f"ignore {', '.join(repr(m) for m in missing)} match no prunable layer; prunable "
+                           f"layers: {shown}")
+    if isinstance(ratio, Mapping):
+        missing = unmatched(list(ratio), selected)
+        if missing:
+            raise TrimkitError(f"ratio pattern {', '.join(repr(m) for m in missing)} matches no layer selected for "
+                               f"pruning; prunable layers: {shown}")

@@ -18,7 +18,8 @@ from torch import nn
 from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria
 from trimkit.prune._graph import ChannelGroup
-from trimkit.prune._options import ignored_names, parse_calibration, ratio_for, resolve_normalize, selects
+from trimkit.prune._options import (check_patterns_match, ignored_names, parse_calibration, ratio_for,
+                                    resolve_normalize, selects)
 from trimkit.prune._result import PruneResult
 from trimkit.prune._scoring import GroupScorer
 from trimkit.prune._selection import (
@@ -70,6 +71,7 @@ def structured(
     ignore_patterns = ignored_names(model, ignore)
     session = PruningSession(model, example_inputs, verify=verify)
     candidates = session.candidates(lambda group: selects(group, layers, ignore_patterns))
+    check_patterns_match(list(session.graph.groups()), candidates, layers, ratio, ignore_patterns)
     scorer = GroupScorer(session.graph, chosen, normalize, parse_calibration(calibration))
     plan = _Plan(threshold, ratio, scope, mode, round_to, candidates, scorer)
     for group in candidates:

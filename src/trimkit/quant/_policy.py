@@ -147,6 +147,10 @@ def _build(entries: list[tuple[str | None, str]], source: str) -> Policy:
     bare = [value for key, value in entries if key is None]
     if len(bare) > 1:
         raise TrimkitError(f"policy {source!r} has {len(bare)} bare formats ({', '.join(bare)}); give at most one")
+    keys = [key for key, _ in entries if key is not None]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise TrimkitError(f"policy {source!r} gives {', '.join(repeated)} more than once; give each key once")
     granularity = "channel"
     for key, value in entries:
         if key == "granularity":

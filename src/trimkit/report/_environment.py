@@ -39,7 +39,8 @@ def environment_block(run: RunFolder) -> str:
             ("CPUs available", *(figure(env.get("cpus_available"), count) for _, env in found)),
             ("instruction sets", *(_isa(env.get("isa")) for _, env in found)),
             ("threads timed", *(figure(env.get("threads"), count) for _, env in found)),
-            ("CPUs busy with other work at start", *(figure(env.get("busy_cpus_at_start"), general) for _, env in found)),
+            ("CPUs busy with other work at start",
+             *(figure(env.get("busy_cpus_at_start"), general) for _, env in found)),
             ("load average (1 min)", *(figure(env.get("load_average_1m"), general) for _, env in found)),
             ("platform", *(text(env.get("platform")) for _, env in found))]
     libraries: list[str] = []

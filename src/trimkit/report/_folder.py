@@ -55,8 +55,11 @@ def read_run(run_dir: str | Path) -> RunFolder:
     """The run in ``run_dir``; a folder without ``log.jsonl`` is refused."""
     folder = Path(run_dir)
     log = folder / LOG
+    if not folder.exists():
+        raise TrimkitError(f"{folder} does not exist; give the run folder that `trimkit run` wrote (its --out)")
     if not folder.is_dir():
-        raise TrimkitError(f"{folder} is not a folder; give the run folder that `trimkit run` wrote (its --out)")
+        raise TrimkitError(f"{folder} is a file, not a run folder; give the folder that `trimkit run` wrote "
+                           "(its --out)")
     if not log.is_file():
         raise TrimkitError(f"{folder} is not a run folder (no {LOG}); give the folder that `trimkit run` wrote "
                            "(its --out)")

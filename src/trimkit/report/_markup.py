@@ -145,7 +145,8 @@ def table(head: Sequence[str], rows: Iterable[Sequence[str]], align: str = "", c
 
     header = "".join(cell("th", i, h) for i, h in enumerate(head))
     body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f'<div class="scroll"><table class="{esc(cls)}"><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (f'<div class="scroll"><table class="{esc(cls)}"><thead><tr>{header}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def section(anchor: str, title: str, body: str, lead: str = "") -> str:

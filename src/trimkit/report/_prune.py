@@ -23,8 +23,8 @@ def layers_block(details: Ref) -> str:
         return ""
     chart = bar_chart(bars, title="Channels per layer: kept of before", fmt=lambda v: f"{v:,}", value_name="kept",
                       whole_name="before the cut")
-    return ("<h4>Channels per layer</h4>" + f'<div class="side">{table(["layer", "before", "after", "removed"], rows, "lrrr")}'
-            f"{chart}</div>")
+    listing = table(["layer", "before", "after", "removed"], rows, "lrrr")
+    return f'<h4>Channels per layer</h4><div class="side">{listing}{chart}</div>'
 
 
 def cut_block(details: Ref, measurement: Ref | None) -> str:
@@ -58,37 +58,34 @@ def _explore(chosen: Ref) -> str:
     metric = f"metric ({chosen.value['metric']})" if isinstance(chosen.value.get("metric"), str) else "metric"
     by_threshold, by_filters, rows = [], [], []
     for name, curve in curves.items() if curves is not None else []:
-        points = [p for p in (curve.get("points").children() if curve.get("points") is not None else []) if p.is_dict]
-        strong = name == best
-        by_threshold.append(Series(f"{name}", [Point(p.value["threshold"], p.get("metric"), p.get("threshold"),
-                                                     _point_label(p)) for p in points if _has(p, "threshold")],
-                                   strong=strong))
-        by_filters.append(Series(f"{name}", [Point(p.value["filters_pruned"], p.get("metric"), p.get("filters_pruned"),
-                                                   _point_label(p)) for p in points if _has(p, "filters_pruned")],
-                                 strong=strong))
-        rows.append((esc(name) + (' <span class="tag">chosen</span>' if strong else ""),
-                     figure(curve.get("auc"), lambda v: f"{v:.3f}"), figure(curve.get("baseline"), general),
-                     str(len(points))))
-    marks = []
+        found = curve.get("points")
+        points = [p for p in (found.children() if found is not None else []) if p.is_dict]
+        by_threshold.append(_curve(str(name), points, "threshold", name == best))
+        by_filters.append(_curve(str(name), points, "filters_pruned", name == best))
+        rows.append((esc(name) + (' <span class="tag">chosen</span>' if name == best else ""),
+                     figure(curve.get("auc"), lambda v: f"{v:.3f}"), figure(curve.get("baseline"), general)))
     threshold = chosen.get("threshold")
-    if threshold is not None and is_number(threshold.value):
-        marks.append(Mark("x", threshold, "chosen threshold"))
+    x_marks = [Mark("x", threshold, "chosen threshold")] if threshold is not None and threshold.is_number else []
     baseline = curves.at(best, "baseline") if curves is not None and isinstance(best, str) else None
-    y_marks = [Mark("y", baseline, "unpruned")] if baseline is not None and is_number(baseline.value) else []
-    fmt = metric_format("top1")
+    y_marks = [Mark("y", baseline, "unpruned")] if baseline is not None and baseline.is_number else []
+    y_axis = Axis(metric, metric_format("top1"))
     charts = (line_chart(by_threshold, title="Threshold functions: metric against threshold",
-                         x_axis=Axis("threshold", lambda v: f"{v:.3f}"), y_axis=Axis(metric, fmt),
-                         marks=marks + y_marks,
+                         x_axis=Axis("threshold", lambda v: f"{v:.3f}"), y_axis=y_axis, marks=x_marks + y_marks,
                          caption="Each criterion's channels below the threshold are cut; the chosen criterion has "
                                  "the largest area under its curve.")
               + line_chart(by_filters, title="Metric against filters and neurons pruned",
-                           x_axis=Axis("filters and neurons pruned (%)", percent_of_one, 100.0),
-                           y_axis=Axis(metric, fmt), marks=y_marks))
+                           x_axis=Axis("filters and neurons pruned (%)", percent_of_one, 100.0), y_axis=y_axis,
+                           marks=y_marks))
     lead = (f"Chosen by exploration: criterion <b>{text(chosen.get('criterion'))}</b>, threshold "
             f"{figure(threshold, lambda v: f'{v:.4g}')}.")
-    return (f"<h4>Exploration</h4><p>{lead}</p>"
-            + table(["criterion", "AUC", "unpruned metric", "points"], rows, "lrrr")
+    return (f"<h4>Exploration</h4><p>{lead}</p>" + table(["criterion", "AUC", "unpruned metric"], rows, "lrr")
             + f'<div class="charts">{charts}</div>')
+
+
+def _curve(name: str, points: list[Ref], x_key: str, strong: bool) -> Series:
+    """One criterion's threshold function: the metric against ``x_key`` of each point."""
+    return Series(name, [Point(p.value[x_key], p.get("metric"), p.get(x_key), _point_label(p))
+                         for p in points if _has(p, x_key)], strong=strong)
 
 
 def _has(point: Ref, key: str) -> bool:

@@ -22,7 +22,8 @@ def _ptq(details: Ref, measurement: Ref | None) -> str:
     if int8 is None or not int8.is_dict:
         return ""
     lead = (f"INT8 post-training quantisation, policy <b>{text(details.get('policy'))}</b>, format "
-            f"{text(details.get('int8_format'))}; the model goes on unchanged and the INT8 file is scored by its runtime.")
+            f"{text(details.get('int8_format'))}; the model goes on unchanged and the INT8 file is scored by its "
+            "runtime.")
     rows = []
     float_size = measurement.at("size_bytes", "onnx") if measurement is not None else None
     int8_size = int8.at("size_bytes", "int8_onnx")

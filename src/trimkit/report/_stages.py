@@ -36,7 +36,8 @@ def stages_section(run: RunFolder, problems: list[str]) -> str:
                     and "loss" not in key[0]), None)
         sizes = "<br>".join(f"{esc(kind)} {figure(measurement.at('size_bytes', kind), byte_count)}"
                             for kind in size_kinds(measurement)) or MISSING
-        rows.append((f'<a href="#{anchor(position)}">{"" if record.index < 0 else record.index}</a>',
+        number = "" if record.index < 0 else figure(ref.get("index"), count)
+        rows.append((f'<a href="#{anchor(position)}">{number}</a>',
                      f'<a href="#{anchor(position)}">{esc(record.stage)}</a>', text(measurement.get("model")),
                      figure(measurement.get("params"), count), figure(measurement.get("macs"), count),
                      _metric_cell(top), sizes, figure(ref.get("seconds"), seconds)))
@@ -66,8 +67,11 @@ def _card(run: RunFolder, position: int, problems: list[str]) -> str:
     head = (f'<h3>{esc(number + record.stage)} <small>model “{text(measurement.get("model"))}”, '
             f'{figure(ref.get("seconds"), seconds)}</small></h3>')
     parts = [head, _options(run, record.index)]
-    parts.append('<div class="side"><div><h4>Figures after the stage</h4>' + figures_table(measurement) + "</div>"
-                 + _details_table(details) + "</div>")
+    figures = "<h4>Figures after the stage</h4>" + figures_table(measurement)
+    if position > 0 and _same_figures(run.ref(position - 1).get("measurement"), measurement):
+        figures = (f'<details class="figures"><summary>Figures: as in the record before (the stage kept the model)'
+                   f"</summary>{figures_table(measurement)}</details>")
+    parts.append(f'<div class="side"><div>{figures}</div>{_details_table(details)}</div>')
     parts += [history_block(details), pruning_steps_block(details)]
     if record.stage == "prune" or details.get("layers") is not None:
         parts += [cut_block(details, measurement), layers_block(details), chosen_block(details)]
@@ -86,6 +90,13 @@ def _options(run: RunFolder, index: int) -> str:
     return f'<details class="options"><summary>Options from the recipe</summary><pre>{esc(shown)}</pre></details>'
 
 
+def _same_figures(before: Ref | None, after: Ref | None) -> bool:
+    """Whether two records hold the same figures (their model labels aside)."""
+    if before is None or after is None or not (before.is_dict and after.is_dict):
+        return False
+    return {**before.value, "model": None} == {**after.value, "model": None}
+
+
 def _details_table(details: Ref) -> str:
     rows = []
     for key, child in details.items():
@@ -98,7 +109,8 @@ def _details_table(details: Ref) -> str:
             rows.append((str(key), _scalar(child)))
     if not rows:
         return ""
-    return "<div><h4>Details</h4>" + table(["", ""], [(esc(k), v) for k, v in rows], "ll", "details") + "</div>"
+    listing = table(["detail", "value"], [(esc(k), v) for k, v in rows], "ll", "details")
+    return f"<div><h4>Details</h4>{listing}</div>"
 
 
 def _scalar(ref: Ref) -> str:

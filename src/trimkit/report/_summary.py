@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trimkit.pipeline import StageRecord
+from trimkit.report._environment import environments
 from trimkit.report._folder import RunFolder
 from trimkit.report._markup import (Format, byte_count, count, difference, esc, figure, metric_format,
-                                    millis, note, per_second, ratio, section, table)
+                                    millis, note, per_second, ratio, section, table, text)
 from trimkit.report._measurement import (COUNTS, latencies, latency_label, latency_table, metric_label, metrics,
                                          metrics_table, size_kinds)
 from trimkit.report._source import Ref
@@ -60,7 +61,19 @@ def summary_section(run: RunFolder) -> str:
         body += "<h3>How latency was taken</h3>" + how_latency
     elif any(r.details.get("comparisons") for r in run.records):
         body += note("The baseline and final records carry no latency; the comparisons below time the models.")
-    return section("summary", "Summary", body, lead)
+    return section("summary", "Summary", body + _environment_line(run), lead)
+
+
+def _environment_line(run: RunFolder) -> str:
+    """Where the run's timings were taken, in a line; the Environment section has the rest."""
+    found = environments(run)
+    if not found:
+        return ""
+    where, env = found[0]
+    more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+    return (f'<p>Timings ({esc(where)}{more}) were taken on {text(env.get("cpu"))} with '
+            f'{figure(env.get("cpus_available"), count)} CPUs available, {figure(env.get("threads"), count)} '
+            f'thread(s) timed; see <a href="#environment">Environment</a>.</p>')
 
 
 def _model(record: StageRecord) -> str:
@@ -73,7 +86,8 @@ def _cards(before: Ref | None, after: Ref | None) -> str:
         cards.append(_card(label, _at(after, key), _at(before, key), count))
     kinds = [k for k in size_kinds(after) if k in size_kinds(before)]
     if kinds:
-        cards.append(_card(f"size ({kinds[0]})", _at(after, "size_bytes", kinds[0]), _at(before, "size_bytes", kinds[0]),
+        kind = kinds[0]
+        cards.append(_card(f"size ({kind})", _at(after, "size_bytes", kind), _at(before, "size_bytes", kind),
                            byte_count))
     before_metrics, after_metrics = metrics(before), metrics(after)
     primary = next((k for k in after_metrics if k in before_metrics and "loss" not in k[0]), None)

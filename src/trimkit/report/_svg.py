@@ -17,17 +17,20 @@ from trimkit.report._source import Ref, is_finite
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8C6D1F", "#444444")
 WIDTH, HEIGHT = 640, 300
-LEFT, RIGHT, TOP, BOTTOM = 64, 18, 14, 46
+RIGHT, TOP, BOTTOM = 18, 14, 46
+CHAR_WIDTH = 6.4  # of an 11px tick label, to leave the y labels room
 
 
 @dataclass(frozen=True)
 class Axis:
-    """An axis's label, the format of its figures in tooltips, and ``scale`` for tick
-    labels (100 where the values are fractions shown as percentages)."""
+    """An axis's label, the format of its figures in tooltips, ``scale`` for tick labels
+    (100 where the values are fractions shown as percentages), and whether it counts
+    (epochs: whole-number ticks only)."""
 
     label: str
     fmt: Format = general
     scale: float = 1.0
+    integer: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,42 +71,56 @@ class Bar:
     tip: str = ""
 
 
-def ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high] (steps of 1, 2, 2.5 or 5 times a power of ten)."""
+def ticks(low: float, high: float, count: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values covering [low, high] (steps of 1, 2, 2.5 or 5 times a power of
+    ten; whole numbers only where ``integer``)."""
     if high < low:
         low, high = high, low
     if high == low:
-        pad = abs(low) * 0.1 or 1.0
+        pad = 1.0 if integer else (abs(low) * 0.1 or 1.0)
         low, high = low - pad, high + pad
     raw = (high - low) / count
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * 0.999)
+    steps = (1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)
+    step = next(m * magnitude for m in steps if m * magnitude >= raw * 0.999)
+    if integer:
+        step = max(1.0, round(step))
     start = math.floor(low / step + 1e-9) * step
     end = math.ceil(high / step - 1e-9) * step
     return [start + i * step for i in range(int(round((end - start) / step)) + 1)]
 
 
-def _tick_label(value: float, step: float, scale: float) -> str:
-    decimals = max(0, -math.floor(math.log10(abs(step * scale)) + 1e-9)) if step else 0
-    if step * scale * 10 ** decimals % 1:
+def tick_labels(values: Sequence[float], scale: float = 1.0) -> list[str]:
+    """Labels for evenly spaced ticks: as many decimals as the step needs, thousands and
+    millions shortened (20k, 1.5M), tiny steps in scientific notation."""
+    shown = [value * scale for value in values]
+    step = abs(shown[1] - shown[0]) if len(shown) > 1 else 1.0
+    largest = max(abs(v) for v in shown)
+    for threshold, size, prefix in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if largest >= threshold:
+            return [f"{v / size:.3g}{prefix}" if v else "0" for v in shown]
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step else 0
+    scaled = step * 10 ** decimals
+    if abs(scaled - round(scaled)) > 1e-6:
         decimals += 1
-    shown = value * scale
-    if abs(shown) >= 1e5:
-        return f"{shown:.3g}"
-    return f"{shown:,.{decimals}f}"
+    if decimals > 5:
+        return [f"{v:.3g}" for v in shown]
+    return [f"{v:,.{decimals}f}" for v in shown]
 
 
 class _Frame:
     """Maps data to pixels for one chart and draws its grid and axes."""
 
     def __init__(self, xs: Sequence[float], ys: Sequence[float], x_axis: Axis, y_axis: Axis) -> None:
-        self.x_ticks = ticks(min(xs), max(xs))
-        self.y_ticks = ticks(min(ys), max(ys))
+        self.x_ticks = ticks(min(xs), max(xs), integer=x_axis.integer)
+        self.y_ticks = ticks(min(ys), max(ys), integer=y_axis.integer)
         self.x_axis, self.y_axis = x_axis, y_axis
+        self.y_labels = tick_labels(self.y_ticks, y_axis.scale)
+        self.left = 32 + CHAR_WIDTH * max(len(label) for label in self.y_labels)
 
     def x(self, value: float) -> float:
         low, high = self.x_ticks[0], self.x_ticks[-1]
-        return LEFT + (value - low) / (high - low) * (WIDTH - LEFT - RIGHT)
+        return self.left + (value - low) / (high - low) * (WIDTH - self.left - RIGHT)
 
     def y(self, value: float) -> float:
         low, high = self.y_ticks[0], self.y_ticks[-1]
@@ -111,20 +128,18 @@ class _Frame:
 
     def grid(self) -> str:
         parts = []
-        x_step = self.x_ticks[1] - self.x_ticks[0]
-        y_step = self.y_ticks[1] - self.y_ticks[0]
-        for value in self.y_ticks:
+        for value, label in zip(self.y_ticks, self.y_labels):
             y = self.y(value)
-            parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                         f'<text class="tick" x="{LEFT - 6}" y="{y + 3.5:.1f}" text-anchor="end">'
-                         f'{esc(_tick_label(value, y_step, self.y_axis.scale))}</text>')
-        for value in self.x_ticks:
+            parts.append(f'<line class="grid" x1="{self.left:.1f}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                         f'<text class="tick" x="{self.left - 6:.1f}" y="{y + 3.5:.1f}" text-anchor="end">'
+                         f'{esc(label)}</text>')
+        for value, label in zip(self.x_ticks, tick_labels(self.x_ticks, self.x_axis.scale)):
             x = self.x(value)
             parts.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>'
                          f'<text class="tick" x="{x:.1f}" y="{HEIGHT - BOTTOM + 15}" text-anchor="middle">'
-                         f'{esc(_tick_label(value, x_step, self.x_axis.scale))}</text>')
+                         f'{esc(label)}</text>')
         middle_y = (TOP + HEIGHT - BOTTOM) / 2
-        parts.append(f'<text class="axis" x="{(LEFT + WIDTH - RIGHT) / 2:.1f}" y="{HEIGHT - 8}" '
+        parts.append(f'<text class="axis" x="{(self.left + WIDTH - RIGHT) / 2:.1f}" y="{HEIGHT - 8}" '
                      f'text-anchor="middle">{esc(self.x_axis.label)}</text>'
                      f'<text class="axis" transform="translate(14 {middle_y:.1f}) rotate(-90)" '
                      f'text-anchor="middle">{esc(self.y_axis.label)}</text>')
@@ -176,10 +191,13 @@ def _mark(frame: _Frame, mark: Mark) -> str:
     attributes = f'{source_attributes(mark.value)} data-tip="{esc(tip)}"'
     if mark.axis == "x":
         x = frame.x(mark.value.value)
+        right_half = x > (frame.left + WIDTH - RIGHT) / 2
+        label = (f'<text x="{x - 4:.1f}" y="{TOP + 10}" text-anchor="end">' if right_half
+                 else f'<text x="{x + 4:.1f}" y="{TOP + 10}">')
         return (f'<g class="mark"><line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{HEIGHT - BOTTOM}" {attributes}>'
-                f'<title>{esc(tip)}</title></line><text x="{x + 4:.1f}" y="{TOP + 10}">{esc(mark.label)}</text></g>')
+                f'<title>{esc(tip)}</title></line>{label}{esc(mark.label)}</text></g>')
     y = frame.y(mark.value.value)
-    return (f'<g class="mark"><line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" {attributes}>'
+    return (f'<g class="mark"><line x1="{frame.left:.1f}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" {attributes}>'
             f'<title>{esc(tip)}</title></line><text x="{WIDTH - RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">'
             f'{esc(mark.label)}</text></g>')
 
@@ -218,9 +236,10 @@ def bar_chart(bars: Sequence[Bar], *, title: str, fmt: Format, value_name: str, 
                      f'<title>{esc(tip)}</title></rect>')
         end = left + max(value, sum(w.value for w in bar.whole)) * scale
         parts.append(f'<text class="tick" x="{end + 6:.1f}" y="{y + 15}">{esc(end_text)}</text>')
-    legend = f'<li class="static"><i class="bar-key"></i>{esc(value_name)}</li>'
+    legend = ""
     if whole_name:
-        legend += f'<li class="static"><i class="whole-key"></i>{esc(whole_name)}</li>'
+        legend = (f'<li class="static"><i class="bar-key"></i>{esc(value_name)}</li>'
+                  f'<li class="static"><i class="whole-key"></i>{esc(whole_name)}</li>')
     return _figure(title, "chart-bar", "".join(parts), height, legend, caption)
 
 
@@ -228,4 +247,4 @@ def _figure(title: str, kind: str, body: str, height: float, legend: str, captio
     note = f"<p>{caption}</p>" if caption else ""
     return (f'<figure class="chart"><figcaption><b>{esc(title)}</b>{note}</figcaption>'
             f'<svg class="{kind}" viewBox="0 0 {WIDTH} {height:.0f}" role="img" aria-label="{esc(title)}">'
-            f'{body}</svg><ul class="legend">{legend}</ul></figure>')
+            f'{body}</svg>{f"<ul class=legend>{legend}</ul>" if legend else ""}</figure>')

@@ -22,13 +22,13 @@ def history_block(details: Ref) -> str:
     curves = [n for n in names if n not in NOT_CURVES]
     losses = [n for n in curves if "loss" in n]
     scores = [n for n in curves if "loss" not in n]
-    x_axis = Axis("epoch", lambda v: f"{v:g}")
+    x_axis = Axis("epoch", lambda v: f"{v:g}", integer=True)
     charts = [line_chart(_series(epochs, losses), title="Loss per epoch", x_axis=x_axis, y_axis=Axis("loss"))
               if losses else "",
               line_chart(_series(epochs, scores), title="Metrics per epoch", x_axis=x_axis, y_axis=Axis("value"))
               if scores else "",
               line_chart(_series(epochs, ["lr"]), title="Learning rate", x_axis=x_axis, y_axis=Axis("lr"))
-              if "lr" in names else ""]
+              if "lr" in names and len(epochs) > 1 else ""]
     shown = [n for n in names if n != "epoch"]
     rows = [[figure(item.get("epoch"), count), *(figure(item.get(n), general) for n in shown)] for item in epochs]
     listing = (f'<details><summary>Figures per epoch ({len(epochs)})</summary>'

@@ -121,7 +121,7 @@ def fit(
     start_epoch = 0
     optim_state = None
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        start_epoch, model, optim_state = _restore(Path(checkpoint), model, result)
+        start_epoch, model, optim_state = _restore(Path(checkpoint), model, result, config)
         result.resumed_from_epoch = start_epoch
     model.to(target)
     optim = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
@@ -273,7 +273,7 @@ def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitRes
         torch.save(state, temporary)
 
 
-def _restore(path: Path, model: nn.Module, result: FitResult) -> tuple[int, nn.Module, dict]:
+def _restore(path: Path, model: nn.Module, result: FitResult, config: FitConfig) -> tuple[int, nn.Module, dict]:
     """The epochs done, the model as it was then (its architecture too, if an epoch hook
     changed it), and the optimiser state."""
     try:
@@ -282,6 +282,13 @@ def _restore(path: Path, model: nn.Module, result: FitResult) -> tuple[int, nn.M
         raise TrimkitError(f"cannot resume from {path}: {error}; delete it to start afresh") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise TrimkitError(f"{path} is not a trimkit training checkpoint; delete it or choose another --out")
+    saved = json.loads(state.get("config") or "{}")
+    changed = [key for key, value in asdict(config).items() if key in saved and saved[key] != value]
+    if changed:
+        was = ", ".join(f"{key}={saved[key]}" for key in changed)
+        now = ", ".join(f"{key}={getattr(config, key)}" for key in changed)
+        raise TrimkitError(f"cannot resume from {path}: it was written with {was}, and now {now}; resume with the "
+                           "same options, or delete it to start afresh")
     try:
         model = model_from_payload(state["model"], model)
     except TrimkitError as error:
