@@ -296,6 +296,8 @@ def test_a_missing_recipe_and_a_missing_png_are_named(small_run, chosen_run, tmp
     html = write_report(chosen).read_text(encoding="utf-8")
     assert f"{png.relative_to(chosen).as_posix()} is missing" in html
     assert "data:image/png;base64," not in html
+    png.write_text("not an image")
+    assert f"{png.relative_to(chosen).as_posix()} is not a PNG image" in write_report(chosen).read_text()
     (chosen / "recipe.yaml").write_text("name: [unclosed\n")
     assert "not valid YAML" in write_report(chosen).read_text(encoding="utf-8")
 

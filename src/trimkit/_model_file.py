@@ -121,7 +121,7 @@ def _rebuild(content: Mapping[str, Any], header: dict[str, Any], model: nn.Modul
                 f"{path} holds a model built outside the zoo; pass an instance of its architecture: "
                 "trimkit.load(path, model=MyNet())"
             )
-        model = models.create(header["model"]["name"], **header["model"]["kwargs"])
+        model = _create(header["model"], path)
     restorers = [(get_section(entry["name"], path), entry["data"]) for entry in header["sections"]]
     for section, data in restorers:
         model = section.restore(model, data, content["state_dict"])
@@ -189,6 +189,19 @@ def _what_it_is(source: Path) -> str:
     return "a text file"
 
 
+def _create(recorded: Mapping[str, Any], path) -> nn.Module:
+    """The zoo model a header names, with its recorded arguments."""
+    name, kwargs = recorded["name"], dict(recorded.get("kwargs") or {})
+    if name not in models.names():
+        raise TrimkitError(f"{path} holds a {name!r} model, which this trimkit's zoo does not have; upgrade trimkit, "
+                           "or load it into your own instance: trimkit.load(path, model=...)")
+    try:
+        return models.create(name, **kwargs)
+    except TypeError as error:
+        raise TrimkitError(f"{path} records arguments {sorted(kwargs)} that {name} does not take ({error}); "
+                           "re-save the model with this trimkit") from None
+
+
 def _header(content: Any, path: str | os.PathLike) -> dict[str, Any] | None:
     if not (isinstance(content, Mapping) and HEADER_KEY in content):
         return None
@@ -196,11 +209,20 @@ def _header(content: Any, path: str | os.PathLike) -> dict[str, Any] | None:
         header = json.loads(content[HEADER_KEY])
     except (TypeError, json.JSONDecodeError):
         raise TrimkitError(f"{path} has a damaged trimkit header; re-save the model") from None
-    if header.get("format") != FORMAT or int(header.get("format_version", 0)) > FORMAT_VERSION:
+    version = header.get("format_version") if isinstance(header, dict) else None
+    if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(version, int) or version < 1:
+        raise TrimkitError(f"{path} has a damaged trimkit header (format {header.get('format') if isinstance(header, dict) else None!r}, "
+                           f"version {version!r}); re-save the model")
+    if version > FORMAT_VERSION:
         raise TrimkitError(
-            f"{path} is trimkit model format {header.get('format_version')}, newer than this trimkit "
-            f"({FORMAT_VERSION}); upgrade trimkit"
+            f"{path} is trimkit model format {version}, newer than this trimkit ({FORMAT_VERSION}); upgrade trimkit"
         )
+    if "state_dict" not in content or not isinstance(content["state_dict"], Mapping):
+        raise TrimkitError(f"{path} has a trimkit header but no weights; re-save the model")
+    model = header.get("model")
+    if model is not None and not (isinstance(model, dict) and isinstance(model.get("name"), str)
+                                  and isinstance(model.get("kwargs", {}), dict)):
+        raise TrimkitError(f"{path} has a damaged trimkit header (model {model!r}); re-save the model")
     if int(header.get("format_version", 0)) < 2:
         header["sections"] = [{"name": name, "data": header[name]} for name in _VERSION_1_SECTIONS if header.get(name)]
     return header

@@ -143,6 +143,13 @@ def compare_command(
     at_least("--max-iters", max_iters, 1)
     subjects = [resolve_subject(argument) for argument in options.models]
     dataset = load_subject_data(subjects[0], data, split, data_dir) if data else None
+    if dataset is not None:
+        for subject in subjects[1:]:
+            if subject.input_shape != dataset.image_shape or subject.normalization != subjects[0].normalization:
+                shape = "x".join(map(str, subject.input_shape or ())) or "an unknown shape"
+                raise TrimkitError(f"--data scores every model on the same images, but {subject.label} takes {shape} "
+                                   f"inputs normalised its own way, unlike {subjects[0].label}; compare models of one "
+                                   "input, or drop --data")
     result = measure.compare([subject.model for subject in subjects], labels=[subject.label for subject in subjects],
                              backend=options.backend, batch_size=batch_size, threads=options.threads,
                              precision=options.precision, warmup=warmup, min_time_s=options.min_time_s,

@@ -85,6 +85,9 @@ def resolve_model(
 
 def _from_file(path: Path, trusted: bool) -> LoadedModel:
     header = trimkit.read_header(path, trusted=trusted)
+    if header is not None and header.get("model") is None:
+        raise TrimkitError(f"{path} holds a model built outside the zoo, which the command line cannot rebuild; "
+                           "use the Python API: trimkit.load(path, model=YourNet())")
     model = trimkit.load(path, trusted=trusted)
     name = header["model"]["name"]
     normalization = header["normalization"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trimkit.data._arrays import check_images_and_labels, read_npz
 from trimkit.data._dataset import ImageDataset
 from trimkit.data._locate import find_first
 from trimkit.errors import TrimkitError
@@ -22,9 +23,8 @@ def load_cifar10(split: str, data_dir: str | os.PathLike | None) -> ImageDataset
     path = find_first(data_dir, "cifar10", ["cifar10.npz", "cifar-10-batches-py"])
     if path.suffix == ".npz":
         key = "train" if split == "train" else "test"
-        with np.load(path) as archive:
-            images = archive[f"x_{key}"]
-            labels = archive[f"y_{key}"]
+        images, labels = read_npz(path, (f"x_{key}", f"y_{key}"))
+        check_images_and_labels(path, images, labels)
         if images.ndim == 4 and images.shape[-1] == 3:
             images = images.transpose(0, 3, 1, 2)
     else:

@@ -41,6 +41,9 @@ def load_image_folder(root: Path, split: str, image_size: tuple[int, int] | None
         chosen = train_index if split == "train" else val_index
         files = [files[i] for i in chosen]
         label_array = label_array[chosen]
+        if not files:
+            raise TrimkitError(f"image folder {root} is too small to split off a {split} set (a fifth of each class "
+                               "is held out); add images, or give train/ and val/ subfolders")
     images = _read_images(files, image_size)
     mean = tuple(float(v) for v in images.float().div(255).mean(dim=(0, 2, 3)))
     std = tuple(max(float(v), 1e-3) for v in images.float().div(255).std(dim=(0, 2, 3)))
@@ -50,20 +53,23 @@ def load_image_folder(root: Path, split: str, image_size: tuple[int, int] | None
 def _read_images(files: list[Path], image_size: tuple[int, int] | None) -> torch.Tensor:
     from PIL import Image
 
-    with Image.open(files[0]) as first:
-        mode = "L" if first.mode in ("L", "1", "I;16", "I") else "RGB"
+    mode = None
     arrays = []
     for path in files:
-        with Image.open(path) as image:
-            image = image.convert(mode)
-            if image_size is not None:
-                image = image.resize((image_size[1], image_size[0]))
-            arrays.append(np.asarray(image, dtype=np.uint8))
+        try:
+            with Image.open(path) as image:
+                mode = mode or ("L" if image.mode in ("L", "1", "I;16", "I") else "RGB")
+                image = image.convert(mode)
+                if image_size is not None:
+                    image = image.resize((image_size[1], image_size[0]))
+                arrays.append(np.asarray(image, dtype=np.uint8))
+        except (OSError, ValueError, SyntaxError) as error:  # PIL's UnidentifiedImageError is an OSError
+            raise TrimkitError(f"{path} is not a readable image ({type(error).__name__}); remove or replace it") from None
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise TrimkitError(
             f"images in the folder have different sizes ({', '.join(str(s) for s in sorted(shapes)[:3])}); "
-            "pass image_size=(H, W) to resize them"
+            "resize them to one size (in Python, load(..., image_size=(H, W)) resizes them)"
         )
     stacked = np.stack(arrays)
     if stacked.ndim == 3:

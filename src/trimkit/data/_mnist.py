@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trimkit.data._arrays import check_images_and_labels, read_npz
 from trimkit.data._dataset import ImageDataset
 from trimkit.data._locate import find_first
 from trimkit.data._splits import stratified_split
@@ -47,8 +48,8 @@ def load_mnist(split: str, data_dir: str | os.PathLike | None) -> ImageDataset:
     )
     if path.suffix == ".npz":
         key = "train" if split == "train" else "test"
-        with np.load(path) as archive:
-            images, labels = archive[f"x_{key}"], archive[f"y_{key}"]
+        images, labels = read_npz(path, (f"x_{key}", f"y_{key}"))
+        check_images_and_labels(path, images, labels)
     else:
         images = read_idx(path)
         labels = read_idx(Path(str(path).replace("images-idx3", "labels-idx1")))

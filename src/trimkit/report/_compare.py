@@ -24,8 +24,8 @@ def _value(model: Ref, key: str) -> Ref | None:
 
 
 def _comparison(comparison: Ref) -> str:
-    models = [m for m in (comparison.get("models").children() if comparison.get("models") is not None else [])
-              if m.is_dict]
+    found = comparison.get("models")
+    models = [m for m in (found.children() if found is not None else []) if m.is_dict]
     if not models:
         return ""
     first = models[0]
@@ -47,10 +47,11 @@ def _comparison(comparison: Ref) -> str:
             shown = figure(stored, times) if stored is not None else ratio(_value(model, key), _value(first, key))
             cells += [figure(_value(model, key), fmt), shown]
         if with_top1:
-            where = f" <small>{figure(model.get('top1_samples'), count)} {text(model.get('top1_split'))}</small>"
             top1 = model.get("top1")
-            cells.append(figure(top1, metric_format("top1")) + (where if top1 is not None and top1.value is not None
-                                                               else ""))
+            shown = figure(top1, metric_format("top1"))
+            if top1 is not None and top1.value is not None:
+                shown += f" <small>{figure(model.get('top1_samples'), count)} {text(model.get('top1_split'))}</small>"
+            cells.append(shown)
         rows.append(cells)
     bars = [Bar(str(m.value.get("label", "?")), m.at("latency", "p50_ms"),
                 tip=f"p90 {_plain(m.at('latency', 'p90_ms'))}, p99 {_plain(m.at('latency', 'p99_ms'))}")

@@ -23,24 +23,34 @@ def stage_images(run: RunFolder, record: StageRecord, problems: list[str]) -> st
     by = chosen.get("by") if isinstance(chosen, dict) else None
     expected = [folder / name for name in EXPECTED_PNGS.get(by or "", ())]
     found = sorted(folder.glob("*.png")) if folder.is_dir() else []
-    parts = []
+    warnings, images = [], []
     for path in sorted(set(found) | set(expected)):
-        relative = path.relative_to(run.path).as_posix()
-        data = path.read_bytes() if path.is_file() else None
-        if data is None:
-            problems.append(f"{relative} is missing (the stage's own chart; the report draws the same figures "
-                            "from the log)")
-            parts.append(f'<p class="warn">{esc(relative)} is missing.</p>')
-        elif not data.startswith(PNG_MAGIC):
-            problems.append(f"{relative} is not a PNG image; it is left out")
-            parts.append(f'<p class="warn">{esc(relative)} is not a PNG image.</p>')
+        image, problem = _embed(path, path.relative_to(run.path).as_posix())
+        if problem:
+            problems.append(problem)
+            warnings.append(f'<p class="warn">{esc(problem)}</p>')
         else:
-            encoded = base64.b64encode(data).decode("ascii")
-            parts.append(f'<figure class="png"><img alt="{esc(relative)}" src="data:image/png;base64,{encoded}">'
-                         f'<figcaption>{esc(relative)}, as the stage drew it</figcaption></figure>')
-    if not parts:
-        return ""
-    return f'<details class="images"><summary>Charts the stage wrote ({len(parts)})</summary>{"".join(parts)}</details>'
+            images.append(image)
+    shown = "".join(warnings)
+    if images:
+        shown += (f'<details class="images"><summary>Charts the stage wrote ({len(images)})</summary>'
+                  f'{"".join(images)}</details>')
+    return shown
+
+
+def _embed(path: Path, relative: str) -> tuple[str, str]:
+    """(the image as a figure, "") for a readable PNG; ("", the problem in words) otherwise."""
+    if not path.exists():
+        return "", f"{relative} is missing (the stage's own chart; the report draws the same figures from the log)"
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return "", f"{relative} cannot be read ({error.strerror or error}); it is left out"
+    if not data.startswith(PNG_MAGIC):
+        return "", f"{relative} is not a PNG image; it is left out"
+    encoded = base64.b64encode(data).decode("ascii")
+    return (f'<figure class="png"><img alt="{esc(relative)}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{esc(relative)}, as the stage drew it</figcaption></figure>", "")
 
 
 def named_files(run: RunFolder, problems: list[str]) -> str:

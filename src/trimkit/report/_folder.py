@@ -88,6 +88,9 @@ def _read_recipe(run: RunFolder) -> None:
     except UnicodeDecodeError:
         run.problems.append(f"{RECIPE} is not text: the recipe cannot be shown")
         return
+    except OSError as error:
+        run.problems.append(f"{RECIPE} cannot be read ({error.strerror or error}): the recipe cannot be shown")
+        return
     try:
         loaded = yaml.safe_load(run.recipe_text)
     except yaml.YAMLError as error:

@@ -149,6 +149,12 @@ def table(head: Sequence[str], rows: Iterable[Sequence[str]], align: str = "", c
             f"<tbody>{body}</tbody></table></div>")
 
 
+def long_table(summary: str, listing: str, rows: int, limit: int = 24) -> str:
+    """A table shown as is, or folded away under ``summary`` where it has more than
+    ``limit`` rows (its chart beside it says the same at a glance)."""
+    return listing if rows <= limit else f"<details><summary>{esc(summary)}</summary>{listing}</details>"
+
+
 def section(anchor: str, title: str, body: str, lead: str = "") -> str:
     intro = f'<p class="lead">{lead}</p>' if lead else ""
     return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{intro}{body}</section>'
@@ -158,8 +164,3 @@ def note(content: str, kind: str = "note") -> str:
     """A short remark; ``kind`` is ``note`` or ``warn``."""
     return f'<p class="{esc(kind)}">{content}</p>'
 
-
-def pairs(rows: Iterable[tuple[str, str]]) -> str:
-    """A two-column key/value list."""
-    body = "".join(f"<dt>{esc(key)}</dt><dd>{value}</dd>" for key, value in rows)
-    return f'<dl class="pairs">{body}</dl>' if body else ""

@@ -94,9 +94,6 @@ pre .n { color: #8250df; }
 pre .c { color: #8c959f; font-style: italic; }
 details { margin: 6px 0; }
 summary { cursor: pointer; color: var(--accent); }
-dl.pairs { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; }
-dl.pairs dt { color: var(--muted); }
-dl.pairs dd { margin: 0; }
 figure.png img { max-width: 100%; border: 1px solid var(--line); }
 .tip { position: absolute; z-index: 10; pointer-events: none; background: #1d2430; color: #fff; padding: 4px 8px;
   border-radius: 4px; font-size: 12px; max-width: 380px; display: none; box-shadow: 0 2px 8px #0003; }

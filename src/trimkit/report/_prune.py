@@ -3,8 +3,8 @@ cut was chosen (exploration's threshold functions, or sensitivity curves)."""
 
 from __future__ import annotations
 
-from trimkit.report._markup import (count, esc, figure, general, metric_format, note, percent_of_one, ratio, table,
-                                    text, total)
+from trimkit.report._markup import (count, esc, figure, general, long_table, metric_format, note, percent_of_one,
+                                    ratio, table, text, total)
 from trimkit.report._source import Ref, is_number
 from trimkit.report._svg import Axis, Bar, Mark, Point, Series, bar_chart, line_chart
 
@@ -23,7 +23,8 @@ def layers_block(details: Ref) -> str:
         return ""
     chart = bar_chart(bars, title="Channels per layer: kept of before", fmt=lambda v: f"{v:,}", value_name="kept",
                       whole_name="before the cut")
-    listing = table(["layer", "before", "after", "removed"], rows, "lrrr")
+    listing = long_table(f"Table of the {len(rows)} layers", table(["layer", "before", "after", "removed"], rows,
+                                                                   "lrrr"), len(rows))
     return f'<h4>Channels per layer</h4><div class="side">{listing}{chart}</div>'
 
 
@@ -123,7 +124,9 @@ def _sensitivity(chosen: Ref) -> str:
     remark = "" if chosen_any else note("No group could be pruned within the predicted drop: the cut removes nothing.")
     return (f"<h4>Sensitivity analysis</h4><p>Unpruned metric {figure(baseline, general)}; "
             "each group's chosen ratio removes the most MACs within the predicted drop.</p>" + remark
-            + table(head, rows, "lr" + "r" * len(sparsities)) + f'<div class="charts">{chart}</div>')
+            + long_table(f"Table of the {len(rows)} groups", table(head, rows, "lr" + "r" * len(sparsities)),
+                         len(rows))
+            + f'<div class="charts">{chart}</div>')
 
 
 def _as_float(key: object) -> float | None:

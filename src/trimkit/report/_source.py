@@ -71,7 +71,3 @@ def is_number(value: Any) -> bool:
 def is_finite(value: Any) -> bool:
     return is_number(value) and math.isfinite(value)
 
-
-def number(ref: Ref | None) -> Ref | None:
-    """``ref`` if it holds a figure, else None: the guard every renderer reads through."""
-    return ref if ref is not None and ref.is_number else None

@@ -69,11 +69,10 @@ def _environment_line(run: RunFolder) -> str:
     found = environments(run)
     if not found:
         return ""
-    where, env = found[0]
-    more = f" and {len(found) - 1} more" if len(found) > 1 else ""
-    return (f'<p>Timings ({esc(where)}{more}) were taken on {text(env.get("cpu"))} with '
-            f'{figure(env.get("cpus_available"), count)} CPUs available, {figure(env.get("threads"), count)} '
-            f'thread(s) timed; see <a href="#environment">Environment</a>.</p>')
+    env = found[0][1]
+    timed = "; ".join(f"{figure(e.get('threads'), count)} thread(s) in {esc(where)}" for where, e in found)
+    return (f'<p>Timings were taken on {text(env.get("cpu"))} ({figure(env.get("cpus_available"), count)} CPUs '
+            f'available): {timed}. See <a href="#environment">Environment</a>.</p>')
 
 
 def _model(record: StageRecord) -> str:

@@ -174,14 +174,15 @@ def _series(frame: _Frame, series: Series, colour: str, x_axis: Axis, y_axis: Ax
     path = " ".join(f"{frame.x(p.x):.1f},{frame.y(p.y.value):.1f}" for p in points)
     style = " dashed" if series.dashed else ""
     style += " strong" if series.strong else ""
+    radius = 3.5 if len(points) <= 40 else 2.0
     circles = []
     for point in points:
         tip = (f"{series.name}: {x_axis.label} {x_axis.fmt(point.x)}, {y_axis.label} {y_axis.fmt(point.y.value)}"
                + (f"; {point.label}" if point.label else ""))
         x_source = f" {source_attributes(point.x_ref, 'x-')}" if point.x_ref is not None else ""
-        circles.append(f'<circle class="pt" cx="{frame.x(point.x):.1f}" cy="{frame.y(point.y.value):.1f}" r="3.5" '
-                       f'{source_attributes(point.y)}{x_source} data-tip="{esc(tip)}"><title>{esc(tip)}</title>'
-                       f'</circle>')
+        circles.append(f'<circle class="pt" cx="{frame.x(point.x):.1f}" cy="{frame.y(point.y.value):.1f}" '
+                       f'r="{radius}" {source_attributes(point.y)}{x_source} data-tip="{esc(tip)}">'
+                       f'<title>{esc(tip)}</title></circle>')
     return (f'<g class="series{style}" data-series="{esc(series.name)}" style="--c:{colour}">'
             f'<polyline points="{path}"/>{"".join(circles)}</g>')
 

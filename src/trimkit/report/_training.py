@@ -42,9 +42,10 @@ def _series(epochs: list[Ref], names: list[str]) -> list[Series]:
         points = []
         for position, item in enumerate(epochs, 1):
             value, epoch = item.get(name), item.get("epoch")
-            if value is not None and is_number(value.value):
-                x = epoch.value if epoch is not None and is_number(epoch.value) else position
-                points.append(Point(x, value, epoch if epoch is not None and is_number(epoch.value) else None))
+            if epoch is not None and not epoch.is_number:
+                epoch = None
+            if value is not None and value.is_number:
+                points.append(Point(epoch.value if epoch is not None else position, value, epoch))
         series.append(Series(name, points, dashed=name.startswith("train")))
     return series
 
