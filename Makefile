@@ -19,6 +19,7 @@ demo: $(INSTALLED)
 	$(BIN)/trimkit demo
 
 test: $(INSTALLED)
+	$(BIN)/python tests/browser.py --install || true
 	$(BIN)/python -m pytest -q
 
 test-slow: $(INSTALLED)

@@ -72,7 +72,7 @@ def test_compare_json_gives_ratios_to_the_first(tmp_path):
     (["bench", "lenet5", "--backend", "tensorrt"], "unknown backend 'tensorrt'; choose one of: onnxruntime, openvino"),
     (["bench", "/nonexistent.onnx"], "model file /nonexistent.onnx does not exist"),
     (["bench", "lenet5", "--precision", "int3"], "unknown precision 'int3'"),
-    (["bench", "lenet5", "--precision", "bf16"], "computes in f32 only"),
+    (["bench", "lenet5", "--precision", "bf16"], "computes in fp32 only"),
     (["bench", "lenet5", "--backend", "torch", "--per-layer"], "no per-layer profiler"),
     (["export", "lenet5", "--out", "x.onnx", "--opset", "5"], "opset 5 is not supported"),
     (["compare", "lenet5", "resnet99"], "unknown model 'resnet99'"),

@@ -50,18 +50,18 @@ def test_openvino_reports_the_precision_it_really_computes_in():
     native = train.cpu_has_native_bf16()
     chosen = measure.latency(model, backend="openvino", **QUICK)
     assert chosen.precision_requested == "auto"
-    assert chosen.precision == ("bf16" if native else "f32")
+    assert chosen.precision == ("bf16" if native else "fp32")
     assert set(chosen.compute_precisions) == {chosen.precision}
     assert sum(chosen.compute_precisions.values()) == 20  # 19 convolutions and the classifier
     forced = measure.latency(model, backend="openvino", precision="f32", **QUICK)
-    assert forced.precision == "f32" and forced.compute_precisions == {"f32": 20}
+    assert forced.precision == "fp32" and forced.compute_precisions == {"fp32": 20}
 
 
 def test_onnxruntime_and_torch_state_their_precision():
     model = models.create("lenet5")
-    assert measure.latency(model, **QUICK).precision == "f32"
+    assert measure.latency(model, **QUICK).precision == "fp32"
     assert measure.latency(model, backend="torch", precision="bf16", **QUICK).precision == "bf16"
-    with pytest.raises(TrimkitError, match="computes in f32 only"):
+    with pytest.raises(TrimkitError, match="computes in fp32 only"):
         measure.latency(model, precision="bf16", **QUICK)
 
 
@@ -143,7 +143,7 @@ def test_compare_measures_each_model_and_gives_ratios_to_the_first(tmp_path):
     (lambda: measure.latency(models.create("lenet5"), backend="tensorrt"),
      "unknown backend 'tensorrt'; choose one of: onnxruntime, openvino, torch"),
     (lambda: measure.latency(models.create("lenet5"), precision="int8"),
-     "unknown precision 'int8'; choose one of: auto, f32, bf16"),
+     "unknown precision 'int8'; choose one of: auto, fp32, bf16"),
     (lambda: measure.latency("/nonexistent/model.onnx"), "model file /nonexistent/model.onnx does not exist"),
     (lambda: measure.latency(nn.Linear(3, 2)), "pass input_shapes="),
     (lambda: measure.latency(models.create("lenet5"), batch_size=0), "batch size must be at least 1"),

@@ -23,6 +23,7 @@ from trimkit.cli._export import export_command
 from trimkit.cli._info import models_command, profile_command
 from trimkit.cli._prune import prune_command
 from trimkit.cli._quant import quantize_command, size_command
+from trimkit.cli._report import report_command
 from trimkit.cli._run import run_command
 from trimkit.cli._train import eval_command, train_command
 from trimkit.errors import TrimkitError
@@ -77,6 +78,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run_command)
+app.command("report")(report_command)
 app.command("models")(models_command)
 app.command("profile")(profile_command)
 app.command("train")(train_command)

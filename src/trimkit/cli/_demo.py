@@ -20,6 +20,7 @@ from trimkit.cli._common import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.cli._run import print_run
 from trimkit.errors import TrimkitError
+from trimkit.report import write_report
 
 RECIPE = Path(__file__).resolve().parents[3] / "examples" / "recipes" / "lenet5-mnist5k.yaml"
 TRAIN_STAGE, FINETUNE_STAGE = 0, 2
@@ -44,13 +45,15 @@ def demo_command(
     say = (lambda text: None) if as_json else console.print
     say(f"recipe {RECIPE.name}; run folder {out}/")
     result = pipeline.run_recipe(recipe, out, progress=not as_json, say=say)
+    report = write_report(out)
     if as_json:
-        print_json({"run_dir": str(out), "records": [record.to_dict() for record in result.log],
+        print_json({"run_dir": str(out), "report": str(report), "records": [record.to_dict() for record in result.log],
                     "seconds": time.perf_counter() - started})
         return
     print_run(result.log)
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s; run folder {out}/ "
                   "(recipe.yaml, log.jsonl, model.pt, model.onnx, stages/)")
+    console.print(f"report: {report}  (open it in a browser; it needs no network)")
 
 
 def _clear_previous_demo(out: Path) -> None:

@@ -15,6 +15,7 @@ from trimkit.cli._bench import print_comparison
 from trimkit.cli._common import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.record import Measurement
+from trimkit.report import write_report
 
 
 def run_command(
@@ -31,12 +32,15 @@ def run_command(
     say = (lambda text: None) if as_json else console.print
     say(f"run {loaded.name or recipe.stem} -> {folder}/")
     result = pipeline.run_recipe(loaded, folder, resume=resume, progress=not as_json, say=say)
+    report = write_report(folder)
     if as_json:
-        print_json({"run_dir": str(folder), "records": [record.to_dict() for record in result.log]})
+        print_json({"run_dir": str(folder), "report": str(report),
+                    "records": [record.to_dict() for record in result.log]})
         return
     print_run(result.log)
-    console.print(f"run folder: {folder}/ (recipe.yaml, log.jsonl, model.pt"
-                  f"{', model.onnx' if (folder / 'model.onnx').exists() else ''})")
+    exported = result.log.records[-1].details.get("onnx")
+    console.print(f"run folder: {folder}/ (recipe.yaml, log.jsonl, model.pt{', ' + exported if exported else ''})")
+    console.print(f"report: {report}")
 
 
 def print_run(log: pipeline.RunLog) -> None:

@@ -18,8 +18,8 @@ import numpy as np
 from trimkit.errors import TrimkitError
 from trimkit.measure._target import ModelTarget
 
-PRECISIONS = ("auto", "f32", "bf16")
-_PRECISION_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}
+PRECISIONS = ("auto", "fp32", "bf16")
+_PRECISION_ALIASES = {"f32": "fp32", "float32": "fp32", "bfloat16": "bf16"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class NodeTime:
 class Session(ABC):
     """One model compiled for one batch size, with random inputs bound."""
 
-    #: the precision the runtime computes in, as the runtime itself reports it ("f32", "bf16")
+    #: the precision the runtime computes in, as the runtime reports it, spelled as trimkit spells it ("fp32", "bf16")
     precision: str
     #: compute layers (convolutions, dense layers) per precision they run in, where the runtime says
     compute_precisions: dict[str, int] | None = None
@@ -77,7 +77,7 @@ class Backend(ABC):
 
 
 def check_precision(precision: str) -> str:
-    """The canonical name of a requested precision (``fp32`` is taken for ``f32``)."""
+    """The canonical name of a requested precision (``f32`` and ``float32`` are taken for ``fp32``)."""
     canonical = _PRECISION_ALIASES.get(precision, precision)
     if canonical not in PRECISIONS:
         raise TrimkitError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")

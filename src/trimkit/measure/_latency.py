@@ -92,7 +92,7 @@ def latency(
     ``model_or_path`` is a module, a trimkit ``.pt`` file or an ``.onnx`` file; a module
     is exported to ONNX (parity checked) for the ONNX backends. ``threads`` defaults to
     the CPUs this process may use and is recorded. ``precision`` is ``auto`` (the
-    runtime's own choice), ``f32`` or ``bf16``. After ``warmup`` untimed calls, calls are
+    runtime's own choice), ``fp32`` or ``bf16``. After ``warmup`` untimed calls, calls are
     timed one by one until ``min_time_s`` seconds and ``min_iters`` calls are reached,
     at most ``max_iters``. ``input_shapes`` (without batch) is needed only for a module
     that is not from the zoo.

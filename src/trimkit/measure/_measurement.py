@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -51,5 +52,9 @@ def measure_model(
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     record = from_profile(profile(model, tuple(t[:1] for t in inputs)), label, model)
     if task is not None:
-        record.metrics.extend(evaluate(model, task, split, precision=precision).metrics())
+        metrics = evaluate(model, task, split, precision=precision).metrics()
+        quant_plan = getattr(model, "trimkit_quant_plan", None)
+        if quant_plan is not None:  # the weights and activations are rounded to the policy's grid
+            metrics = [replace(m, precision=f"fake-quant {quant_plan.policy}") for m in metrics]
+        record.metrics.extend(metrics)
     return record

@@ -32,7 +32,7 @@ class OnnxRuntimeSession(Session):
                                                      providers=["CPUExecutionProvider"])
         self._names = [node.name for node in self._session.get_inputs()]
         self._feed = dict(zip(self._names, random_inputs(target, batch_size), strict=True))
-        self.precision = "f32"
+        self.precision = "fp32"
 
     def run(self) -> None:
         self._session.run(None, self._feed)
@@ -80,7 +80,7 @@ def _kernel_times(events: list[dict], iterations: int) -> list[NodeTime]:
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime, CPU execution provider, sequential executor, all graph optimisations.
 
-    It computes in f32 (``auto`` means f32); its CPU provider has no bf16 mode.
+    It computes in fp32 (``auto`` means fp32); its CPU provider has no bf16 mode.
     """
 
     name = "onnxruntime"
@@ -89,7 +89,7 @@ class OnnxRuntimeBackend(Backend):
     def open(self, target: ModelTarget, *, batch_size: int, threads: int, precision: str,
              profile: bool = False) -> Session:
         if precision == "bf16":
-            raise TrimkitError("onnxruntime's CPU provider computes in f32 only; for bf16 use --backend openvino "
+            raise TrimkitError("onnxruntime's CPU provider computes in fp32 only; for bf16 use --backend openvino "
                                "or torch")
         return OnnxRuntimeSession(target, batch_size, threads, profile)
 

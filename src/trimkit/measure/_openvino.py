@@ -17,6 +17,7 @@ import numpy as np
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Backend, NodeTime, Session, random_inputs
 from trimkit.measure._target import ModelTarget
+from trimkit.record import precision_name
 
 COMPUTE_LAYER_TYPES = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul"})
 
@@ -37,13 +38,13 @@ class OpenVinoSession(Session):
         config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
                   "PERF_COUNT": profile}
         if precision != "auto":
-            config["INFERENCE_PRECISION_HINT"] = precision
+            config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32"}.get(precision, precision)
         self._status_executed = ov.ProfilingInfo.Status.EXECUTED
         self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()
         for index, array in enumerate(random_inputs(target, batch_size)):
             self._request.set_input_tensor(index, ov.Tensor(array))
-        self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self.precision = precision_name(self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
         self.compute_precisions = _compute_precisions(self._compiled)
 
     def run(self) -> None:
@@ -72,7 +73,7 @@ def _compute_precisions(compiled) -> dict[str, int]:
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
         if "layerType" in info and info["layerType"].astype(str) in COMPUTE_LAYER_TYPES:
-            counts[info["runtimePrecision"].astype(str)] += 1
+            counts[precision_name(info["runtimePrecision"].astype(str))] += 1
     return dict(counts)
 
 

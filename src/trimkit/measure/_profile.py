@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+WEIGHT_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 from torch.utils.flop_counter import FlopCounterMode
 
 from trimkit._inputs import ExampleInputs, as_input_tuple
@@ -115,19 +117,29 @@ def profile(model: nn.Module, example_inputs: ExampleInputs) -> Profile:
             macs[name] += layer_macs(module, inputs, output, batch)
             shapes[name] = tuple(output.shape[1:])
 
-    leaves = [m for m in model.modules() if not list(m.children())]
+    # weight layers count even where they have children (a quantised layer holds its quantisers)
+    leaves = [m for m in model.modules() if not list(m.children()) or isinstance(m, WEIGHT_LAYERS)]
     handles = [m.register_forward_hook(record) for m in leaves]
-    counter = FlopCounterMode(display=False)
+    counter: FlopCounterMode | None = FlopCounterMode(display=False)
     try:
-        with eval_mode(model), torch.inference_mode(), counter, single_thread():
-            model(*inputs)
+        try:
+            with eval_mode(model), torch.inference_mode(), counter, single_thread():
+                model(*inputs)
+        except (AttributeError, RuntimeError):
+            # FlopCounterMode's module tracker fails inside some libraries' modules (Brevitas'
+            # quantisers): count the module layers alone then, without functional ones
+            macs.clear()
+            counter = None
+            with eval_mode(model), torch.inference_mode(), single_thread():
+                model(*inputs)
     finally:
         for handle in handles:
             handle.remove()
 
     rows = []
+    leaf_set = set(leaves)
     for name, module in model.named_modules():
-        if module not in leaves:
+        if module not in leaf_set:
             continue
         params = sum(p.numel() for p in module.parameters(recurse=False))
         layer_mac = macs.get(name, 0)
@@ -135,7 +147,7 @@ def profile(model: nn.Module, example_inputs: ExampleInputs) -> Profile:
             rows.append(LayerProfile(name, type(module).__name__, params, layer_mac, 2 * layer_mac,
                                      shapes.get(name, ())))
     module_macs = sum(row.macs for row in rows)
-    functional_macs = counter.get_total_flops() // (2 * batch) - module_macs
+    functional_macs = 0 if counter is None else counter.get_total_flops() // (2 * batch) - module_macs
     if functional_macs > 0:
         rows.append(LayerProfile(FUNCTIONAL_ROW, "functional", 0, functional_macs, 2 * functional_macs, ()))
 

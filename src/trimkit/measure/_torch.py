@@ -19,7 +19,7 @@ class TorchSession(Session):
         self._model.eval()
         torch.set_num_threads(threads)
         self._inputs = tuple(torch.from_numpy(array) for array in random_inputs(target, batch_size))
-        self.precision = "bf16" if precision == "bf16" else "f32"
+        self.precision = "bf16" if precision == "bf16" else "fp32"
 
     def _context(self):
         return autocast(torch.device("cpu"), "bf16" if self.precision == "bf16" else "fp32")
@@ -40,7 +40,7 @@ class TorchSession(Session):
 
 
 class TorchBackend(Backend):
-    """PyTorch eager, ``torch.inference_mode``; bf16 through CPU autocast, f32 otherwise (``auto``)."""
+    """PyTorch eager, ``torch.inference_mode``; bf16 through CPU autocast, fp32 otherwise (``auto``)."""
 
     name = "torch"
     model_format = "torch"

@@ -14,6 +14,7 @@ uninterrupted one hand each stage the same model; each stage is seeded with
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,7 @@ def _run_stage(model: nn.Module, ctx: Context, index: int, entry, folder: Path |
         # the stage measured or wrote something but left the model as it was: the figures
         # of the model stand, and are not measured again
         model_file = previous.model_file
-        measurement = previous.measurement.renamed(label)
+        measurement = copy.deepcopy(previous.measurement).renamed(label)
     else:
         model_file = None
         if folder is not None:
@@ -154,8 +155,8 @@ def _run_stage(model: nn.Module, ctx: Context, index: int, entry, folder: Path |
         ctx.models[entry.save_as] = model
     if ctx.report is not None:
         measurement = measurement.merge(ctx.report.renamed(label))
-    details = {**ctx.details, "artifacts": dict(ctx.artifacts), "save_as": entry.save_as,
-               "named_files": {k: v for k, v in ctx.models.items() if isinstance(v, str)}}
+    details = {**ctx.details, "artifacts": _in_run(ctx.artifacts, folder), "save_as": entry.save_as,
+               "named_files": _in_run({k: v for k, v in ctx.models.items() if isinstance(v, str)}, folder)}
     record = StageRecord(entry.stage, index, seconds, measurement, details, model_file)
     ctx.log.append(record)
     return model
@@ -165,8 +166,8 @@ def _restore(record: StageRecord, folder: Path | None, model: nn.Module, ctx: Co
     if folder is None or record.model_file is None:
         raise TrimkitError(f"stage {record.index} ({record.stage}) was done without a run folder; cannot resume it")
     model = _load(folder, record.model_file, model)
-    ctx.artifacts.update(record.details.get("artifacts") or {})
-    ctx.models.update(record.details.get("named_files") or {})
+    ctx.artifacts.update(_from_run(record.details.get("artifacts") or {}, folder))
+    ctx.models.update(_from_run(record.details.get("named_files") or {}, folder))
     if record.details.get("save_as"):
         ctx.models[record.details["save_as"]] = model
     return model
@@ -174,8 +175,9 @@ def _restore(record: StageRecord, folder: Path | None, model: nn.Module, ctx: Co
 
 def _finish(model: nn.Module, ctx: Context, folder: Path | None, export: bool, index: int) -> StageRecord:
     started = time.perf_counter()
-    measurement = ctx.log.records[-1].measurement.renamed("final")  # the last stage's model, measured there
-    details: dict = {"artifacts": dict(ctx.artifacts)}
+    # the last stage's model, measured there (a copy: that stage's record stays as logged)
+    measurement = copy.deepcopy(ctx.log.records[-1].measurement).renamed("final")
+    details: dict = {"artifacts": _in_run(ctx.artifacts, folder)}
     model_file = None
     if folder is not None:
         model_file = _save(model, folder, "model.pt")
@@ -185,6 +187,23 @@ def _finish(model: nn.Module, ctx: Context, folder: Path | None, export: bool, i
             measurement.size_bytes["onnx"] = size
             details.update(onnx=str(Path(path).relative_to(folder)), parity=parity)
     return StageRecord("final", index, time.perf_counter() - started, measurement, details, model_file)
+
+
+def _in_run(paths: dict[str, str], folder: Path | None) -> dict[str, str]:
+    """Paths of files in the run folder as paths relative to it, so the folder can move."""
+    if folder is None:
+        return dict(paths)
+    result = {}
+    for name, path in paths.items():
+        try:
+            result[name] = str(Path(path).resolve().relative_to(folder.resolve()))
+        except ValueError:
+            result[name] = str(path)
+    return result
+
+
+def _from_run(paths: dict[str, str], folder: Path) -> dict[str, str]:
+    return {name: str(folder / path) if not Path(path).is_absolute() else path for name, path in paths.items()}
 
 
 def _save(model: nn.Module, folder: Path | None, relative: str) -> str | None:
