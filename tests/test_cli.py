@@ -171,3 +171,24 @@ def test_prune_errors_are_one_line(args, message, tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_top_level_help_lists_every_command_without_importing_torch():
+    import subprocess
+    import sys
+
+    from trimkit import cli
+
+    registered = [command.name for command in cli.app.registered_commands]
+    assert registered == list(cli.COMMANDS)
+    for command in cli.app.registered_commands:
+        first_paragraph = " ".join(command.callback.__doc__.split("\n\n")[0].split())
+        assert cli.COMMANDS[command.name] == first_paragraph, command.name
+    probe = ("import sys, io, contextlib; sys.argv = ['trimkit', '--help']; import trimkit.cli as c; "
+             "out = io.StringIO(); contextlib.redirect_stdout(out).__enter__(); c.main(); "
+             "sys.stderr.write(str('torch' in sys.modules) + '|' + out.getvalue())")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    loaded, _, text = done.stderr.partition("|")
+    assert loaded == "False" and all(name in text for name in cli.COMMANDS)
+    version = subprocess.run([sys.executable, "-m", "trimkit.cli", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("trimkit ")

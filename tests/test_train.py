@@ -27,8 +27,11 @@ def test_fit_learns_and_reports_each_epoch():
     assert model.features[3].weight.is_contiguous()  # channels-last training leaves the layout as it found it
 
 
-def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch):
-    settings = dict(epochs=3, batch_size=128, lr=0.05, precision="fp32", progress=False, seed=5)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch, precision):
+    if precision == "bf16" and not train.cpu_has_native_bf16():
+        pytest.skip("this CPU has no native bf16")
+    settings = dict(epochs=3, batch_size=128, lr=0.05, precision=precision, progress=False, seed=5)
     train.seed_everything(0)
     straight = models.create("lenet5")
     train.fit(straight, _small(), **settings)
@@ -52,6 +55,14 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch):
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
     for a, b in zip(straight.state_dict().values(), resumed_model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_resume_with_other_options_is_refused(tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    train.fit(models.create("lenet5"), _small(count=64), epochs=1, lr=0.05, checkpoint=checkpoint, progress=False)
+    with pytest.raises(TrimkitError, match=r"written with lr=0.05, and now lr=0.1"):
+        train.fit(models.create("lenet5"), _small(count=64), epochs=1, lr=0.1, checkpoint=checkpoint, resume=True,
+                  progress=False)
 
 
 def test_resume_from_a_foreign_file_is_a_clear_error(tmp_path):

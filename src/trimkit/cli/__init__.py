@@ -1,98 +1,67 @@
 """The `trimkit` command: one sub-command per job, each a thin layer over the API.
 
-A :class:`~trimkit.errors.TrimkitError` raised anywhere below, a usage mistake (unknown
-option, missing value) and an operating-system error on a file each become one line on
-stderr and exit code 2, with no traceback. Anything else is a trimkit bug: one line and
-exit code 1, with the traceback when ``TRIMKIT_DEBUG=1``.
+``trimkit``, ``trimkit --help`` and ``trimkit --version`` answer from this module alone,
+without importing torch (under a second); everything else builds the application in
+:mod:`trimkit.cli._app`, whose errors are one line each (see there).
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from typing import Any
 
-import typer
-from typer._click import exceptions as click_exceptions
-from typer.core import TyperGroup
-
-from trimkit.cli._bench import bench_command, compare_command
-from trimkit.cli._common import fail
-from trimkit.cli._demo import demo_command
-from trimkit.cli._explore import explore_command, sensitivity_command
-from trimkit.cli._export import export_command
-from trimkit.cli._info import models_command, profile_command
-from trimkit.cli._prune import prune_command
-from trimkit.cli._quant import quantize_command, size_command
-from trimkit.cli._report import report_command
-from trimkit.cli._run import run_command
-from trimkit.cli._train import eval_command, train_command
-from trimkit.errors import TrimkitError
-
-
-class _Group(TyperGroup):
-    def invoke(self, ctx):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except TrimkitError as error:
-            fail(str(error))
-        except KeyboardInterrupt:
-            typer.echo("interrupted; what finished is kept (a run continues with --resume)", err=True)
-            raise typer.Exit(130) from None
-        except OSError as error:
-            where = f": {error.filename}" if getattr(error, "filename", None) else ""
-            fail(f"{error.strerror or error}{where}; check the path, its permissions and the free disk space")
-        except (typer.Exit, click_exceptions.ClickException, typer.Abort):
-            raise
-        except Exception as error:  # a bug: say so in one line, traceback on request
-            if os.environ.get("TRIMKIT_DEBUG"):
-                raise
-            typer.echo(f"error: internal error ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
-                       "this is a trimkit bug: rerun with TRIMKIT_DEBUG=1 and report the traceback", err=True)
-            raise typer.Exit(1) from None
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
-        """Usage mistakes as one line (click prints a box of several)."""
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click_exceptions.NoArgsIsHelpError:
-            code = 0  # the help is printed already
-        except click_exceptions.UsageError as error:
-            command = error.ctx.command_path if error.ctx else "trimkit"
-            typer.echo(f"error: {error.format_message()} (see {command} --help)", err=True)
-            code = 2
-        except click_exceptions.ClickException as error:
-            typer.echo(f"error: {error.format_message()}", err=True)
-            code = error.exit_code
-        except typer.Abort:
-            code = 130
-        if not standalone_mode:
-            return code
-        sys.exit(code if isinstance(code, int) else 0)
+#: every command and the first line of its help, in the order ``--help`` lists them
+#: (a test checks these against the commands' own docstrings)
+COMMANDS = {
+    "run": "Run a recipe: each stage's record is appended to RUN_DIR/log.jsonl as it ends.",
+    "report": "Write an HTML report of a run: summary, stages, charts and comparisons, read from recipe.yaml and "
+              "log.jsonl (no model is loaded, nothing is measured again).",
+    "models": "List the zoo: input shape, parameters, MACs and default data of every model.",
+    "profile": "Parameters, MACs and FLOPs per layer and in total, for one input image.",
+    "train": "Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues).",
+    "eval": "Top-1, top-5 and loss of a model on a data split (an .onnx file is scored by ONNX Runtime).",
+    "demo": "Train LeNet-5 on embedded MNIST; explore, prune, fine-tune, export, quantise; measure.",
+    "export": "Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is written.",
+    "bench": "Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend.",
+    "compare": "Measure models side by side, interleaved in one run: params, MACs, bytes, latency as ratios to "
+               "the first.",
+    "quantize": "Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and measure them.",
+    "size": "Sizes under a policy, without training: analytic bits per layer, packed file bytes, convolution "
+            "memory.",
+    "prune": "Remove filters and neurons for real, verify every cut, and save the smaller model.",
+    "explore": "Threshold functions of several criteria (Algorithm 2), their AUC, the best one and the threshold "
+               "at the end of its plateau.",
+    "sensitivity": "Prune each channel group alone at each sparsity and measure the metric and MACs.",
+}
+SUMMARY = "trimkit: compress trained PyTorch CNNs for edge inference, and measure what it bought."
 
 
-app = typer.Typer(
-    cls=_Group,
-    help="trimkit: compress trained PyTorch CNNs for edge inference, and measure what it bought.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("run")(run_command)
-app.command("report")(report_command)
-app.command("models")(models_command)
-app.command("profile")(profile_command)
-app.command("train")(train_command)
-app.command("eval")(eval_command)
-app.command("demo")(demo_command)
-app.command("export")(export_command)
-app.command("bench")(bench_command)
-app.command("compare")(compare_command)
-app.command("quantize")(quantize_command)
-app.command("size")(size_command)
-app.command("prune")(prune_command)
-app.command("explore")(explore_command)
-app.command("sensitivity")(sensitivity_command)
+def top_level_help() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"Usage: trimkit [--help] [--version] COMMAND [ARGS]...", "", SUMMARY, "", "Commands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()]
+    lines += ["", "trimkit COMMAND --help shows a command's options."]
+    return "\n".join(lines)
 
 
 def main() -> None:
+    arguments = sys.argv[1:]
+    if arguments in ([], ["--help"], ["-h"]):
+        print(top_level_help())
+        return
+    if arguments == ["--version"]:
+        from trimkit import __version__
+
+        print(f"trimkit {__version__}")
+        return
+    from trimkit.cli._app import app
+
     app()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the typer application, built on first use (it imports torch)
+        from trimkit.cli._app import app
+
+        return app
+    raise AttributeError(f"module 'trimkit.cli' has no attribute {name!r}")

@@ -32,6 +32,9 @@ DataOption = Annotated[Optional[str], typer.Option("--data", help="Also score to
 SplitOption = Annotated[str, typer.Option(help="Split for --data.")]
 
 
+RUNTIME_FLAGS = {"batch_sizes": "--batch-size", "min_time_s": "--min-time"}
+
+
 @dataclass(frozen=True)
 class Subject:
     """A model named on the command line: what to measure and how its inputs look."""
@@ -95,7 +98,7 @@ def bench_command(
     as_json: JsonOption = False,
 ) -> None:
     """Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend."""
-    options = stage_options(MeasureOptions, backend=backend, batch_sizes=[batch_size], threads=threads,
+    options = stage_options(MeasureOptions, RUNTIME_FLAGS, backend=backend, batch_sizes=[batch_size], threads=threads,
                             precision=precision, min_time_s=min_time)
     at_least("--warmup", warmup, 0)
     at_least("--max-iters", max_iters, 1)
@@ -137,7 +140,7 @@ def compare_command(
     as_json: JsonOption = False,
 ) -> None:
     """Measure models side by side, interleaved in one run: params, MACs, bytes, latency as ratios to the first."""
-    options = stage_options(CompareOptions, models=models_, backend=backend, batch_sizes=[batch_size],
+    options = stage_options(CompareOptions, RUNTIME_FLAGS, models=models_, backend=backend, batch_sizes=[batch_size],
                             threads=threads, precision=precision, min_time_s=min_time)
     at_least("--warmup", warmup, 0)
     at_least("--max-iters", max_iters, 1)

@@ -61,6 +61,8 @@ def resolve_model(
         raise TrimkitError(f"--in-channels {in_channels}: a model needs at least 1 input channel")
     if weights is not None and not Path(weights).exists():
         raise TrimkitError(f"--weights {weights} does not exist; check the path")
+    if as_path.is_dir():
+        raise TrimkitError(f"MODEL {model_arg} is a folder; give a zoo name (see trimkit models) or a trimkit model file")
     if model_arg.endswith((".pt", ".pth", ".th", ".onnx")) and not as_path.exists():
         raise TrimkitError(f"model file {model_arg} does not exist; give a zoo name (see trimkit models) or the path "
                            "of a trimkit model file")

@@ -44,7 +44,7 @@ def demo_command(
     _clear_previous_demo(out)
     say = (lambda text: None) if as_json else console.print
     say(f"recipe {RECIPE.name}; run folder {out}/")
-    result = pipeline.run_recipe(recipe, out, progress=not as_json, say=say)
+    result = pipeline.run_recipe(recipe, out, progress=True, say=say)
     report = write_report(out)
     if as_json:
         print_json({"run_dir": str(out), "report": str(report), "records": [record.to_dict() for record in result.log],

@@ -138,7 +138,7 @@ def sensitivity_command(
     prune.criteria.get(criterion)
     loaded, _, evaluation, example = _setup(model, weights, data, data_dir, eval_samples, trust_checkpoint)
     result = prune.sensitivity(loaded.model, example, evaluation, sparsities=levels, criterion=criterion,
-                               layers=layers, progress=not as_json)
+                               layers=layers, progress=True)
     grouped = prune.group_by_sensitivity(result, clusters)
     ratios = prune.suggest_ratios(result, max_drop)
     record = {**result.to_dict(), "clusters": grouped, "suggested_ratios": ratios, "max_drop": max_drop,

@@ -22,15 +22,18 @@ WeightsOption = Annotated[Optional[Path], typer.Option(help="Checkpoint to load 
 TrustOption = Annotated[bool, typer.Option(help="Allow pickled objects in --weights (only for files you trust).")]
 NumClassesOption = Annotated[int, typer.Option(help="Classes of the output layer.")]
 InChannelsOption = Annotated[Optional[int], typer.Option(help="Input channels (default: the model's own).")]
+SamplesOption = Annotated[Optional[int], typer.Option(
+    help="Score a fixed random subset of this many images of the split (default: all of it).")]
 TrainPrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")]
 RuntimePrecisionOption = Annotated[str, typer.Option(help="auto (the runtime's choice), fp32 or bf16.")]
 
 Options = TypeVar("Options", bound=BaseModel)
 
 
-def stage_options(kind: type[Options], **values: Any) -> Options:
+def stage_options(kind: type[Options], flags: dict[str, str] | None = None, **values: Any) -> Options:
     """``kind`` built from command-line values; a bad value is one line naming its flag
-    (``--ratio: 1.5 is not in [0, 1) ...``)."""
+    (``--ratio: 1.5 is not in [0, 1) ...``). ``flags`` names the flag of a field where it
+    is not the field's name (``{"min_time_s": "--min-time"}``)."""
     try:
         return kind.model_validate({key: value for key, value in values.items() if value is not None})
     except ValidationError as error:
@@ -38,7 +41,8 @@ def stage_options(kind: type[Options], **values: Any) -> Options:
         field, _, message = text.partition(": ")
         if field == "recipe" or not message:
             raise TrimkitError(message or text) from None
-        flag = "--" + field.split(".")[0].split("[")[0].replace("_", "-")
+        name = field.split(".")[0].split("[")[0]
+        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
         raise TrimkitError(f"{flag}: {message}") from None
 
 

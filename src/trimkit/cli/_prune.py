@@ -64,7 +64,8 @@ def prune_command(
     options = stage_options(PruneOptions, criterion=criterion, threshold=threshold,
                             ratio=parse_ratio(ratio) if ratio is not None else None, scope=scope,
                             layers=parse_layers(layers), mode=mode, normalize=normalize, round_to=round_to)
-    finetune = stage_options(TrainOptions, epochs=finetune_epochs, lr=lr, weight_decay=5e-4)
+    finetune = stage_options(TrainOptions, {"epochs": "--finetune-epochs"}, epochs=finetune_epochs, lr=lr,
+                             weight_decay=5e-4)
     loaded = resolve_model(model, weights, num_classes=num_classes, trusted=trust_checkpoint)
     train_set = val_set = None
     if data is not None:
@@ -86,7 +87,7 @@ def prune_command(
         record["top1_pruned"] = train.evaluate(result.model, val_set)["top1"]
         if finetune_epochs:
             train.fit(result.model, train_set, val_set, **finetune.fit_kwargs(),
-                      checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume, progress=not as_json)
+                      checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume, progress=True)
         record["top1_after"] = train.evaluate(result.model, val_set)["top1"]
     settings = {**options.model_dump(mode="json", include={"criterion", "ratio", "threshold", "mode", "layers",
                                                            "scope", "round_to", "normalize"}),

@@ -15,6 +15,7 @@ from trimkit.cli._options import DataDirOption, DataOption, JsonOption, TrustOpt
 from trimkit._outputs import all_or_nothing, check_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.quantize import QuantizeOptions
+from trimkit.pipeline.stages.train import TrainOptions
 
 PolicyOption = Annotated[Optional[str], typer.Option(
     help=f"Formats per layer, e.g. first=int16,hidden=int4,last=int8,act=int8 or int8. Keys: {quant.KEYS_HELP}. "
@@ -46,8 +47,15 @@ def quantize_command(
 ) -> None:
     """Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and measure them."""
     check_output(out, example="model.pt" if mode == "qat" else "model.int8.onnx")
-    options = stage_options(QuantizeOptions, mode=mode, policy=policy, epochs=epochs, lr=lr, batch_size=batch_size,
+    options = stage_options(QuantizeOptions, {"calibration_samples": "--calibration-images"}, mode=mode,
+                            policy=policy, epochs=epochs, lr=lr, batch_size=batch_size,
                             calibration_samples=calibration_images)
+    stage_options(TrainOptions, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+                  weight_decay=weight_decay, precision=precision)
+    if method not in ("minmax", "entropy", "percentile"):
+        raise TrimkitError(f"--method {method!r}: choose minmax, entropy or percentile")
+    if int8_format is not None and int8_format not in ("u8s8", "s8s8"):
+        raise TrimkitError(f"--int8-format {int8_format!r}: choose u8s8 or s8s8")
     if mode == "qat" and policy is None:
         raise TrimkitError("QAT needs --policy, e.g. --policy first=int16,hidden=int4,last=int8,act=int8")
     parsed = quant.Policy.parse(options.policy)
@@ -59,7 +67,7 @@ def quantize_command(
             train.seed_everything(seed)
             report = quant.run_qat(loaded.model, parsed, train_data, eval_data, out, epochs=options.epochs,
                                    lr=options.lr, batch_size=options.batch_size, optimizer=optimizer,
-                                   weight_decay=weight_decay, precision=precision, seed=seed, progress=not as_json)
+                                   weight_decay=weight_decay, precision=precision, seed=seed, progress=True)
         else:
             report = quant.run_ptq(loaded.model, train_data, eval_data, out, policy=parsed, method=method,
                                    calibration_images=options.calibration_samples, int8_format=int8_format)

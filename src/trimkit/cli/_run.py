@@ -31,7 +31,7 @@ def run_command(
     folder = out or Path("runs") / (loaded.name or recipe.stem)
     say = (lambda text: None) if as_json else console.print
     say(f"run {loaded.name or recipe.stem} -> {folder}/")
-    result = pipeline.run_recipe(loaded, folder, resume=resume, progress=not as_json, say=say)
+    result = pipeline.run_recipe(loaded, folder, resume=resume, progress=True, say=say)
     report = write_report(folder)
     if as_json:
         print_json({"run_dir": str(folder), "report": str(report),

@@ -13,7 +13,8 @@ from trimkit import data as datasets
 from trimkit import models, train
 from trimkit.cli._common import check_fits, console, load_data, measurement_of, print_json, resolve_model
 from trimkit.cli._options import (DataDirOption, DataOption, InChannelsOption, JsonOption, NumClassesOption,
-                                  TrainPrecisionOption, TrustOption, WeightsOption, at_least, stage_options)
+                                  SamplesOption, TrainPrecisionOption, TrustOption, WeightsOption, at_least,
+                                  stage_options)
 from trimkit._outputs import check_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.train import TrainOptions
@@ -71,6 +72,9 @@ def train_command(
     if as_json:
         print_json(record)
     else:
+        if not result.history:
+            console.print(f"saved {out}: no epochs trained (--epochs {epochs})")
+            return
         console.print(f"saved {out}: val top-1 {final.get('val_top1', float('nan')):.2f}% after {epochs} epochs "
                       f"({result.precision}, {result.images_per_second:.0f} img/s)")
 
@@ -85,20 +89,24 @@ def eval_command(
     in_channels: InChannelsOption = None,
     precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 128,
+    samples: SamplesOption = None,
     trust_checkpoint: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Top-1, top-5 and loss of a model on a data split (an .onnx file is scored by ONNX Runtime)."""
     at_least("--batch-size", batch_size, 1)
+    at_least("--samples", samples, 1)
     if precision not in ("fp32", "bf16"):
         raise TrimkitError(f"--precision {precision!r}: choose fp32 or bf16")
     if model.endswith(".onnx"):
-        _eval_onnx(model, weights, data, data_dir, split, batch_size, as_json)
+        _eval_onnx(model, weights, data, data_dir, split, batch_size, samples, as_json)
         return
     loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
     dataset = load_data(data, split, data_dir, loaded)
+    if samples:
+        dataset = dataset.subset(samples)
     scored = evaluate(loaded.model, ClassificationTask({split: dataset}), split, batch_size=batch_size,
-                      precision=precision)
+                      precision=precision, progress=True)
     metrics = scored.values
     if as_json:
         print_json({**metrics, "measurement": measurement_of(loaded.model, loaded.label, loaded.input_shape,
@@ -112,7 +120,7 @@ def eval_command(
 
 
 def _eval_onnx(path: str, weights: Optional[Path], data: Optional[str], data_dir: Optional[Path], split: str,
-               batch_size: int, as_json: bool) -> None:
+               batch_size: int, samples: Optional[int], as_json: bool) -> None:
     """An ONNX file (an INT8 one from `trimkit quantize --mode ptq`, say) scored by ONNX
     Runtime itself, in the precision it computes in."""
     from trimkit.cli._bench import load_subject_data, resolve_subject
@@ -120,6 +128,8 @@ def _eval_onnx(path: str, weights: Optional[Path], data: Optional[str], data_dir
 
     subject = resolve_subject(path, weights)
     dataset = load_subject_data(subject, data, split, data_dir)
+    if samples:
+        dataset = dataset.subset(samples)
     metrics = runtime_accuracy(subject.model, dataset, backend="onnxruntime", batch_size=batch_size)
     if as_json:
         figures = [Metric(name, value, split, int(metrics["n"]), metrics["precision"], "onnxruntime", dataset.name)

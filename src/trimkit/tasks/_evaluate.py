@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from trimkit._device import autocast, resolve_device, resolve_precision
+from trimkit._progress import progress_bar
 from trimkit.record import Metric
 from trimkit.tasks._task import Batch, Task
 
@@ -55,6 +56,7 @@ def evaluate(
     precision: str = "fp32",
     channels_last: bool | None = None,
     backend: str = "pytorch",
+    progress: bool = False,
 ) -> Evaluation:
     """The task's metrics for ``model`` on ``split`` (default: ``val``, else ``test``).
 
@@ -68,10 +70,12 @@ def evaluate(
     resolved = resolve_precision(precision, target)
     use_channels_last = target.type == "cpu" if channels_last is None else channels_last
     state = task.metric_state()
-    with running(model, target, resolved, use_channels_last):
+    with running(model, target, resolved, use_channels_last), progress_bar(progress) as bar:
+        job = bar.add_task(f"evaluating on {split}", total=task.num_batches(split, batch_size), stats="")
         for batch in task.batches(split, batch_size):
             batch = batch.to(target, channels_last=use_channels_last)
             state.update(_float(model(*batch.inputs)), batch.targets)
+            bar.advance(job)
     return Evaluation(state.result(), task.primary_metric, split, resolved, backend, task.data_name(split))
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from trimkit._atomic import atomic_path
 from trimkit._device import autocast, resolve_device, resolve_precision
 from trimkit._model_file import model_from_payload, model_payload
+from trimkit._progress import progress_bar
 from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
 from trimkit.tasks import ClassificationTask, Task, evaluate
@@ -133,7 +132,7 @@ def fit(
     steps_per_epoch = task.num_batches("train", batch_size, drop_last=drop_last)
     result.model = model
     try:
-        with _progress_bar(progress) as bar:
+        with progress_bar(progress) as bar:
             for epoch in range(start_epoch, epochs):
                 if on_epoch_start is not None:
                     replaced = on_epoch_start(epoch, model)
@@ -228,36 +227,6 @@ def _epoch_line(record: dict, epochs: int, primary: str) -> str:
     if f"val_{primary}" in record:
         line += f"  val {record[f'val_{primary}']:.2f}"
     return line + f"  ({record['seconds']:.1f} s, {record['images'] / max(record['seconds'], 1e-9):.0f} img/s)"
-
-
-class _NoProgress:
-    """Stands in for a rich Progress when progress output is off."""
-
-    console = Console(quiet=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def add_task(self, *args, **kwargs):
-        return 0
-
-    def update(self, *args, **kwargs):
-        pass
-
-    def remove_task(self, *args):
-        pass
-
-
-def _progress_bar(enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-    )
 
 
 def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitResult, epochs_done: int) -> None:
