@@ -27,14 +27,19 @@ class Ends:
 
 
 def ends(run: RunFolder) -> Ends | None:
-    """Baseline: the ``input`` record, or the first record with a metric. Final: the
-    ``final`` record, or the last record of a run that did not finish."""
+    """Baseline: the model compression starts from: the ``input`` record, or, where the
+    recipe begins by training it (``train`` stages before anything else), the record of
+    the last of those; else the first record with a metric. Final: the ``final`` record,
+    or the last record of a run that did not finish."""
     if not run.records:
         return None
     positions = range(len(run.records))
     baseline = next((i for i in positions if run.records[i].stage == "input"), None)
     if baseline is None:
         baseline = next((i for i in positions if run.records[i].measurement.metrics), 0)
+    else:
+        while baseline + 1 < len(run.records) and run.records[baseline + 1].stage == "train":
+            baseline += 1
     final = next((i for i in positions if run.records[i].stage == "final"), len(run.records) - 1)
     return Ends(baseline, final)
 
