@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trimkit.errors import TrimkitError
 from trimkit.models._registry import CIFAR_NORMALIZATION, MNIST_NORMALIZATION, register
 
 POOL = "avgpool"
@@ -54,10 +55,15 @@ class BonsaiVGG(nn.Module):
         return self.classifier(self.features(x))
 
 
-def _build(variant: str, num_classes: int, in_channels: int) -> nn.Module:
+def _build(variant: str, num_classes: int, in_channels: int, width: float = 1.0) -> nn.Module:
+    """``width`` scales every convolution's filters (at least one each), as MobileNet's
+    width multiplier does; the dense layers keep the paper's widths."""
+    if not 0 < width <= 4:
+        raise TrimkitError(f"width must be in (0, 4], got {width}")
     conv_layers, dense_widths = CONFIGS[variant]
+    scaled = [item if item == POOL else max(1, round(int(item) * width)) for item in conv_layers]
     input_size = 28 if in_channels == 1 else 32
-    return BonsaiVGG(conv_layers, dense_widths, num_classes, in_channels, input_size)
+    return BonsaiVGG(scaled, dense_widths, num_classes, in_channels, input_size)
 
 
 _COMMON = dict(
@@ -70,18 +76,18 @@ _COMMON = dict(
 
 
 @register(**_COMMON)
-def vgg_a(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+def vgg_a(num_classes: int = 10, in_channels: int = 1, width: float = 1.0) -> nn.Module:
     """Bonsai model A, convolution-heavy: conv 64-64-128-128-256, FC 64-32."""
-    return _build("a", num_classes, in_channels)
+    return _build("a", num_classes, in_channels, width)
 
 
 @register(**_COMMON)
-def vgg_b(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+def vgg_b(num_classes: int = 10, in_channels: int = 1, width: float = 1.0) -> nn.Module:
     """Bonsai model B, balanced: conv 64-64-128-128-128-256, FC 256-128-64-32."""
-    return _build("b", num_classes, in_channels)
+    return _build("b", num_classes, in_channels, width)
 
 
 @register(**_COMMON)
-def vgg_c(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+def vgg_c(num_classes: int = 10, in_channels: int = 1, width: float = 1.0) -> nn.Module:
     """Bonsai model C, dense-heavy: conv 2-2-4-4-4, FC 256-128-64-32."""
-    return _build("c", num_classes, in_channels)
+    return _build("c", num_classes, in_channels, width)

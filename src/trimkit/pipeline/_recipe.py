@@ -42,6 +42,7 @@ class ModelSpec(BaseModel):
     weights: str | None = None
     num_classes: int = Field(default=10, ge=1)
     in_channels: int | None = Field(default=None, ge=1)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
     trust_checkpoint: bool = False
 
     @field_validator("name")

@@ -69,7 +69,10 @@ def build_model(spec: ModelSpec) -> nn.Module:
                 raise RecipeError(f"model.weights: {spec.weights} holds a {saved} model, not {spec.name}; "
                                   f"set model.name: {saved}, or model.file: {spec.weights}")
             return load(spec.weights, trusted=spec.trust_checkpoint)
-    model = models.create(spec.name, num_classes=spec.num_classes, in_channels=spec.in_channels)
+    try:
+        model = models.create(spec.name, num_classes=spec.num_classes, in_channels=spec.in_channels, **spec.kwargs)
+    except TypeError as error:
+        raise RecipeError(f"model.kwargs: {spec.name} does not take {sorted(spec.kwargs)} ({error})") from None
     if spec.weights is not None:
         load_weights(model, spec.weights, trusted=spec.trust_checkpoint)
     return model
