@@ -43,12 +43,21 @@ CHOSEN = {
     "export": False,
     "stages": [
         {"stage": "train", "epochs": 1, **TRAIN},
+        {"stage": "measure", "min_time_s": 0.05, "runtime_metric": False, "per_layer": True},
         {"stage": "prune", "choose": "sensitivity", "layers": "both",
          "sensitivity": {"sparsities": [0.25, 0.5], "eval_samples": 100, "max_drop": 5.0}},
         {"stage": "prune", "choose": "explore", "layers": "both",
          "explore": {"criteria": ["l1", "std"], "eval_samples": 100}},
-        {"stage": "measure", "min_time_s": 0.05, "runtime_metric": False},
+        {"stage": "measure", "min_time_s": 0.05, "runtime_metric": False, "per_layer": True},
     ],
+}
+QAT = {
+    "name": "report-qat",
+    "model": {"name": "lenet5"},
+    "task": TASK,
+    "seed": 2,
+    "export": False,
+    "stages": [{"stage": "quantize", "mode": "qat", "policy": "int8", "epochs": 1, "batch_size": 64}],
 }
 
 
@@ -65,6 +74,11 @@ def small_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def chosen_run(tmp_path_factory) -> Path:
     return _run(CHOSEN, tmp_path_factory.mktemp("report") / "chosen")
+
+
+@pytest.fixture(scope="module")
+def qat_run(tmp_path_factory) -> Path:
+    return _run(QAT, tmp_path_factory.mktemp("report") / "qat")
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +247,49 @@ def test_exploration_sensitivity_and_the_stages_png(chosen_run):
     assert "data:image/png;base64," in html
     lacks = html[html.index('<ul class="lacks">'):]
     assert "no comparison" in lacks and "no quantisation" in lacks and "no exploration" not in lacks
+
+
+def test_per_layer_latency_before_and_after_is_the_logs_own(chosen_run):
+    html = write_report(chosen_run).read_text(encoding="utf-8")
+    sourced = _check_every_figure(chosen_run, html)
+    log = _log(chosen_run)
+    before, after = _position(log, "measure", 0), _position(log, "measure", 1)
+    assert '<section id="per-layer">' in html and "Time per layer" in html
+    for position in (before, after):
+        rows = log[position]["details"]["per_layer"]["1"]
+        assert rows and {"name", "op", "ms", "percent"} <= set(rows[0])
+        for index, row in enumerate(rows):
+            assert sourced[(position, "details", "per_layer", "1", index, "ms")] == row["ms"]
+            assert sourced[(position, "details", "per_layer", "1", index, "percent")] == row["percent"]
+    section = html[html.index('<section id="per-layer">'):]
+    section = section[:section.index("</section>")]
+    names_before = {row["name"] for row in log[before]["details"]["per_layer"]["1"]}
+    names_after = {row["name"] for row in log[after]["details"]["per_layer"]["1"]}
+    for name in names_before | names_after:
+        assert f"<td>{name}</td>" in section
+    assert section.count('class="bar"') == len(names_before) + len(names_after)
+    assert "data-ratio" in section
+
+
+def test_quantisation_per_layer_is_the_logs_own(qat_run, small_run):
+    for run in (qat_run, small_run):
+        html = write_report(run).read_text(encoding="utf-8")
+        sourced = _check_every_figure(run, html)
+        log = _log(run)
+        quantize = _position(log, "quantize")
+        layers = log[quantize]["details"]["layers"]
+        assert layers and "Quantisation per layer" in html
+        for index, layer in enumerate(layers):
+            assert sourced[(quantize, "details", "layers", index, "analytic_bytes")] == layer["analytic_bytes"]
+            assert sourced[(quantize, "details", "layers", index, "weights")] == layer["weights"]
+            assert f"<td>{layer['name']}</td>" in html and layer["weight_format"] in html
+    log = _log(qat_run)
+    record = log[_position(log, "quantize")]
+    details = record["details"]
+    assert details["mode"] == "qat" and set(details["size"]) == {"analytic", "packed"}
+    assert details["size"]["analytic"] == record["measurement"]["size_bytes"]["analytic"]
+    assert sum(layer["analytic_bytes"] for layer in details["layers"]) <= details["size"]["analytic"]
+    assert {layer["weight_format"] for layer in details["layers"]} != {"float32"}
 
 
 def test_a_folder_without_a_log_is_refused_in_one_line(tmp_path):

@@ -1,9 +1,11 @@
 """A quantize stage's details: the INT8 PTQ file's own record (``details.int8``), or the
-QAT model's sizes (analytic and packed, in the stage's measurement)."""
+QAT model's sizes (analytic and packed, in the stage's measurement); and, for either,
+the policy and analytic size of each weight layer (``details.layers``)."""
 
 from __future__ import annotations
 
-from trimkit.report._markup import byte_count, difference, esc, figure, metric_format, ratio, table, text
+from trimkit.report._markup import (byte_count, count, difference, esc, figure, long_table, metric_format, ratio,
+                                    table, text)
 from trimkit.report._measurement import figures_table, metric_label, metrics
 from trimkit.report._source import Ref
 
@@ -11,10 +13,34 @@ from trimkit.report._source import Ref
 def quant_block(details: Ref, measurement: Ref | None) -> str:
     mode = details.value.get("mode")
     if mode == "ptq":
-        return _ptq(details, measurement)
+        return _ptq(details, measurement) + layers_table(details)
     if mode == "qat":
-        return _qat(details, measurement)
+        return _qat(details, measurement) + layers_table(details)
     return ""
+
+
+# (key, heading, is a figure) of each per-layer row of ``quant.size_report``
+LAYER_COLUMNS = (("type", "type", False), ("role", "role", False), ("weight_format", "weight format", False),
+                 ("act_format", "act format", False), ("weights", "params", True), ("weight_bits", "weight bits", True),
+                 ("scales", "scales", True), ("biases", "biases", True), ("analytic_bits", "analytic bits", True),
+                 ("analytic_bytes", "analytic bytes", True))
+
+
+def layers_table(details: Ref) -> str:
+    """The policy per weight layer and its analytic size, as the size report logged it."""
+    layers = details.get("layers")
+    found = [row for row in (layers.children() if layers is not None and layers.is_list else []) if row.is_dict]
+    if not found:
+        return ""
+    columns = [c for c in LAYER_COLUMNS if any(c[0] in row.value for row in found)]
+    rows = [(text(row.get("name")), *(figure(row.get(key), byte_count if key == "analytic_bytes" else count)
+                                      if numeric else text(row.get(key)) for key, _, numeric in columns))
+            for row in found]
+    head = ["layer", *(heading for _, heading, _ in columns)]
+    align = "l" + "".join("r" if numeric else "l" for _, _, numeric in columns)
+    return ("<h4>Quantisation per layer</h4><p>Each weight layer's role and formats under the policy, and its "
+            "analytic size (weights at their width, scales, biases and input scale; exact).</p>"
+            + long_table(f"Table of the {len(rows)} layers", table(head, rows, align), len(rows)))
 
 
 def _ptq(details: Ref, measurement: Ref | None) -> str:

@@ -18,7 +18,7 @@ from trimkit.report._training import history_block, pruning_steps_block
 
 # details drawn by their own blocks, or bookkeeping for resume; the rest are listed as they are
 DRAWN = {"history", "layers", "chosen", "comparisons", "int8", "before", "measurements", "artifacts", "named_files",
-         "environment", "measured", "pruning_steps"}
+         "environment", "measured", "pruning_steps", "per_layer"}
 
 
 def anchor(position: int) -> str:

@@ -22,6 +22,7 @@ from trimkit.report._environment import environment_block
 from trimkit.report._files import named_files
 from trimkit.report._folder import RunFolder, read_run
 from trimkit.report._gaps import gaps_section
+from trimkit.report._layers import per_layer_section
 from trimkit.report._markup import esc, note, section
 from trimkit.report._page import page
 from trimkit.report._recipe import recipe_section
@@ -51,6 +52,7 @@ def render_report(run: RunFolder) -> str:
         ("summary", "Summary", lambda: summary_section(run)),
         ("comparisons", "Comparisons", lambda: _comparisons_section(run)),
         ("environment", "Environment", lambda: _environment_section(run)),
+        ("per-layer", "Per-layer latency", lambda: per_layer_section(run)),
         ("stages", "Stages", lambda: stages_section(run, problems)),
         ("recipe", "Recipe", lambda: recipe_section(run)),
         ("files", "Files", lambda: _files_section(run, problems)),

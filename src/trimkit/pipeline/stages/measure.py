@@ -1,9 +1,14 @@
 """Stage ``measure``: latency on a named runtime backend at each batch size, and the
-task metric as that runtime computes it, for the current model or a named one."""
+task metric as that runtime computes it, for the current model or a named one; with
+``per_layer``, the runtime profiler's time per layer at each batch size too
+(``details.per_layer``: ``{"<batch>": [{name, op, ms, percent}, ...]}``, under the
+model's name as ``measured`` is when ``model`` names another one)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from dataclasses import asdict
+
+from pydantic import Field, model_validator
 from torch import nn
 
 from trimkit import measure
@@ -17,6 +22,14 @@ class MeasureOptions(RuntimeOptions):
     runtime_metric: bool = True
     samples: int | None = Field(default=None, ge=1)
     model: str | None = None
+    per_layer: bool = False
+
+    @model_validator(mode="after")
+    def _profiler_exists(self) -> MeasureOptions:
+        if self.per_layer and not measure.get_backend(self.backend).has_profiler:
+            raise ValueError(f"per_layer: the {self.backend} backend has no per-layer profiler; "
+                             "use backend: onnxruntime or openvino")
+        return self
 
 
 @register_stage("measure", MeasureOptions, "latency on a runtime backend, and the metric it computes")
@@ -24,7 +37,8 @@ def measure_stage(model: nn.Module, ctx: Context, options: MeasureOptions) -> nn
     subject = model if options.model is None else ctx.model_or_artifact(options.model)
     latencies = [measure.latency(subject, backend=options.backend, batch_size=batch, threads=options.threads,
                                  precision=options.precision, min_time_s=options.min_time_s,
-                                 input_shapes=[tuple(x.shape[1:]) for x in ctx.example_inputs(1)])
+                                 input_shapes=[tuple(x.shape[1:]) for x in ctx.example_inputs(1)],
+                                 per_layer=options.per_layer)
                  for batch in options.batch_sizes]
     record = Measurement(options.model or "current", latency=[measure.latency_record(x) for x in latencies])
     if options.runtime_metric and options.backend != "torch":
@@ -37,10 +51,12 @@ def measure_stage(model: nn.Module, ctx: Context, options: MeasureOptions) -> nn
     for item in latencies:
         ctx.say(f"   {options.backend} batch {item.batch_size}: p50 {item.p50_ms:.3f} ms, "
                 f"{item.throughput:,.0f} img/s ({item.precision}, {item.threads} threads)")
+    per_layer = {str(item.batch_size): [asdict(row) for row in item.per_layer or []] for item in latencies}
     if options.model is None:
-        ctx.add(record)
+        ctx.add(record, **({"per_layer": per_layer} if options.per_layer else {}))
     else:
-        ctx.add(measured={options.model: record.to_dict()})
+        ctx.add(measured={options.model: record.to_dict()},
+                **({"per_layer": {options.model: per_layer}} if options.per_layer else {}))
     ctx.add(environment=latencies[0].env)
     ctx.keep_model()
     return model

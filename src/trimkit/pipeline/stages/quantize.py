@@ -1,6 +1,7 @@
 """Stage ``quantize``: QAT by a per-layer policy (the model goes on fake-quantised), or
 INT8 PTQ for CPUs (an INT8 ONNX file is written and scored by ONNX Runtime itself; the
-model goes on unchanged, and later stages can name the file ``int8_onnx``)."""
+model goes on unchanged, and later stages can name the file ``int8_onnx``). Both log the
+analytic size of each weight layer under its policy (``details.layers``)."""
 
 from __future__ import annotations
 
@@ -49,11 +50,11 @@ def _qat(model: nn.Module, ctx: Context, options: QuantizeOptions) -> nn.Module:
                        batch_size=options.batch_size, seed=ctx.seed, progress=ctx.progress, checkpoint=checkpoint,
                        resume=ctx.resume and checkpoint is not None and checkpoint.exists())
     packed = ctx.path("model.tpk")
-    sizes = {"analytic": quant.size_report(result.model).analytic_bytes,
-             "packed": quant.save_packed(result.model, packed)}
+    report = quant.size_report(result.model)
+    sizes = {"analytic": report.analytic_bytes, "packed": quant.save_packed(result.model, packed)}
     ctx.artifacts["packed"] = str(packed)
     ctx.add(Measurement("quantized", size_bytes=sizes), policy=options.policy, mode="qat",
-            history=result.fit.history)
+            history=result.fit.history, size=dict(sizes), layers=report.to_dict()["layers"])
     ctx.say(f"   QAT {options.policy}: analytic {sizes['analytic']:,} B, packed {sizes['packed']:,} B")
     return result.model
 
@@ -68,7 +69,7 @@ def _ptq(model: nn.Module, ctx: Context, options: QuantizeOptions) -> nn.Module:
     ctx.artifacts["int8_onnx"] = str(out)
     ctx.models["int8"] = str(out)
     ctx.add(int8=report.measurement.to_dict(), policy=options.policy, mode="ptq",
-            int8_format=report.ptq.int8_format if report.ptq else None)
+            int8_format=report.ptq.int8_format if report.ptq else None, layers=report.size.to_dict()["layers"])
     ctx.say(f"   {out}: {report.size.onnx_bytes:,} bytes; analytic weights + scales {report.size.analytic_bytes:,} "
             f"bytes; top-1 {report.top1_after:.2f} % in ONNX Runtime")
     ctx.keep_model()
