@@ -1,16 +1,10 @@
-"""Headless Chromium for tests: find it (or install Debian's package), open a page from
-disk, and collect what the page wrote to its console.
-
-``python tests/browser.py --install`` installs Chromium where it is missing (as root,
-with apt-get); ``make test`` can call it before pytest.
-"""
+"""Headless Chromium for tests: find it, open a page from disk, and collect what the page
+wrote to its console. ``make browser`` (run by ``make test``) installs Debian's chromium."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,21 +17,6 @@ FLAGS = ("--headless", "--disable-gpu", "--no-sandbox", "--enable-logging=stderr
 
 def find_chromium() -> str | None:
     return next((path for path in map(shutil.which, CANDIDATES) if path), None)
-
-
-def install_chromium(timeout_s: int = 900) -> str | None:
-    """Chromium's path, installing Debian's ``chromium`` first where it is missing and this
-    process may (root, apt-get present); None where it is missing and cannot be installed."""
-    found = find_chromium()
-    if found or not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
-        try:
-            subprocess.run(command, env=env, check=True, capture_output=True, timeout=timeout_s)
-        except (subprocess.SubprocessError, OSError):
-            return find_chromium()
-    return find_chromium()
 
 
 @dataclass
@@ -94,8 +73,4 @@ def image_stats(png: Path) -> tuple[float, int]:
 
 
 if __name__ == "__main__":
-    if "--install" in sys.argv[1:]:
-        path = install_chromium()
-        print(path or "chromium is missing and cannot be installed here (needs root and apt-get)")
-        sys.exit(0 if path else 1)
     print(find_chromium() or "chromium not found")

@@ -12,10 +12,10 @@ task, only how to hold, merge and serialise figures.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
+#: the kinds ``Measurement.size_bytes`` uses, in the order readers show them
 SIZE_KINDS = ("state_dict", "model_file", "onnx", "packed", "analytic", "int8_onnx", "sparse")
 _PRECISION_NAMES = {"f32": "fp32", "float32": "fp32", "bfloat16": "bf16", "f16": "fp16", "float16": "fp16"}
 
@@ -96,14 +96,6 @@ class Measurement:
                 return item
         return None
 
-    def latency_on(self, backend: str | None = None, batch_size: int | None = None,
-                   threads: int | None = None) -> LatencyRecord | None:
-        for item in reversed(self.latency):
-            if ((backend is None or item.backend == backend) and (batch_size is None or item.batch_size == batch_size)
-                    and (threads is None or item.threads == threads)):
-                return item
-        return None
-
     def merge(self, other: Measurement) -> Measurement:
         """A record with ``other``'s figures added; where both have a figure, ``other``'s."""
         metrics = [m for m in self.metrics if all((m.key, m.split) != (o.key, o.split) for o in other.metrics)]
@@ -117,9 +109,6 @@ class Measurement:
             metrics=metrics + list(other.metrics),
             latency=latency + list(other.latency),
         )
-
-    def with_metric(self, metric: Metric) -> Measurement:
-        return self.merge(Measurement(self.model, metrics=[metric]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,36 +137,6 @@ class Measurement:
         return replace(self, model=model)
 
 
-def ratios(after: Measurement, before: Measurement) -> dict[str, float | None]:
-    """after / before for params, MACs, FLOPs, each size kind and each latency both have."""
-    result: dict[str, float | None] = {
-        "params": _ratio(after.params, before.params),
-        "macs": _ratio(after.macs, before.macs),
-        "flops": _ratio(after.flops, before.flops),
-    }
-    for kind in after.size_bytes.keys() & before.size_bytes.keys():
-        result[f"size_bytes.{kind}"] = _ratio(after.size_bytes[kind], before.size_bytes[kind])
-    for record in after.latency:
-        reference = next((r for r in before.latency if r.key == record.key), None)
-        if reference is not None:
-            result[f"latency_ms.{record.backend}.b{record.batch_size}"] = _ratio(record.latency_ms,
-                                                                                reference.latency_ms)
-    return result
-
-
-def _ratio(value: float | None, reference: float | None) -> float | None:
-    if value is None or reference is None or reference == 0 or math.isnan(reference):
-        return None
-    return value / reference
-
-
 def _known(kind: type, data: Mapping[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(kind)}
     return {k: v for k, v in data.items() if k in names}
-
-
-def merge_all(records: Iterable[Measurement]) -> Measurement | None:
-    merged: Measurement | None = None
-    for record in records:
-        merged = record if merged is None else merged.merge(record)
-    return merged

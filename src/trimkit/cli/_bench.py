@@ -18,7 +18,8 @@ from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, at_leas
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.compare import CompareOptions
 from trimkit.pipeline.stages.measure import MeasureOptions
-from trimkit.record import Measurement, Metric
+from trimkit.record import Measurement
+from trimkit.tasks import ClassificationTask, Evaluation
 
 BackendOption = Annotated[str, typer.Option(help=f"Runtime: {', '.join(measure.BACKENDS)}.")]
 BatchOption = Annotated[int, typer.Option(help="Images per inference.")]
@@ -108,13 +109,15 @@ def bench_command(
     result = measure.latency(subject.model, backend=options.backend, batch_size=batch_size, threads=options.threads,
                              precision=options.precision, warmup=warmup, min_time_s=options.min_time_s,
                              max_iters=max_iters, per_layer=per_layer)
-    accuracy = None
+    scored = accuracy = None
     if dataset is not None:
-        accuracy = measure.runtime_accuracy(subject.model, dataset, backend=options.backend,
-                                            precision=options.precision, threads=result.threads)
+        scored = measure.runtime_evaluation(subject.model, ClassificationTask({split: dataset}), split,
+                                            backend=options.backend, precision=options.precision,
+                                            threads=result.threads)
+        accuracy = {**scored.values, "precision": scored.precision, "backend": scored.backend}
     if as_json:
         print_json({**result.to_dict(), "accuracy": accuracy,
-                    "measurement": _measurement(subject, result, accuracy, dataset, split).to_dict()})
+                    "measurement": _measurement(subject, result, scored).to_dict()})
         return
     print_latency(result, subject.label)
     if result.per_layer is not None:
@@ -163,8 +166,7 @@ def compare_command(
     print_comparison(result)
 
 
-def _measurement(subject: Subject, result: measure.Latency, accuracy: dict | None,
-                 dataset: datasets.ImageDataset | None, split: str) -> Measurement:
+def _measurement(subject: Subject, result: measure.Latency, scored: Evaluation | None) -> Measurement:
     """What ``bench --json`` measured, as the record: counts of a PyTorch model, the ONNX
     file's size, the latency, and the runtime's own metrics."""
     if isinstance(subject.model, nn.Module) and subject.input_shape is not None:
@@ -172,9 +174,8 @@ def _measurement(subject: Subject, result: measure.Latency, accuracy: dict | Non
     else:
         record = Measurement(subject.label, size_bytes={"onnx": Path(subject.model).stat().st_size})
     record.latency.append(measure.latency_record(result))
-    if accuracy is not None and dataset is not None:
-        record.metrics.extend(Metric(name, accuracy[name], split, int(accuracy["n"]), accuracy["precision"],
-                                     result.backend, dataset.name) for name in ("top1", "top5", "loss"))
+    if scored is not None:
+        record.metrics.extend(scored.metrics())
     return record
 
 

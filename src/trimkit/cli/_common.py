@@ -128,7 +128,7 @@ def measurement_of(model: nn.Module, label: str, input_shape: tuple[int, ...], *
     metrics the command computed, and the sizes of the files it wrote (by kind)."""
     import torch
 
-    record = measure.from_profile(measure.profile(model, torch.zeros(1, *input_shape)), label, model)
+    record = measure.measure_model(model, label=label, example_inputs=torch.zeros(1, *input_shape))
     record.metrics.extend(metrics)
     for kind, path in (files or {}).items():
         record.size_bytes[kind] = Path(path).stat().st_size

@@ -16,6 +16,7 @@ from trimkit.cli._common import LoadedModel, console, load_data, print_json, res
 from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, WeightsOption, at_least
 from trimkit._outputs import check_folder_output
 from trimkit.errors import TrimkitError
+from trimkit.prune._options import LAYER_KINDS
 from trimkit.report import plot_macs_vs_metric, plot_sensitivity, plot_threshold_functions
 
 EXAMPLE_BATCH = 4
@@ -41,8 +42,8 @@ def _above(flag: str, value: float, lowest: float) -> None:
 
 
 def _layer_kind(layers: str) -> None:
-    if layers not in ("conv", "dense", "both"):
-        raise TrimkitError(f"--layers {layers!r}: choose conv, dense or both")
+    if layers not in LAYER_KINDS:
+        raise TrimkitError(f"--layers {layers!r}: choose {', '.join(LAYER_KINDS)}")
 
 
 def _names(text: str, what: str) -> list[str]:

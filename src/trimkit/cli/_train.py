@@ -124,18 +124,19 @@ def _eval_onnx(path: str, weights: Optional[Path], data: Optional[str], data_dir
     """An ONNX file (an INT8 one from `trimkit quantize --mode ptq`, say) scored by ONNX
     Runtime itself, in the precision it computes in."""
     from trimkit.cli._bench import load_subject_data, resolve_subject
-    from trimkit.measure import runtime_accuracy
+    from trimkit.measure import runtime_evaluation
 
     subject = resolve_subject(path, weights)
     dataset = load_subject_data(subject, data, split, data_dir)
     if samples:
         dataset = dataset.subset(samples)
-    metrics = runtime_accuracy(subject.model, dataset, backend="onnxruntime", batch_size=batch_size)
+    scored = runtime_evaluation(subject.model, ClassificationTask({split: dataset}), split, backend="onnxruntime",
+                                batch_size=batch_size)
+    metrics = {**scored.values, "precision": scored.precision, "backend": scored.backend}
     if as_json:
-        figures = [Metric(name, value, split, int(metrics["n"]), metrics["precision"], "onnxruntime", dataset.name)
-                   for name, value in metrics.items() if name in ("top1", "top5", "loss")]
         size = {"onnx": Path(subject.model).stat().st_size}
-        print_json({**metrics, "measurement": Measurement(subject.label, size_bytes=size, metrics=figures).to_dict()})
+        print_json({**metrics, "measurement": Measurement(subject.label, size_bytes=size,
+                                                          metrics=scored.metrics()).to_dict()})
         return
     console.print(f"{subject.label} on {dataset.name} ({split}), computed by ONNX Runtime: top-1 "
                   f"{metrics['top1']:.2f} %, top-5 {metrics['top5']:.2f} %, loss {metrics['loss']:.4f}, "

@@ -106,7 +106,7 @@ def _row(target: ModelTarget, result: Latency, data: ImageDataset | None, settin
         params, macs = counted.params, counted.macs
     top1 = samples = split = None
     if data is not None:
-        model = target.module if target.module is not None else target.onnx_path
+        model = target.module if settings.backend.name == "torch" else target.onnx_path  # exported once, above
         scored = runtime_accuracy(model, data, backend=settings.backend.name, precision=settings.precision,
                                   threads=settings.threads)
         top1, samples, split = scored["top1"], int(scored["n"]), data.split

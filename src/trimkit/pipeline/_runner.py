@@ -122,7 +122,10 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: boo
     for index, entry in enumerate(recipe.stages):
         done = log.done(index)
         if done is not None:
-            model = _restore(done, folder, model, ctx)
+            # a finished stage's model is read back only where something still needs it:
+            # the next stage (not done yet), a later stage by name, or the result
+            needed = log.done(index + 1) is None or index + 1 == len(recipe.stages) or bool(entry.save_as)
+            model = _restore(done, folder, model, ctx, load=needed)
             say(f"[bold]{index + 1}. {entry.stage}[/] done before (resumed), {done.seconds:.1f} s")
             continue
         say(f"[bold]{index + 1}. {entry.stage}[/]")
@@ -165,10 +168,11 @@ def _run_stage(model: nn.Module, ctx: Context, index: int, entry, folder: Path |
     return model
 
 
-def _restore(record: StageRecord, folder: Path | None, model: nn.Module, ctx: Context) -> nn.Module:
+def _restore(record: StageRecord, folder: Path | None, model: nn.Module, ctx: Context, *, load: bool) -> nn.Module:
     if folder is None or record.model_file is None:
         raise TrimkitError(f"stage {record.index} ({record.stage}) was done without a run folder; cannot resume it")
-    model = _load(folder, record.model_file, model)
+    if load:
+        model = _load(folder, record.model_file, model)
     ctx.artifacts.update(_from_run(record.details.get("artifacts") or {}, folder))
     ctx.models.update(_from_run(record.details.get("named_files") or {}, folder))
     if record.details.get("save_as"):

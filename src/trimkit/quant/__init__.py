@@ -20,7 +20,7 @@ from trimkit.quant._policy import KEYS, KEYS_HELP, Policy
 from trimkit.quant._ptq import FORMAT_BY_BACKEND, PtqResult, cpu_int8_warning, ptq_int8
 from trimkit.quant._qat import QatResult, qat, quantize
 from trimkit.quant._size import LayerSize, SizeReport, size_report
-from trimkit.quant._workflow import QuantizeReport, run_ptq, run_qat, written_files
+from trimkit.quant._workflow import QuantizeReport, qcdq_supported, run_ptq, run_qat, written_files
 
 __all__ = [
     "FORMAT_BY_BACKEND",
@@ -54,6 +54,7 @@ __all__ = [
     "qat",
     "quantize",
     "run_ptq",
+    "qcdq_supported",
     "run_qat",
     "written_files",
     "save_packed",

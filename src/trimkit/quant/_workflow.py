@@ -94,7 +94,7 @@ def run_qat(model: nn.Module, policy: PolicyLike, train_data: ImageDataset, eval
     size.packed_bytes = save_packed(result.model, _beside(out, ".tpk"))
     example = eval_data.example_inputs(PARITY_IMAGES)
     exports = {"qonnx": export_qonnx(result.model, _beside(out, ".qonnx.onnx"), example)}
-    if policy.max_bits() <= MAX_QCDQ_BITS and policy.act.kind != "binary":
+    if qcdq_supported(policy):
         exports["qcdq"] = export_qcdq(result.model, _beside(out, ".qcdq.onnx"), example)
     size.onnx_bytes = exports.get("qcdq", exports["qonnx"]).size_bytes
     size.files = {str(out): out.stat().st_size, str(_beside(out, ".tpk")): size.packed_bytes,
@@ -127,6 +127,13 @@ def _check_int8(policy: Policy) -> None:
                            "int8 (int8:tensor for per-tensor weight scales), or --mode qat for other formats")
     if len({spec.granularity for spec in specs}) > 1:
         raise TrimkitError("PTQ uses one weight-scale granularity for all layers: channel or tensor, not both")
+
+
+def qcdq_supported(policy: PolicyLike) -> bool:
+    """Whether a model quantised by ``policy`` exports to QCDQ ONNX (which ONNX Runtime
+    runs): formats of at most 8 bits, and activations that are not binary."""
+    policy = Policy.parse(policy)
+    return policy.max_bits() <= MAX_QCDQ_BITS and policy.act.kind != "binary"
 
 
 def written_files(out: str | os.PathLike, mode: str) -> list[Path]:

@@ -72,9 +72,6 @@ class ClassificationTask(Task):
     def subset(self, split: str, count: int, seed: int = 0) -> ClassificationTask:
         return replace(self, datasets={**self.datasets, split: self.dataset(split).subset(count, seed)})
 
-    def with_normalization(self, normalization) -> ClassificationTask:
-        return replace(self, datasets={k: v.with_normalization(normalization) for k, v in self.datasets.items()})
-
 
 class _TopK(MetricState):
     def __init__(self, num_classes: int) -> None:

@@ -35,8 +35,7 @@ def export_model(model: nn.Module, ctx: Context, path, *, opset: int | None = No
     if getattr(model, "trimkit_quant_plan", None) is not None:
         from trimkit import quant
 
-        policy = model.trimkit_quant_plan.policy
-        qcdq = quant.Policy.parse(policy).max_bits() <= 8 and quant.Policy.parse(policy).act.kind != "binary"
+        qcdq = quant.qcdq_supported(model.trimkit_quant_plan.policy)
         target = path.with_name(path.stem + (".qcdq.onnx" if qcdq else ".qonnx.onnx"))
         exporter = quant.export_qcdq if qcdq else quant.export_qonnx
         written = exporter(model, target, example, prediction=ctx.task.prediction)

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pydantic import Field, model_validator
 from torch import nn
 
-from trimkit import measure
+from trimkit import export, measure
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._registry import register_stage
 from trimkit.pipeline._runtime_options import RuntimeOptions
@@ -35,9 +35,13 @@ class MeasureOptions(RuntimeOptions):
 @register_stage("measure", MeasureOptions, "latency on a runtime backend, and the metric it computes")
 def measure_stage(model: nn.Module, ctx: Context, options: MeasureOptions) -> nn.Module:
     subject = model if options.model is None else ctx.model_or_artifact(options.model)
+    shapes = [tuple(x.shape[1:]) for x in ctx.example_inputs(1)]
+    if isinstance(subject, nn.Module) and options.backend != "torch":
+        # export once (parity checked) and time and score that file, not a fresh export per call
+        examples = ctx.example_inputs(2)
+        subject = export.onnx(subject, examples[0] if len(examples) == 1 else examples, ctx.path("timed.onnx")).path
     latencies = [measure.latency(subject, backend=options.backend, batch_size=batch, threads=options.threads,
-                                 precision=options.precision, min_time_s=options.min_time_s,
-                                 input_shapes=[tuple(x.shape[1:]) for x in ctx.example_inputs(1)],
+                                 precision=options.precision, min_time_s=options.min_time_s, input_shapes=shapes,
                                  per_layer=options.per_layer)
                  for batch in options.batch_sizes]
     record = Measurement(options.model or "current", latency=[measure.latency_record(x) for x in latencies])
@@ -45,8 +49,7 @@ def measure_stage(model: nn.Module, ctx: Context, options: MeasureOptions) -> nn
         task = ctx.task if options.samples is None else ctx.task.subset(ctx.task.eval_split(), options.samples,
                                                                          ctx.seed)
         scored = measure.runtime_evaluation(subject, task, backend=options.backend, precision=options.precision,
-                                            threads=options.threads,
-                                            input_shapes=[tuple(x.shape[1:]) for x in ctx.example_inputs(1)])
+                                            threads=options.threads, input_shapes=shapes)
         record.metrics.extend(scored.metrics())
     for item in latencies:
         ctx.say(f"   {options.backend} batch {item.batch_size}: p50 {item.p50_ms:.3f} ms, "
