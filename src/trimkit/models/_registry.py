@@ -35,6 +35,7 @@ class ModelSpec:
     default_data: str
     description: str = ""
     extra_defaults: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
     def input_shape(self, in_channels: int | None = None) -> tuple[int, int, int]:
         channels = self.in_channels if in_channels is None else in_channels
@@ -60,9 +61,11 @@ def register(
     default_data: str,
     name: str | None = None,
     description: str = "",
+    task: str = "classification",
     **extra_defaults: Any,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator that adds a builder to the zoo under ``name`` (default: its own)."""
+    """Decorator that adds a builder to the zoo under ``name`` (default: its own).
+    ``task`` says what its outputs are: classification, segmentation or tracking."""
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
@@ -78,6 +81,7 @@ def register(
             default_data=default_data,
             description=description or (builder.__doc__ or "").strip().splitlines()[0],
             extra_defaults=dict(extra_defaults),
+            task=task,
         )
         return builder
 
