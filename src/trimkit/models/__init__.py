@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from trimkit.models import densenet, lenet, mobilenetv2, resnet, resnet_cifar, vgg_bonsai  # noqa: F401  (fill the registry)
+from trimkit.models import deeplabv3, fcn, lraspp  # noqa: F401  (segmentation families)
 from trimkit.errors import TrimkitError
 from trimkit.models._registry import ModelSpec, get_spec, names, register
 

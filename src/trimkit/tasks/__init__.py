@@ -1,5 +1,5 @@
 """Tasks: what a model is trained and judged on (data splits, loss, metrics, example
-inputs, batches). ``classification`` now; segmentation and tracking plug in the same way.
+inputs, batches). ``classification`` and ``segmentation``; tracking plugs in the same way.
 
 >>> task = tasks.classification(data.load("mnist5k", "train"), data.load("mnist5k", "val"))  # doctest: +SKIP
 >>> tasks.evaluate(model, task).value                                                           # doctest: +SKIP
@@ -8,8 +8,10 @@ inputs, batches). ``classification`` now; segmentation and tracking plug in the 
 from trimkit.tasks._evaluate import CachedEvaluation, Evaluation, evaluate, running
 from trimkit.tasks._task import Batch, MetricState, Task
 from trimkit.tasks.classification import ClassificationTask
+from trimkit.tasks.segmentation import SegmentationTask
 
 classification = ClassificationTask.of
+segmentation = SegmentationTask.of
 
 __all__ = [
     "Batch",
@@ -17,8 +19,10 @@ __all__ = [
     "ClassificationTask",
     "Evaluation",
     "MetricState",
+    "SegmentationTask",
     "Task",
     "classification",
     "evaluate",
     "running",
+    "segmentation",
 ]

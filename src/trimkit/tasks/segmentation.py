@@ -1,0 +1,172 @@
+"""Semantic segmentation: per-pixel class indices with a void label, per-pixel
+cross-entropy, and metrics from one confusion matrix accumulated over the whole split.
+
+Metrics (percent, as the SegNet / CamVid protocol states them), void pixels ignored:
+
+- ``pixel_accuracy`` (primary; the robots seed's "global pixel accuracy"): correctly
+  labelled pixels over all labelled pixels;
+- ``mean_class_accuracy``: per-class recall, averaged over the classes present in the
+  ground truth;
+- ``miou``: per-class TP / (TP + FP + FN), averaged over the classes that occur in the
+  ground truth or the predictions (a class absent from both has no IoU);
+- ``iou_<class>``: each class's IoU, for every class that has one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from trimkit.data._segmentation import VOID, SegmentationDataset
+from trimkit.errors import TrimkitError
+from trimkit.tasks._task import Batch, MetricState, Task
+
+
+@dataclass(frozen=True)
+class SegmentationTask(Task):
+    """Splits of :class:`~trimkit.data.SegmentationDataset` by name; each batch is one
+    image tensor (N, C, H, W) and its masks (N, H, W) of class indices or void (255).
+    Model outputs are logits (N, classes, h, w), upsampled bilinearly to the mask size
+    when they are smaller. ``class_weights`` weight the loss per class (e.g. SegNet's
+    median-frequency balancing)."""
+
+    datasets: Mapping[str, SegmentationDataset] = field(default_factory=dict)
+    class_weights: tuple[float, ...] | None = None
+
+    name = "segmentation"
+    primary_metric = "pixel_accuracy"
+    higher_is_better = True
+
+    @classmethod
+    def of(cls, train: SegmentationDataset | None = None, val: SegmentationDataset | None = None,
+           **more: SegmentationDataset) -> SegmentationTask:
+        splits = {"train": train, "val": val, **more}
+        return cls({name: data for name, data in splits.items() if data is not None})
+
+    def __post_init__(self) -> None:
+        counts = {data.num_classes for data in self.datasets.values()}
+        if len(counts) > 1:
+            raise TrimkitError(f"segmentation splits disagree on the number of classes ({sorted(counts)}); "
+                               "use splits of one data set")
+        if self.class_weights is not None and self.datasets and len(self.class_weights) != self.num_classes:
+            raise TrimkitError(f"{len(self.class_weights)} class weights for {self.num_classes} classes; give one "
+                               "weight per class")
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.datasets)
+
+    def dataset(self, split: str) -> SegmentationDataset:
+        try:
+            return self.datasets[split]
+        except KeyError:
+            raise TrimkitError(f"task has no {split!r} split; it has {', '.join(self.splits) or 'none'}") from None
+
+    def size(self, split: str) -> int:
+        return len(self.dataset(split))
+
+    def data_name(self, split: str) -> str | None:
+        return self.dataset(split).name
+
+    @property
+    def num_classes(self) -> int:
+        return next(iter(self.datasets.values())).num_classes
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return next(iter(self.datasets.values())).classes
+
+    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, augment: bool = False,
+                generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:
+        for images, masks in self.dataset(split).batches(batch_size, shuffle=shuffle, augment=augment,
+                                                         generator=generator, drop_last=drop_last):
+            yield Batch((images,), masks)
+
+    def loss(self, inputs: tuple[torch.Tensor, ...], outputs: Any, targets: Any) -> torch.Tensor:
+        logits = fit_to(outputs, targets)
+        weight = (torch.tensor(self.class_weights, device=logits.device) if self.class_weights is not None else None)
+        return F.cross_entropy(logits.float(), targets, weight=weight, ignore_index=VOID)
+
+    def metric_state(self) -> MetricState:
+        return ConfusionMatrix(self.classes)
+
+    def prediction(self, outputs: Any) -> torch.Tensor:
+        return outputs.argmax(1)
+
+    def example_inputs(self, count: int = 1) -> tuple[torch.Tensor, ...]:
+        return (self.dataset(self.eval_split()).example_inputs(count),)
+
+    def subset(self, split: str, count: int, seed: int = 0) -> SegmentationTask:
+        return replace(self, datasets={**self.datasets, split: self.dataset(split).subset(count, seed)})
+
+
+def fit_to(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Logits at the masks' height and width (bilinear upsampling when they differ)."""
+    if outputs.dim() != 4 or targets.dim() != 3:
+        raise TrimkitError(f"a segmentation model must output (N, classes, H, W) logits for (N, H, W) masks; got "
+                           f"{tuple(outputs.shape)} for {tuple(targets.shape)}; use a segmentation model")
+    if outputs.shape[-2:] != targets.shape[-2:]:
+        outputs = F.interpolate(outputs, size=targets.shape[-2:], mode="bilinear", align_corners=False)
+    return outputs
+
+
+def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(classes, classes) int64 counts, rows = true class, columns = predicted; void
+    pixels (and any label outside 0..classes-1) are left out."""
+    valid = (targets >= 0) & (targets < num_classes)
+    index = targets[valid].long() * num_classes + predictions[valid].long()
+    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes).cpu()
+
+
+def scores(matrix: torch.Tensor, classes: tuple[str, ...]) -> dict[str, float]:
+    """Pixel accuracy, mean class accuracy, mIoU and per-class IoU (percent) of a
+    confusion matrix (rows = truth); see the module docstring for what each averages."""
+    matrix = matrix.double()
+    true_positive = matrix.diag()
+    truth = matrix.sum(1)
+    predicted = matrix.sum(0)
+    union = truth + predicted - true_positive
+    labelled = float(truth.sum())
+    result = {"pixel_accuracy": 100.0 * float(true_positive.sum()) / labelled if labelled else 0.0}
+    present = truth > 0
+    recall = true_positive[present] / truth[present]
+    result["mean_class_accuracy"] = 100.0 * float(recall.mean()) if present.any() else 0.0
+    has_iou = union > 0
+    iou = torch.where(has_iou, true_positive / union.clamp(min=1), torch.zeros_like(union))
+    result["miou"] = 100.0 * float(iou[has_iou].mean()) if has_iou.any() else 0.0
+    for index, name in enumerate(classes):
+        if has_iou[index]:
+            result[f"iou_{metric_key(name)}"] = 100.0 * float(iou[index])
+    return result
+
+
+def metric_key(name: str) -> str:
+    """A class name as a metric-name suffix: lower case, runs of other characters as '_'."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_") or "class"
+
+
+class ConfusionMatrix(MetricState):
+    """Accumulates the confusion matrix and the summed loss over labelled pixels."""
+
+    def __init__(self, classes: tuple[str, ...]) -> None:
+        self.classes = tuple(classes)
+        self.matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
+        self.loss_sum = 0.0
+        self.pixels = 0
+        self.count = 0
+
+    def update(self, outputs: Any, targets: Any) -> None:
+        logits = fit_to(outputs.float(), targets)
+        labelled = int((targets != VOID).sum())
+        if labelled:
+            self.loss_sum += float(F.cross_entropy(logits, targets, ignore_index=VOID, reduction="sum"))
+        self.pixels += labelled
+        self.matrix += confusion_matrix(logits.argmax(1), targets, len(self.classes))
+        self.count += len(targets)
+
+    def result(self) -> dict[str, float]:
+        return {**scores(self.matrix, self.classes), "loss": self.loss_sum / max(self.pixels, 1), "n": self.count}
