@@ -7,6 +7,7 @@
 >>> quant.size_report(result.model).analytic_bytes                         # doctest: +SKIP
 >>> quant.save_packed(result.model, "model.tpk")                           # doctest: +SKIP
 >>> quant.export_qonnx(result.model, "model.qonnx.onnx").parity.passed     # doctest: +SKIP
+>>> quant.qonnx_parity(result.model, "model.qonnx.onnx", images).passed   # doctest: +SKIP
 >>> quant.ptq_int8(model, calibration_data, out="model.int8.onnx")         # doctest: +SKIP
 """
 
@@ -17,6 +18,7 @@ from trimkit.quant._formats import FORMAT_HELP, NAMED_FORMATS, Format, WeightSpe
 from trimkit.quant._packed import load_packed, packed_size, save_packed
 from trimkit.quant._plan import LayerPlan, QuantPlan, plan
 from trimkit.quant._policy import KEYS, KEYS_HELP, Policy
+from trimkit.quant._qonnx import qonnx_parity, qonnx_ready
 from trimkit.quant._ptq import FORMAT_BY_BACKEND, PtqResult, cpu_int8_warning, ptq_int8
 from trimkit.quant._qat import QatResult, qat, quantize
 from trimkit.quant._size import LayerSize, SizeReport, size_report
@@ -52,6 +54,8 @@ __all__ = [
     "plan_of",
     "ptq_int8",
     "qat",
+    "qonnx_parity",
+    "qonnx_ready",
     "quantize",
     "run_ptq",
     "qcdq_supported",

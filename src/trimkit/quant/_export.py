@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -29,46 +29,15 @@ from trimkit._running import eval_mode
 from trimkit.errors import TrimkitError
 from trimkit.quant._convert import plan_of
 from trimkit.quant._lower import lower_qonnx
+from trimkit.quant._parity import RELATIVE_TOLERANCE, Parity, Prediction, compare_outputs
 from trimkit.quant._plan import ExampleInputs, default_example_inputs
+from trimkit.quant._qonnx import qonnx_ready
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # brevitas warns at import about an optional CUDA kernel package
     from brevitas.export import export_qonnx as _brevitas_export_qonnx
 
-RELATIVE_TOLERANCE = 1e-2
-MIN_AGREEMENT = 99.0
-Prediction = Callable[[torch.Tensor], torch.Tensor]
 OPSET = 17
-
-
-@dataclass(frozen=True)
-class Parity:
-    """Exported model vs PyTorch on the same inputs.
-
-    Exact equality is not to be had: the two runtimes sum a convolution in different
-    orders, and a value that lands within float error of a rounding boundary takes the
-    neighbouring integer code in one of them; the flip then travels to the output.
-    Measured on CIFAR ResNet-20 (256 images): mean relative difference 0.07-0.3 % and
-    100 % top-1 agreement for int4-int8 activations; exact for ternary weights with int2
-    activations, whose sums are exact. A wrong scale, range or sign shows far above
-    that, so the check passes when the mean relative difference is at most
-    ``tolerance`` (1 %) and the task's predictions (class indices by default; the
-    task's ``prediction``: per-pixel labels, peak positions) agree on at least 99 % of
-    their elements.
-    """
-
-    max_abs_diff: float
-    mean_relative_diff: float
-    agreement: float
-    samples: int
-    tolerance: float
-
-    @property
-    def passed(self) -> bool:
-        return self.mean_relative_diff <= self.tolerance and self.agreement >= MIN_AGREEMENT
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
 
 
 @dataclass(frozen=True)
@@ -84,11 +53,17 @@ class QuantExport:
 
 
 def export_qonnx(model: nn.Module, path: str | os.PathLike, example_inputs: ExampleInputs | None = None, *,
-                 check: bool = True, prediction: Prediction | None = None) -> QuantExport:
-    """Write ``model`` as QONNX; with ``check``, compare it (run through standard ONNX
-    operators by ONNX Runtime) with the PyTorch model on ``example_inputs``."""
+                 check: bool = True, prediction: Prediction | None = None, batch: int = 1) -> QuantExport:
+    """Write ``model`` as QONNX that the ``qonnx`` package (and FINN) loads and runs as
+    it is: a static batch of ``batch`` (FINN builds hardware for one shape), every
+    tensor's shape declared, no initializer among the graph inputs (see
+    :mod:`trimkit.quant._qonnx`). With ``check``, compare it (run through standard ONNX
+    operators by ONNX Runtime, ``batch`` samples at a time) with the PyTorch model on
+    ``example_inputs``; :func:`trimkit.quant.qonnx_parity` runs it in qonnx itself."""
+    if batch < 1:
+        raise TrimkitError(f"QONNX batch must be at least 1, got {batch}")
     inputs = _inputs(model, example_inputs)
-    graph = qonnx_graph(model, inputs)
+    graph = qonnx_ready(qonnx_graph(model, inputs, batch=batch))
     _save(graph, path)
     parity = check_parity(model, lower_qonnx(graph, "emulate"), inputs, prediction=prediction) if check else None
     return QuantExport(Path(path), "qonnx", Path(path).stat().st_size, parity)
@@ -97,7 +72,8 @@ def export_qonnx(model: nn.Module, path: str | os.PathLike, example_inputs: Exam
 def export_qcdq(model: nn.Module, path: str | os.PathLike, example_inputs: ExampleInputs | None = None, *,
                 check: bool = True, prediction: Prediction | None = None) -> QuantExport:
     """Write ``model`` as QCDQ ONNX (QuantizeLinear/Clip/DequantizeLinear, int8 weight
-    codes) that ONNX Runtime runs; formats of at most 8 bits and no binary activations."""
+    codes, batch dimension dynamic) that ONNX Runtime runs; formats of at most 8 bits
+    and no binary activations."""
     inputs = _inputs(model, example_inputs)
     graph = lower_qonnx(qonnx_graph(model, inputs), "qcdq")
     _save(graph, path)
@@ -105,16 +81,21 @@ def export_qcdq(model: nn.Module, path: str | os.PathLike, example_inputs: Examp
     return QuantExport(Path(path), "qcdq", Path(path).stat().st_size, parity)
 
 
-def qonnx_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> onnx.ModelProto:
-    """The QONNX graph Brevitas writes for ``model``, batch dimension dynamic."""
+def qonnx_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, batch: int | None = None) -> onnx.ModelProto:
+    """The QONNX graph Brevitas writes for ``model``: batch dimension dynamic, or fixed
+    at ``batch``."""
     if plan_of(model) is None:
         raise TrimkitError("QONNX export needs a quantised model: run trimkit.quant.qat or trimkit.quant.quantize")
     input_names = _input_names(len(inputs))
-    dynamic = {name: {0: "batch"} for name in (*input_names, "output")}
+    if batch is None:
+        trace = tuple(tensor[:1] for tensor in inputs)  # the batch size is dynamic; one sample traces faster
+        dynamic = {name: {0: "batch"} for name in (*input_names, "output")}
+    else:
+        trace = tuple(tensor[:1].expand(batch, *tensor.shape[1:]).contiguous() for tensor in inputs)
+        dynamic = None
     with eval_mode(model), tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         target = Path(folder) / "model.onnx"
-        trace = tuple(tensor[:1] for tensor in inputs)  # the batch size is dynamic; one sample traces faster
         _brevitas_export_qonnx(model, args=trace if len(trace) > 1 else trace[0], export_path=str(target),
                                dynamo=False, input_names=input_names, output_names=["output"],
                                dynamic_axes=dynamic, opset_version=OPSET)
@@ -126,7 +107,8 @@ def check_parity(model: nn.Module, graph: onnx.ModelProto, inputs: tuple[torch.T
                  prediction: Prediction | None = None) -> Parity:
     """Run ``graph`` in ONNX Runtime and ``model`` in PyTorch on ``inputs``; compare
     values and the predictions a task makes from them (``prediction``, default: the
-    class index, argmax over dimension 1).
+    class index, argmax over dimension 1). A graph of a static batch runs that many
+    samples at a time (``inputs`` a multiple of it).
     ONNX Runtime's graph optimisations are off unless ``optimize``: the check is of what
     the file means, not of how one runtime rewrites it."""
     with eval_mode(model), torch.no_grad():
@@ -135,18 +117,20 @@ def check_parity(model: nn.Module, graph: onnx.ModelProto, inputs: tuple[torch.T
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feeds = {name: tensor.numpy() for name, tensor in zip(_input_names(len(inputs)), inputs)}
-    exported = session.run(None, feeds)[0]
-    difference = np.abs(exported - reference)
-    mean_relative = float(difference.mean() / max(float(np.abs(reference).mean()), 1e-12))
-    decide = prediction or _class_index
-    same = decide(torch.from_numpy(exported)) == decide(torch.from_numpy(reference))
-    agreement = 100.0 * float(same.float().mean())
-    return Parity(float(difference.max()), mean_relative, agreement, len(reference), tolerance)
+    names = _input_names(len(inputs))
+    step = _static_batch(graph) or len(inputs[0])
+    if len(inputs[0]) % step:
+        raise TrimkitError(f"the exported model takes batches of {step}; give a multiple of {step} samples")
+    exported = np.concatenate([
+        session.run(None, {name: tensor[start:start + step].numpy() for name, tensor in zip(names, inputs)})[0]
+        for start in range(0, len(inputs[0]), step)
+    ])
+    return compare_outputs(exported, reference, tolerance=tolerance, prediction=prediction)
 
 
-def _class_index(outputs: torch.Tensor) -> torch.Tensor:
-    return outputs.reshape(len(outputs), -1).argmax(1) if outputs.dim() == 2 else outputs.argmax(1)
+def _static_batch(graph: onnx.ModelProto) -> int | None:
+    dims = graph.graph.input[0].type.tensor_type.shape.dim
+    return dims[0].dim_value if dims and dims[0].dim_value > 0 else None
 
 
 def _inputs(model: nn.Module, example_inputs: ExampleInputs | None) -> tuple[torch.Tensor, ...]:

@@ -10,9 +10,10 @@ QONNX's ``Quant(x, scale, zero_point, bits)`` means
   the 8-bit range to the format's. Binary activations have no such form and are refused.
 - ``emulate`` (any format): weights are folded to their dequantised float values and
   activations computed with ``Div, Round, Clip, Mul`` (``Where`` for binary). This is
-  the reference used to check a QONNX file against PyTorch, since the ``qonnx``
-  package's executor cannot run with current ONNX (it writes IR version 14, which
-  ONNX Runtime 1.31 refuses).
+  the reference used to check a QONNX file against PyTorch as it is written, in one
+  vectorised ONNX Runtime session and with trimkit's own dependencies; the ``qonnx``
+  package's node-by-node executor checks the same file on the FPGA path
+  (:func:`trimkit.quant.qonnx_parity`).
 """
 
 from __future__ import annotations
