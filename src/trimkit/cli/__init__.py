@@ -32,6 +32,8 @@ COMMANDS = {
     "explore": "Threshold functions of several criteria (Algorithm 2), their AUC, the best one and the threshold "
                "at the end of its plateau.",
     "sensitivity": "Prune each channel group alone at each sparsity and measure the metric and MACs.",
+    "search": "Search a recipe's parameters with Optuna: each trial runs the recipe; latency, metric and size are "
+              "measured.",
 }
 SUMMARY = "trimkit: compress trained PyTorch CNNs for edge inference, and measure what it bought."
 

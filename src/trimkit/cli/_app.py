@@ -25,6 +25,7 @@ from trimkit.cli._prune import prune_command
 from trimkit.cli._quant import quantize_command, size_command
 from trimkit.cli._report import report_command
 from trimkit.cli._run import run_command
+from trimkit.cli._search import search_command
 from trimkit.cli._train import eval_command, train_command
 from trimkit.errors import TrimkitError
 
@@ -92,3 +93,4 @@ app.command("size")(size_command)
 app.command("prune")(prune_command)
 app.command("explore")(explore_command)
 app.command("sensitivity")(sensitivity_command)
+app.command("search")(search_command)

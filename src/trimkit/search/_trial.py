@@ -1,0 +1,144 @@
+"""One trial: the recipe with the trial's values, run into its own run folder, and the
+figures the objectives read (MACs, bytes, latency, the task metric, the drop)."""
+
+from __future__ import annotations
+
+import fcntl
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from trimkit import measure
+from trimkit.pipeline import RunLog, StageRecord, run_recipe
+from trimkit.record import LatencyRecord, Measurement
+from trimkit.search._recipe import SearchRecipe
+from trimkit.search._spec import LatencySpec, SearchSpec
+
+
+@dataclass
+class Figures:
+    """What a trial (or the baseline) measured, by the names objectives use."""
+
+    metric: float | None = None
+    macs: int | None = None
+    params: int | None = None
+    bytes: int | None = None
+    latency_ms: float | None = None
+    latency: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def values(self, metric_name: str, baseline: Figures | None) -> dict[str, float | None]:
+        """The named values an objective or expression may read."""
+        own = {"metric": self.metric, metric_name: self.metric, "macs": self.macs, "params": self.params,
+               "bytes": self.bytes, "latency_ms": self.latency_ms}
+        base = baseline or Figures()
+        drop = None
+        if self.metric is not None and base.metric is not None:
+            drop = self.metric - base.metric if metric_name == "loss" else base.metric - self.metric
+        own["drop"] = drop
+        base_values = {"metric": base.metric, metric_name: base.metric, "macs": base.macs, "params": base.params,
+                       "bytes": base.bytes, "latency_ms": base.latency_ms, "drop": 0.0}
+        return {**own, **{f"baseline_{name}": value for name, value in base_values.items()}}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "extra"} | self.extra
+
+
+def figures_of(measurement: Measurement, spec: SearchSpec) -> Figures:
+    metric = measurement.metric(spec.metric)
+    sizes = measurement.size_bytes
+    size = sizes.get(spec.size) or sizes.get("model_file") or sizes.get("state_dict")
+    return Figures(metric=None if metric is None else metric.value, macs=measurement.macs, params=measurement.params,
+                   bytes=size)
+
+
+def baseline_record(log: RunLog) -> StageRecord:
+    """The model compression starts from: after the leading ``train`` stages, else the input."""
+    records = list(log)
+    chosen = 0
+    while chosen + 1 < len(records) and records[chosen + 1].stage == "train":
+        chosen += 1
+    return records[chosen]
+
+
+def run_base(recipe: SearchRecipe, run_dir: Path, say: Callable[[str], None]) -> Path | None:
+    """Run the shared prefix once into ``run_dir/base`` (under a lock: the first worker
+    runs it, the others wait and reuse it). Returns its model file, or ``None``."""
+    prefix = recipe.prefix_recipe()
+    if prefix is None:
+        return None
+    folder = run_dir / "base"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "base.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            finished = (folder / "log.jsonl").exists() and RunLog(folder / "log.jsonl").done(len(prefix.stages))
+            if not finished:
+                say(f"shared stages 0-{recipe.split - 1} (run once, every trial starts from their model) -> "
+                    f"{folder}/")
+                run_recipe(prefix, folder, resume=(folder / "recipe.yaml").exists(), progress=False)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return folder / "model.pt"
+
+
+def measure_latency(onnx_path: Path, latency: LatencySpec) -> LatencyRecord:
+    """The exported file timed here, or by a benchmark worker on the device its queue serves."""
+    if latency.queue is not None:
+        from trimkit.search._bench_queue import measure_remote
+
+        return measure_remote(onnx_path, queue_url=latency.queue, queue_name=latency.queue_name or "",
+                              backend=latency.backend, batch_size=latency.batch_size, threads=latency.threads,
+                              timeout_s=latency.timeout_s)
+    timed = measure.latency(str(onnx_path), backend=latency.backend, batch_size=latency.batch_size,
+                            threads=latency.threads, precision=latency.precision, min_time_s=latency.min_time_s)
+    return measure.latency_record(timed)
+
+
+def with_latency(figures: Figures, onnx_path: Path | None, latency: LatencySpec | None) -> Figures:
+    if latency is None or onnx_path is None:
+        return figures
+    record = measure_latency(onnx_path, latency)
+    figures.latency_ms = record.latency_ms
+    figures.latency = asdict(record)
+    return figures
+
+
+def run_trial(recipe: SearchRecipe, values: dict[str, Any], folder: Path, base_model: Path | None) -> Figures:
+    """Run the trial's recipe into ``folder`` (continuing it where a killed worker left
+    it) and measure what the objectives need."""
+    spec = recipe.spec
+    trial_recipe = recipe.trial_recipe(values, None if base_model is None else str(base_model),
+                                       export=spec.latency is not None or spec.size == "onnx")
+    result = run_recipe(trial_recipe, folder, resume=(folder / "recipe.yaml").exists(), progress=False)
+    final = result.log.records[-1]
+    figures = figures_of(final.measurement, spec)
+    onnx = final.details.get("onnx")
+    return with_latency(figures, folder / onnx if onnx else None, spec.latency)
+
+
+def objective_values(recipe: SearchRecipe, figures: Figures, baseline: Figures | None) -> list[float]:
+    from trimkit.search._expr import Expression
+
+    named = figures.values(recipe.spec.metric, baseline)
+    values = []
+    for objective in recipe.spec.objectives:
+        if objective.expr is not None:
+            values.append(Expression(objective.expr, recipe.spec.fields())(named))
+        else:
+            value = named.get(objective.name or "")
+            values.append(float("nan") if value is None else float(value))
+    return values
+
+
+def constraint_values(recipe: SearchRecipe, figures: Figures, baseline: Figures | None) -> dict[str, float]:
+    """Each active constraint as Optuna reads it: feasible where the value is <= 0."""
+    named = figures.values(recipe.spec.metric, baseline)
+    measured = {"max_drop": named["drop"], "max_bytes": named["bytes"], "max_macs": named["macs"],
+                "max_latency_ms": named["latency_ms"]}
+    result = {}
+    for name, limit in recipe.spec.constraints.active().items():
+        value = measured[name]
+        result[name] = math.inf if value is None else float(value) - limit
+    return result
