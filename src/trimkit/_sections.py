@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trimkit import _masks
 from trimkit._shape_edits import apply_edits, edits_of
 from trimkit.errors import TrimkitError
 
@@ -71,12 +72,15 @@ def _restore_edits(model: nn.Module, data: Any, state_dict: Mapping[str, torch.T
 
 
 EDITS = Section("edits", capture=_capture_edits, restore=_restore_edits)
+# Unstructured pruning's weight masks: restored last, onto the modules the sections
+# before it rebuilt (shapes after edits, layers after quantisation).
+MASKS = Section("masks", capture=_masks.capture, restore=_masks.restore)
 
 # Sections trimkit defines in packages this module must not import, each with the module
 # whose import registers it. Their order here is their order in a file, after "edits",
 # whatever order the packages happen to be imported in.
 _PROVIDERS: dict[str, str] = {"quantization": "trimkit.quant"}
-_ORDER = (EDITS.name, *_PROVIDERS)
+_ORDER = (EDITS.name, *_PROVIDERS, MASKS.name)
 
 _registry: dict[str, Section] = {}
 
@@ -108,3 +112,4 @@ def sections() -> list[Section]:
 
 
 register_section(EDITS)
+register_section(MASKS)

@@ -13,6 +13,7 @@ import trimkit
 from trimkit import data as datasets
 from trimkit import prune, train
 from trimkit.cli._common import check_fits, console, print_json, resolve_model
+from trimkit.cli._prune_unstructured import run_unstructured
 from trimkit.cli._options import (DataDirOption, JsonOption, NumClassesOption, TrustOption, WeightsOption,
                                   parse_layers, stage_options)
 from trimkit._outputs import check_output
@@ -53,10 +54,30 @@ def prune_command(
     num_classes: NumClassesOption = 10,
     trust_checkpoint: TrustOption = False,
     resume: Annotated[bool, typer.Option(help="Resume fine-tuning from OUT.ckpt.")] = False,
+    unstructured: Annotated[Optional[str], typer.Option(
+        help="Zero single weights instead: random, layer (class-uniform) or global (class-blind).")] = None,
+    sparsity: Annotated[Optional[float], typer.Option(help="With --unstructured: fraction of weights to zero.")] = None,
+    include: Annotated[Optional[str], typer.Option(help="With --unstructured: only these layers (names, globs).")] = None,
+    skip: Annotated[Optional[str], typer.Option(help="With --unstructured: leave these layers (names, globs).")] = None,
+    remove_dead: Annotated[bool, typer.Option(
+        help="With --unstructured: remove the neurons the zeros left dead (exact; verified).")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Remove filters and neurons for real, verify every cut, and save the smaller model."""
     check_output(out)
+    if unstructured is not None:
+        if ratio is not None or threshold is not None:
+            raise TrimkitError("--unstructured takes --sparsity, not --ratio or --threshold; drop one of them")
+        if finetune_epochs and data is None:
+            raise TrimkitError("--finetune-epochs needs --data to train on")
+        run_unstructured(model=model, out=out, weights=weights, method=unstructured, sparsity=sparsity,
+                         include=include, skip=skip, remove_dead=remove_dead, data=data, data_dir=data_dir,
+                         finetune_epochs=finetune_epochs, lr=lr, num_classes=num_classes, trusted=trust_checkpoint,
+                         resume=resume, as_json=as_json)
+        return
+    if sparsity is not None or include is not None or skip is not None:
+        raise TrimkitError("--sparsity, --include and --skip go with --unstructured METHOD; for structured "
+                           "pruning give --ratio or --threshold")
     if ratio is None and threshold is None:
         raise TrimkitError("say how much to prune: --ratio R or --threshold T")
     if finetune_epochs and data is None:

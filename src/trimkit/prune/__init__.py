@@ -1,4 +1,6 @@
 """Pruning: ``structured`` removes filters and neurons for real, verified cut by cut;
+``unstructured`` masks single weights (random, layer, global) and ``remove_dead``
+removes the neurons its masks left without inputs or outputs;
 ``threshold_function``, ``compare_criteria`` and ``sensitivity`` explore how much to
 prune, with which criterion, where.
 
@@ -8,7 +10,9 @@ Criteria live in :mod:`trimkit.prune.criteria`; add your own with
 
 from trimkit.prune import criteria
 from trimkit.prune._evaluation import CachedEvaluation
+from trimkit.prune._dead import DeadRemoval, KeptDead, remove_dead
 from trimkit.prune._result import FrozenGroup, LayerChange, PruneResult
+from trimkit.prune._sparse_size import SparseSize, sparse_size
 from trimkit.prune.criteria import register as register_criterion
 from trimkit.prune.explore import (
     CriteriaComparison,
@@ -21,10 +25,16 @@ from trimkit.prune.explore import (
 )
 from trimkit.prune.sensitivity import SensitivityResult, group_by_sensitivity, sensitivity, suggest_ratios
 from trimkit.prune.structured import structured
+from trimkit.prune.unstructured import LayerSparsity, UnstructuredResult, nonzero_parameters, unstructured
 
 __all__ = [
     "CachedEvaluation",
     "CriteriaComparison",
+    "DeadRemoval",
+    "KeptDead",
+    "LayerSparsity",
+    "SparseSize",
+    "UnstructuredResult",
     "FrozenGroup",
     "LayerChange",
     "PruneResult",
@@ -35,10 +45,14 @@ __all__ = [
     "compare_criteria",
     "criteria",
     "group_by_sensitivity",
+    "nonzero_parameters",
+    "remove_dead",
+    "sparse_size",
     "recommend_threshold",
     "register_criterion",
     "sensitivity",
     "structured",
     "suggest_ratios",
     "threshold_function",
+    "unstructured",
 ]

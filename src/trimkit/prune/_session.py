@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from trimkit._masks import carry_through_cut
 from trimkit._shape_edits import attribute_changes, record_edits
 from trimkit._threads import single_thread
 from trimkit.measure import profile
@@ -120,6 +121,7 @@ class PruningSession:
     def result(self) -> PruneResult:
         self.model.train(self.original.training)
         record_edits(self.model, attribute_changes(self.original, self.model))
+        carry_through_cut(self.model, self.ledger.removed)  # unstructured masks follow the cut
         with single_thread():
             after = profile(self.model, self.inputs)
         weight_layers = [n for n, m in self.original.named_modules() if isinstance(m, WEIGHT_LAYERS)]

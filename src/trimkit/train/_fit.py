@@ -14,6 +14,7 @@ from torch import nn
 
 from trimkit._atomic import atomic_path
 from trimkit._device import autocast, resolve_device, resolve_precision
+from trimkit._masks import MaskKeeper
 from trimkit._model_file import model_from_payload, model_payload
 from trimkit._progress import progress_bar
 from trimkit.data import ImageDataset
@@ -180,6 +181,7 @@ def _train_one_epoch(model, task: Task, optim, loss_fn, rate, config, epoch, ste
     model.train()
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     progress_task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps, stats="")
+    masks = MaskKeeper(model)  # unstructured pruning's zeros stay zero
     primary = task.primary_metric
     metrics = task.metric_state()
     loss_sum, seen = 0.0, 0
@@ -194,7 +196,7 @@ def _train_one_epoch(model, task: Task, optim, loss_fn, rate, config, epoch, ste
             loss = loss_fn(batch.inputs, outputs, batch.targets)
         optim.zero_grad(set_to_none=True)
         loss.backward()
-        optim.step()
+        masks.step(optim)
         count = len(batch)
         loss_sum += float(loss.detach()) * count
         seen += count
