@@ -27,7 +27,7 @@ from torch import nn
 from trimkit._atomic import atomic_path
 from trimkit._running import eval_mode
 from trimkit.errors import TrimkitError
-from trimkit.quant._convert import plan_of
+from trimkit.quant._convert import plan_of, quant_layers
 from trimkit.quant._lower import lower_qonnx
 from trimkit.quant._parity import RELATIVE_TOLERANCE, Parity, Prediction, compare_outputs
 from trimkit.quant._plan import ExampleInputs, default_example_inputs
@@ -82,9 +82,9 @@ def export_qcdq(model: nn.Module, path: str | os.PathLike, example_inputs: Examp
 
 
 def qonnx_graph(model: nn.Module, inputs: tuple[torch.Tensor, ...], *, batch: int | None = None) -> onnx.ModelProto:
-    """The QONNX graph Brevitas writes for ``model``: batch dimension dynamic, or fixed
-    at ``batch``."""
-    if plan_of(model) is None:
+    """The QONNX graph Brevitas writes for ``model`` (a quantised model, or a part of one
+    such as a tracker's backbone): batch dimension dynamic, or fixed at ``batch``."""
+    if plan_of(model) is None and not quant_layers(model):
         raise TrimkitError("QONNX export needs a quantised model: run trimkit.quant.qat or trimkit.quant.quantize")
     input_names = _input_names(len(inputs))
     if batch is None:
