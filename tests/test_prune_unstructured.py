@@ -296,3 +296,21 @@ def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, 
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_recipe_prunes_unstructured_and_the_zeros_survive_the_run_folder(tmp_path):
+    recipe = pipeline.parse_recipe({
+        "model": {"name": "lenet5"}, "task": {"data": "mnist5k", "train_samples": 128, "val_samples": 64},
+        "stages": [{"stage": "prune_unstructured", "method": "global", "sparsity": 0.7},
+                   {"stage": "finetune", "epochs": 1, "batch_size": 64, "lr": 0.02, "precision": "fp32"}],
+        "export": False,
+    })
+    result = pipeline.run_recipe(recipe, tmp_path / "run", progress=False)
+    pruned = result.log.records[1]
+    assert pruned.details["method"] == "global"
+    assert pruned.details["zeros"] == round(0.7 * sum(c["weights"] for c in pruned.details["layers"].values()))
+    assert pruned.measurement.size_bytes["sparse"] < pruned.measurement.size_bytes["state_dict"]
+    final = trimkit.load(tmp_path / "run" / "model.pt")
+    masks = _masks.masks_of(final)
+    assert masks and all(final.get_parameter(n)[~m].eq(0).all() for n, m in masks.items())
+    assert prune.nonzero_parameters(final) <= pruned.details["dead"]["nonzero_after"]
