@@ -14,6 +14,7 @@ from torch import nn
 from torch_pruning.pruner.function import BasePruningFunc
 
 from trimkit.models.resnet_cifar import ZeroPadShortcut
+from trimkit.models.siamfc import Correlation
 
 
 class ZeroPadShortcutPruner(BasePruningFunc):
@@ -39,5 +40,25 @@ class ZeroPadShortcutPruner(BasePruningFunc):
         return layer.in_channels
 
 
+class CorrelationPruner(BasePruningFunc):
+    """A Siamese tracker's correlation has no weights: the backbone's last layer loses
+    the same channels in both branches, and the correlation sums over those left."""
+
+    TARGET_MODULES = (Correlation,)
+
+    def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        return layer
+
+    def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
+        layer.in_channels -= len(set(idxs))
+        return layer
+
+    def get_out_channels(self, layer: nn.Module) -> int:
+        return 1
+
+    def get_in_channels(self, layer: nn.Module) -> int:
+        return layer.in_channels
+
+
 def customized_pruners() -> dict[type, BasePruningFunc]:
-    return {ZeroPadShortcut: ZeroPadShortcutPruner()}
+    return {ZeroPadShortcut: ZeroPadShortcutPruner(), Correlation: CorrelationPruner()}
