@@ -209,7 +209,7 @@ def _reader_inputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]):
     """What every conv and dense layer reads on ``inputs``, and the batch norm (with
     running statistics) that directly follows each one that has no bias."""
     seen: dict[str, torch.Tensor] = {}
-    produced: dict[int, str] = {}
+    produced: dict[int, tuple[str, torch.Tensor]] = {}  # the tensor is held so that its id stays its own
     follows: dict[str, str] = {}
     names = {module: name for name, module in model.named_modules()}
     handles = []
@@ -219,11 +219,11 @@ def _reader_inputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]):
             if isinstance(module, WEIGHT_LAYERS):
                 seen.setdefault(names[module], args[0].detach().clone())
             elif id(args[0]) in produced and getattr(module, "running_mean", None) is not None:
-                follows.setdefault(produced[id(args[0])], names[module])
+                follows.setdefault(produced[id(args[0])][0], names[module])
 
     def after(module, args, output):
         if isinstance(output, torch.Tensor):
-            produced[id(output)] = names[module]
+            produced[id(output)] = (names[module], output)
 
     for module in model.modules():
         if isinstance(module, WEIGHT_LAYERS) or isinstance(module, nn.modules.batchnorm._BatchNorm):
