@@ -111,3 +111,54 @@ def test_missing_qonnx_is_one_line_naming_the_extra(digits, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "qonnx.core.modelwrapper", None)
     with pytest.raises(TrimkitError, match=r"needs the qonnx package .*pip install 'trimkit\[finn\]'"):
         quant.qonnx_parity(model, path, digits.example_inputs(2))
+
+
+SIAMESE_POLICIES = {  # the seed's Table 2, rows 2-5
+    "int16": ("first=int16,hidden=int16,last=int16,act=int32", [16, 16, 16, 16, 16]),
+    "int4_hidden": ("first=int16,hidden=int4,last=int8,act=int32", [16, 4, 4, 4, 8]),
+    "ternary_hidden": ("first=int16,hidden=ternary,last=int8,act=int32", [16, 2, 2, 2, 8]),
+    "binary_hidden": ("first=int16,hidden=binary,last=int8,act=int32", [16, 1, 1, 1, 8]),
+}
+
+
+@pytest.fixture(scope="module")
+def tracker_crops() -> tuple[torch.Tensor, torch.Tensor]:
+    """Small exemplar and search crops (63 -> 1x1 features, 127 -> 17x17: the export does
+    not depend on the crop size, and small crops keep the test fast)."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(2, 3, 63, 63, generator=generator), torch.randn(2, 3, 127, 127, generator=generator)
+
+
+@pytest.mark.parametrize("name", SIAMESE_POLICIES)
+def test_tracker_backbone_qonnx_runs_in_qonnx_and_matches(name, tracker_crops, tmp_path):
+    """The seed's policies on its SiamFC variant: the shared backbone (what FINN would
+    build) exports alone from the quantised tracker and matches it in qonnx."""
+    policy, expected_bits = SIAMESE_POLICIES[name]
+    tracker = quant.quantize(models.create("siamfc_seed", width=0.25), policy, example_inputs=tracker_crops)
+    exemplar = tracker_crops[0]
+    path = tmp_path / "backbone.qonnx.onnx"
+    written = quant.export_qonnx(tracker.backbone, path, exemplar)
+    assert written.parity.passed, written.parity
+    graph = onnx.load(str(path))
+    assert _weight_bits(graph) == expected_bits
+    assert [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 63, 63]
+    parity = quant.qonnx_parity(tracker.backbone, path, exemplar, cleanup=False)
+    assert parity.passed and parity.max_abs_diff < 1e-5, parity
+
+
+@pytest.mark.slow  # about 16 s: two branches through qonnx's node-by-node executor and its cleanup
+def test_whole_tracker_qonnx_correlates_in_qonnx(tracker_crops, tmp_path):
+    """Both branches and the correlation (a Conv whose weight is the exemplar's features)."""
+    tracker = quant.quantize(models.create("siamfc_seed", width=0.25), SIAMESE_POLICIES["binary_hidden"][0],
+                             example_inputs=tracker_crops)
+    path = tmp_path / "siamfc.qonnx.onnx"
+    written = quant.export_qonnx(tracker, path, tracker_crops)
+    graph = onnx.load(str(path))
+    assert [value.name for value in graph.graph.input] == ["input0", "input1"]
+    weights = {init.name for init in graph.graph.initializer}
+    quantised = {node.output[0] for node in graph.graph.node if node.input[0] in weights}
+    convolutions = [node for node in graph.graph.node if node.op_type == "Conv"]
+    assert len(convolutions) == 2 * 5 + 1  # the backbone's 5 on each branch, and the correlation
+    assert sum(node.input[1] not in weights | quantised for node in convolutions) == 1  # the correlation
+    parity = quant.qonnx_parity(tracker, path, tracker_crops, cleanup=True)
+    assert written.parity.passed and parity.passed and parity.agreement == 100.0, parity
