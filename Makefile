@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test test-slow install browser clean
+.PHONY: demo test test-slow install browser postgres clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,17 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "warning: chromium is missing and this user cannot apt-get it; the browser test will skip"; fi; }
 
-test: $(INSTALLED) browser
+# The search and benchmark-queue tests run against a real PostgreSQL server: started here
+# (Debian's postgresql installed with apt-get where it is missing and the user is root, as
+# on CI), run as the postgres user, its URL written where tests/postgres.py reads it.
+# Tests that need it fail under CI=true without it and are skipped otherwise.
+postgres:
+	@scripts/test-postgres.sh >/dev/null
+
+test: $(INSTALLED) browser postgres
 	$(BIN)/python -m pytest -q
 
-test-slow: $(INSTALLED)
+test-slow: $(INSTALLED) postgres
 	$(BIN)/python -m pytest -q -m slow
 
 clean:

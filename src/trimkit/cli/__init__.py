@@ -23,6 +23,8 @@ COMMANDS = {
     "demo": "Train a VGG on embedded MNIST; explore, prune, fine-tune, export, quantise; measure.",
     "export": "Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is written.",
     "bench": "Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend.",
+    "bench-worker": "Measure the ONNX files producers queue for this device, one at a time, until Ctrl-C or "
+                    "SIGTERM.",
     "compare": "Measure models side by side, interleaved in one run: params, MACs, bytes, latency as ratios to "
                "the first.",
     "quantize": "Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and measure them.",

@@ -16,6 +16,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from trimkit.cli._bench import bench_command, compare_command
+from trimkit.cli._bench_worker import bench_worker_command
 from trimkit.cli._common import fail
 from trimkit.cli._demo import demo_command
 from trimkit.cli._explore import explore_command, sensitivity_command
@@ -87,6 +88,7 @@ app.command("eval")(eval_command)
 app.command("demo")(demo_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)
+app.command("bench-worker")(bench_worker_command)
 app.command("compare")(compare_command)
 app.command("quantize")(quantize_command)
 app.command("size")(size_command)
