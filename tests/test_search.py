@@ -126,7 +126,11 @@ def test_sampled_values_land_on_the_recipe_fields_they_name():
     assert trial["stages"][2]["epochs"] == 0  # the per-trial budget
     assert trial["stages"][0]["epochs"] == 3 and recipe.data["stages"][1]["ratio"]["layer3.*.conv1"] == 0.1
     built = recipe.trial_recipe(values, "/base/model.pt", export=True)
-    assert built.model.file == "/base/model.pt" and [e.stage for e in built.stages] == ["prune", "finetune"]
+    assert built.model.file == "/base/model.pt" and [e.stage for e in built.stages] == ["prune"]  # 0 epochs: none
+    recipe.spec.epochs = 2
+    built = recipe.trial_recipe(values, "/base/model.pt", export=True)
+    assert [(e.stage, getattr(e.options, "epochs", None)) for e in built.stages] == [("prune", None),
+                                                                                      ("finetune", 2)]
     assert recipe.overrides(values)["stages.1.ratio[deep]"] == pytest.approx(0.4)
 
 
@@ -292,3 +296,32 @@ def test_a_killed_search_resumes_and_ends_with_n_trials(tmp_path):
     assert retry.state == TrialState.COMPLETE and retry.params == dead.params
     assert retry.user_attrs["run_dir"].endswith(f"trials/{killed_running:04d}")  # its run folder, continued
     assert json.loads(resumed.stdout)["counts"]["ended"] == 4
+
+
+def test_a_remote_latency_objective_asks_the_benchmark_queue_for_the_trials_export(tmp_path, monkeypatch):
+    from trimkit.record import LatencyRecord
+    from trimkit.search import _bench_queue
+
+    asked = []
+
+    def measure_remote(onnx_path, **settings):
+        asked.append((Path(onnx_path), settings))
+        return LatencyRecord(latency_ms=2.5, p90_ms=3.0, p99_ms=3.5, mean_ms=2.6, cv=0.1, throughput=400.0,
+                             iterations=50, backend=settings["backend"], precision="fp32", precision_requested="auto",
+                             threads=settings["threads"], batch_size=settings["batch_size"])
+
+    monkeypatch.setattr(_bench_queue, "measure_remote", measure_remote)
+    recipe = search.load_search_recipe(_recipe(
+        tmp_path, n_trials=1, parameters={"stages.0.ratio": {"values": [0.5]}}, objectives=["latency_ms"],
+        constraints={}, size="onnx",
+        latency={"backend": "openvino", "queue": "postgresql://q@db/queue", "queue_name": "ncs2", "batch_size": 4,
+                 "threads": 2, "timeout_s": 90}))
+    result = search.run_search(recipe, tmp_path / "run")
+    trial = result.study.get_trials()[0]
+    assert trial.values == [2.5] and trial.user_attrs["latency"]["backend"] == "openvino"
+    (onnx, settings), (baseline, _) = asked  # the trial's export, then the baseline's (for hybrid formulas)
+    assert onnx == tmp_path / "run" / "trials" / "0000" / "model.onnx" and onnx.exists()
+    assert baseline == tmp_path / "run" / "baseline.onnx" and baseline.read_bytes()[:2] == onnx.read_bytes()[:2]
+    assert result.study.user_attrs["baseline"]["latency_ms"] == 2.5
+    assert settings == {"queue_url": "postgresql://q@db/queue", "queue_name": "ncs2", "backend": "openvino",
+                        "batch_size": 4, "threads": 2, "timeout_s": 90.0, "precision": "auto", "min_time_s": 0.5}

@@ -96,6 +96,9 @@ class SearchRecipe:
             data["model"] = {"file": base_model}
             data["stages"] = data["stages"][self.split:]
         data["export"] = bool(data.get("export", True) or export)
+        # a fine-tune of 0 epochs with no schedule would only measure the model again
+        data["stages"] = [stage for stage in data["stages"] if not (
+            stage["stage"] == "finetune" and stage.get("epochs") == 0 and not stage.get("policies"))]
         return parse_recipe(data, source=self.source)
 
 

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from trimkit import measure
 from trimkit.pipeline import RunLog, StageRecord, run_recipe
+from trimkit.errors import TrimkitError
 from trimkit.record import LatencyRecord, Measurement
 from trimkit.search._recipe import SearchRecipe
 from trimkit.search._spec import LatencySpec, SearchSpec
@@ -90,10 +91,30 @@ def measure_latency(onnx_path: Path, latency: LatencySpec) -> LatencyRecord:
 
         return measure_remote(onnx_path, queue_url=latency.queue, queue_name=latency.queue_name or "",
                               backend=latency.backend, batch_size=latency.batch_size, threads=latency.threads,
-                              timeout_s=latency.timeout_s)
+                              timeout_s=latency.timeout_s, precision=latency.precision,
+                              min_time_s=latency.min_time_s)
     timed = measure.latency(str(onnx_path), backend=latency.backend, batch_size=latency.batch_size,
                             threads=latency.threads, precision=latency.precision, min_time_s=latency.min_time_s)
     return measure.latency_record(timed)
+
+
+def export_baseline(model_file: Path, path: Path) -> Path:
+    """The baseline model (a trimkit model file) as ONNX, for the latency figures a
+    hybrid objective compares against; made once per run folder."""
+    if path.exists():
+        return path
+    import torch
+
+    from trimkit import export, models
+    from trimkit._model_file import load
+
+    model = load(model_file)
+    origin = models.origin(model)
+    if origin is None:
+        raise TrimkitError(f"{model_file}: not a zoo model; its input shape is unknown, so the baseline cannot be "
+                           "exported for timing")
+    export.onnx(model.eval(), torch.randn(2, *origin.input_shape()), path)
+    return path
 
 
 def with_latency(figures: Figures, onnx_path: Path | None, latency: LatencySpec | None) -> Figures:

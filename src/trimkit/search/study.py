@@ -30,8 +30,8 @@ from trimkit.search._recipe import SearchRecipe
 from trimkit.search._spec import SearchSpec
 from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, is_file_store, open_storage, retried_from,
                                      retry_callback, storage_url, worker_identity)
-from trimkit.search._trial import (Figures, baseline_record, constraint_values, figures_of, objective_values, run_base,
-                                   run_trial, with_latency)
+from trimkit.search._trial import (Figures, baseline_record, constraint_values, export_baseline, figures_of,
+                                   objective_values, run_base, run_trial, with_latency)
 
 SEARCH_FILE = "search.yaml"
 _POLL_S = 1.0
@@ -220,7 +220,7 @@ class Worker:
             base_onnx = None
             self.baseline = figures_of(base.measurement, self.recipe.spec)
             if self.recipe.spec.latency is not None and base.model_file:
-                base_onnx = folder / base.model_file
+                base_onnx = export_baseline(folder / base.model_file, self.run_dir / "baseline.onnx")
             self.baseline = with_latency(self.baseline, base_onnx, self.recipe.spec.latency)
             self.study.set_user_attr("baseline", self.baseline.to_dict())
         objectives = objective_values(self.recipe, figures, self.baseline)
