@@ -191,11 +191,11 @@ def test_constraints_reach_optuna_and_only_the_feasible_trial_is_best(tmp_path):
     unpruned, pruned = trials[0.0], trials[0.5]
     # Optuna holds each constraint (feasible at <= 0): MACs minus the limit
     assert unpruned.constraints == {"max_macs": LENET_MACS - 300000}
-    assert pruned.constraints["max_macs"] == pruned.user_attrs["figures"]["macs"] - 300000 < 0
+    assert pruned.constraints["max_macs"] == pruned.user_attrs["macs"] - 300000 < 0
     assert [t.number for t in result.study.best_trials] == [pruned.number]  # the infeasible one is off the front
-    assert unpruned.user_attrs["figures"]["drop"] == 0.0
+    assert unpruned.user_attrs["drop"] == 0.0
     assert unpruned.user_attrs["overrides"] == {"stages.0.ratio": 0.0}
-    assert unpruned.values == [LENET_MACS, unpruned.user_attrs["figures"]["metric"]]
+    assert unpruned.values == [LENET_MACS, unpruned.user_attrs["metric"]]
 
     record = search.write_results(result.study, tmp_path / "run", storage=result.storage)
     on_disk = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -203,7 +203,7 @@ def test_constraints_reach_optuna_and_only_the_feasible_trial_is_best(tmp_path):
     assert [row["number"] for row in on_disk["best"]] == [pruned.number]
     best = on_disk["best"][0]
     assert (best["macs"], best["bytes"], best["overrides"]) == (
-        pruned.user_attrs["figures"]["macs"], pruned.user_attrs["figures"]["bytes"], {"stages.0.ratio": 0.5})
+        pruned.user_attrs["macs"], pruned.user_attrs["bytes"], {"stages.0.ratio": 0.5})
     assert on_disk["baseline"]["macs"] == LENET_MACS
     for name in ("history", "pareto", "importances"):
         assert Path(record["plots"][name]).read_bytes()[:4] == b"\x89PNG"
@@ -325,3 +325,22 @@ def test_a_remote_latency_objective_asks_the_benchmark_queue_for_the_trials_expo
     assert result.study.user_attrs["baseline"]["latency_ms"] == 2.5
     assert settings == {"queue_url": "postgresql://q@db/queue", "queue_name": "ncs2", "backend": "openvino",
                         "batch_size": 4, "threads": 2, "timeout_s": 90.0, "precision": "auto", "min_time_s": 0.5}
+
+
+@pytest.mark.slow
+def test_a_search_finds_a_model_within_a_latency_limit_the_baseline_misses(tmp_path):
+    from trimkit import measure, models
+
+    timing = {"backend": "onnxruntime", "batch_size": 32, "threads": 1, "min_time_s": 1.0}
+    baseline = measure.latency(models.create("lenet5"), backend="onnxruntime", batch_size=32, threads=1,
+                               min_time_s=1.0).p50_ms
+    limit = 0.8 * baseline
+    recipe = search.load_search_recipe(_recipe(
+        tmp_path, n_trials=2, parameters={"stages.0.ratio": {"values": [0.0, 0.7]}}, objectives=["top1"],
+        constraints={"max_latency_ms": limit}, latency=timing, size="onnx"))
+    result = search.run_search(recipe, tmp_path / "run")
+    trials = {t.params["stages.0.ratio"]: t for t in result.study.get_trials(states=(TrialState.COMPLETE,))}
+    assert trials[0.0].constraints["max_latency_ms"] > 0  # the unpruned model misses the limit
+    assert trials[0.7].constraints["max_latency_ms"] <= 0
+    assert [t.number for t in search.best_trials(result.study)] == [trials[0.7].number]
+    assert result.study.user_attrs["baseline"]["latency_ms"] > limit

@@ -24,7 +24,7 @@ RESULTS_FILE = "results.json"
 
 def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     """One trial as the table and ``results.json`` show it."""
-    figures = trial.user_attrs.get("figures") or {}
+    figures = trial.user_attrs
     return {"number": trial.number, "state": trial.state.name.lower(), "values": trial.values,
             "overrides": trial.user_attrs.get("overrides") or {}, "macs": figures.get("macs"),
             "bytes": figures.get("bytes"), "params": figures.get("params"), "latency_ms": figures.get("latency_ms"),
@@ -143,8 +143,7 @@ def plot_front(study: optuna.Study, path: Path) -> Path | None:
         points = [(t, t.values[0], t.values[1]) for t in trials]
         xlabel, ylabel = labels[0], labels[1]
     else:
-        points = [(t, (t.user_attrs.get("figures") or {}).get("latency_ms"),
-                   (t.user_attrs.get("figures") or {}).get("metric")) for t in trials]
+        points = [(t, t.user_attrs.get("latency_ms"), t.user_attrs.get("metric")) for t in trials]
         xlabel, ylabel = "latency_ms", "metric"
     points = [(t, x, y) for t, x, y in points if x is not None and y is not None and math.isfinite(x)
               and math.isfinite(y)]

@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from trimkit._atomic import write_text_atomic
 from trimkit.errors import TrimkitError
 from trimkit.search._recipe import SearchRecipe
-from trimkit.search._spec import SearchSpec
+from trimkit.search._spec import FIGURES, SearchSpec
 from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, is_file_store, open_storage, retried_from,
                                      retry_callback, storage_url, worker_identity)
 from trimkit.search._trial import (Figures, baseline_record, constraint_values, export_baseline, figures_of,
@@ -228,8 +228,8 @@ class Worker:
         for key, value in constraints.items():
             trial.set_constraint(key, value)
         named = figures.values(self.recipe.spec.metric, self.baseline)
-        trial.set_user_attr("figures", {key: named[key] for key in ("metric", "drop", "macs", "params", "bytes",
-                                                                    "latency_ms")})
+        for key in FIGURES:  # one attribute each, so the dashboard shows them as columns
+            trial.set_user_attr(key, named[key])
         trial.set_user_attr("latency", figures.latency)
         trial.set_user_attr("feasible", all(value <= 0 for value in constraints.values()))
         trial.set_user_attr("seconds", time.perf_counter() - started)
