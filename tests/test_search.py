@@ -344,3 +344,23 @@ def test_a_search_finds_a_model_within_a_latency_limit_the_baseline_misses(tmp_p
     assert trials[0.7].constraints["max_latency_ms"] <= 0
     assert [t.number for t in search.best_trials(result.study)] == [trials[0.7].number]
     assert result.study.user_attrs["baseline"]["latency_ms"] > limit
+
+
+def test_the_example_search_recipe_runs_at_a_tiny_budget(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    tiny = ["task.train_samples=128", "task.val_samples=100", "stages.0.epochs=1", "search.n_trials=2",
+            "search.epochs=0", "search.latency.min_time_s=0.05"]
+    result = runner.invoke(app, ["search", "examples/recipes/lenet5-search.yaml", "--out", str(tmp_path / "run"),
+                                 "--json", *[item for pair in (("--set", t) for t in tiny) for item in pair]])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["counts"]["complete"] == 2 and record["directions"] == ["minimize", "maximize"]
+    assert (tmp_path / "run" / "base" / "model.pt").exists()  # the train stage ran once, shared by the trials
+    for row in record["trials"]:
+        assert set(row["overrides"]) == {"stages.1.ratio[conv]", "stages.1.ratio[dense]"}
+        assert row["latency_ms"] > 0 and row["latency"]["batch_size"] == 1 and row["latency"]["threads"] == 1
+        folder = Path(row["run_dir"])
+        assert row["bytes"] == (folder / "model.onnx").stat().st_size
+        stages = [json.loads(line)["stage"] for line in (folder / "log.jsonl").read_text().splitlines()]
+        assert stages == ["input", "prune", "final"]  # the 0-epoch fine-tune is left out
+    assert record["baseline"]["macs"] == LENET_MACS and record["baseline"]["latency_ms"] > 0
