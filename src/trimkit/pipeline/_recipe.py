@@ -131,6 +131,8 @@ def parse_recipe(data: Any, overrides: Sequence[str] = (), *, source: str = "rec
     data = copy.deepcopy(data)
     for override in overrides:
         apply_override(data, override)
+    if "search" in data:
+        raise RecipeError(f"{source}: search: this recipe is a search; run it with trimkit search {source}")
     raw_stages = data.pop("stages", [])
     if not isinstance(raw_stages, list):
         raise RecipeError(f"{source}: stages: a list of stages, each a mapping with a 'stage' key")
