@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._registry import StageOptions, get_stage, stage_names
@@ -66,14 +66,17 @@ class ModelSpec(BaseModel):
 
 class TaskSpec(BaseModel):
     """The task and its data: ``data`` names a data set (mnist5k, mnist, cifar10) or an
-    image folder; ``train_samples`` / ``val_samples`` cut the splits (fixed subsets)."""
+    image folder; ``train_samples`` / ``val_samples`` cut the splits (fixed subsets).
+    ``kind: segmentation`` takes a CamVid- or VOC-format folder (or ``camvid`` / ``voc``),
+    resized to ``image_size`` [height, width] when given."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["classification"] = "classification"
+    kind: Literal["classification", "segmentation"] = "classification"
     data: str | None = None
     data_dir: str | None = None
     train_samples: int | None = Field(default=None, ge=1)
     val_samples: int | None = Field(default=None, ge=1)
+    image_size: tuple[PositiveInt, PositiveInt] | None = None
 
 
 class StageEntry(BaseModel):

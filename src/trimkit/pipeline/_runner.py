@@ -83,6 +83,8 @@ def build_task(spec: TaskSpec, model: nn.Module, seed: int) -> Task:
     name = spec.data or (models.spec(origin.name).default_data if origin is not None else None)
     if name is None:
         raise RecipeError("task.data: no data set given and the model has no default; set task.data")
+    if spec.kind == "segmentation":
+        return _segmentation_task(spec, name, origin, seed)
     normalization = origin.normalization() if origin is not None else None
     splits = {}
     for split, samples in (("train", spec.train_samples), ("val", spec.val_samples)):
@@ -95,6 +97,22 @@ def build_task(spec: TaskSpec, model: nn.Module, seed: int) -> Task:
             dataset = dataset.with_normalization(normalization)
         splits[split] = dataset.subset(samples, seed) if samples else dataset
     return ClassificationTask(splits)
+
+
+def _segmentation_task(spec: TaskSpec, name: str, origin, seed: int) -> Task:
+    from trimkit.tasks import SegmentationTask
+
+    splits = {}
+    for split, samples in (("train", spec.train_samples), ("val", spec.val_samples)):
+        dataset = datasets.load_segmentation(name, split, spec.data_dir, image_size=spec.image_size)
+        if origin is not None:
+            dataset = dataset.with_normalization(origin.normalization())
+            classes = origin.kwargs.get("num_classes")
+            if classes is not None and int(classes) != dataset.num_classes:
+                raise RecipeError(f"task.data: {name} has {dataset.num_classes} classes but the model predicts "
+                                  f"{classes}; set model.num_classes: {dataset.num_classes}")
+        splits[split] = dataset.subset(samples, seed) if samples else dataset
+    return SegmentationTask(splits)
 
 
 def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: bool = False, progress: bool = True,
