@@ -85,6 +85,13 @@ def test_bad_search_blocks_are_one_line_naming_the_yaml_path(block, message):
     assert message in text, text
 
 
+def test_trimkit_run_of_a_search_recipe_points_to_trimkit_search(tmp_path):
+    result = runner.invoke(app, ["run", str(_recipe(tmp_path)), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("search: this recipe is a search; run it with trimkit search "
+                                          f"{tmp_path / 'tiny.yaml'}")
+
+
 def test_a_recipe_without_a_search_block_is_refused():
     data = yaml.safe_load(yaml.safe_dump(TINY))
     data.pop("search")
