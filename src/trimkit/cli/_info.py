@@ -26,16 +26,17 @@ def models_command(
         model = models.create(name)
         shape = spec.input_shape()
         measured = profile_model(model, torch.zeros(1, *shape))
-        rows.append({"name": name, "family": spec.family, "input_shape": list(shape), "params": measured.params,
+        rows.append({"name": name, "family": spec.family, "task": spec.task, "input_shape": list(shape),
+                     "params": measured.params,
                      "macs": measured.macs, "default_data": spec.default_data, "description": spec.description})
     if as_json:
         print_json({"models": rows})
         return
     table = Table(title="trimkit model zoo")
-    for column in ("model", "input", "params", "MACs", "data", "description"):
+    for column in ("model", "task", "input", "params", "MACs", "data", "description"):
         table.add_column(column, justify="right" if column in ("params", "MACs") else "left")
     for row in rows:
-        table.add_row(row["name"], "x".join(map(str, row["input_shape"])), f"{row['params']:,}",
+        table.add_row(row["name"], row["task"], "x".join(map(str, row["input_shape"])), f"{row['params']:,}",
                       f"{row['macs']:,}", row["default_data"], row["description"])
     console.print(table)
 

@@ -43,16 +43,23 @@ def run_command(
     console.print(f"report: {report}")
 
 
+# The primary metric of each task, as the stage table heads it.
+PRIMARY_METRICS = (("top1", "top-1 %"), ("pixel_accuracy", "pixel acc %"))
+
+
 def print_run(log: pipeline.RunLog) -> None:
     """The stage table, then each comparison a stage made, from the log alone."""
     records = list(log)
     table = Table(title="stages", box=box.SIMPLE, padding=(0, 1))
-    for column in ("#", "stage", "params", "MACs", "top-1 %", "sizes", "s"):
+    metric, header = next(((name, header) for name, header in PRIMARY_METRICS
+                           if any(record.measurement.metric(name) is not None for record in records)),
+                          PRIMARY_METRICS[0])
+    for column in ("#", "stage", "params", "MACs", header, "sizes", "s"):
         table.add_column(column, justify="left" if column in ("stage", "sizes") else "right")
     for record in records:
         figures = record.measurement
         table.add_row("" if record.index < 0 else str(record.index), record.stage, _count(figures.params),
-                      _count(figures.macs), _metric(figures), _sizes(figures), f"{record.seconds:.1f}")
+                      _count(figures.macs), _metric(figures, metric), _sizes(figures), f"{record.seconds:.1f}")
     console.print(table)
     for record in records:
         for comparison in record.details.get("comparisons", []):
@@ -63,8 +70,8 @@ def _count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def _metric(figures: Measurement) -> str:
-    metric = figures.metric("top1")
+def _metric(figures: Measurement, name: str = "top1") -> str:
+    metric = figures.metric(name)
     return "-" if metric is None else f"{metric.value:.2f}"
 
 
