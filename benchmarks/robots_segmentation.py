@@ -15,7 +15,7 @@
    accuracy (the seed's metric) and mIoU over the 11 classes. Compression = parameters
    (nonzero, after dead-neuron removal) of the compressed student over the teacher's.
 
-    python benchmarks/robots_segmentation.py [--quick] [--size 60x80] [--teacher-epochs 4] [--student-epochs 4]
+    python benchmarks/robots_segmentation.py [--quick] [--size 60x80] [--teacher-epochs 3] [--student-epochs 3]
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="about a minute: tiny subset, 1 epoch each")
     parser.add_argument("--size", default="60x80", help="HxW the images are resized to (CamVid is 360x480)")
     parser.add_argument("--teacher-stride", type=int, default=16, help="output stride of the teacher (FCN: 8)")
-    parser.add_argument("--teacher-epochs", type=int, default=4)
-    parser.add_argument("--student-epochs", type=int, default=4)
+    parser.add_argument("--teacher-epochs", type=int, default=3)
+    parser.add_argument("--student-epochs", type=int, default=3)
     parser.add_argument("--finetune-epochs", type=int, default=1)
     parser.add_argument("--aspp", type=int, default=64, help="ASPP channels of the student (published: 256)")
     parser.add_argument("--sparsities", default="0.1,0.3,0.5,0.7,0.9")
