@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -293,8 +294,11 @@ def run_search(recipe: SearchRecipe, run_dir: str | Path, *, storage: str | None
     study.sampler = create_sampler(spec, seed, recipe.parameters)
     worker = Worker(recipe, folder, study, url, n_trials=n_trials or spec.n_trials, seed=seed, say=say)
     try:
-        worker.prepare()
-        worker.run(timeout=timeout if timeout is not None else spec.timeout, on_change=lambda: on_change(study))
+        with warnings.catch_warnings():
+            # heartbeats and stale-trial retries are "experimental" in Optuna's words, since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            worker.prepare()
+            worker.run(timeout=timeout if timeout is not None else spec.timeout, on_change=lambda: on_change(study))
     except TrimkitError:
         raise
     except Exception as error:
