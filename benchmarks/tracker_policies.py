@@ -22,22 +22,26 @@ precision at 20 px and mean IoU over the real sequences in ../shared/data/tracki
 seed's figures. The seed trained on 10,000 ILSVRC15 pairs for 30 epochs on a GPU; here
 every row trains from the same FP32 tracker with the same reduced CPU budget, printed.
 
-    python benchmarks/tracker_policies.py [--quick] [--epochs E] [--pairs N] [--width W]
+    python benchmarks/tracker_policies.py [--quick] [--memory-only] [--epochs E] [--pairs N] [--width W]
+                                          [--frames F]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from trimkit import models, quant
+from trimkit import models, quant, tracking, train
+from trimkit.tasks import tracking as tasks_tracking
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRACKING = DATA / "tracking"
@@ -124,16 +128,129 @@ def memory_table(width: float) -> None:
               f"{row.packed_bytes:,} |")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """The same training budget for every row: FP32 pre-training of the tracker, then
+    QAT (or, for FP32, fine-tuning) from it; tracking on the first ``frames`` frames of
+    each real sequence."""
+
+    width: float
+    pretrain_epochs: int
+    epochs: int
+    pairs: int
+    batch_size: int
+    lr: float
+    stills: int
+    frames: int | None
+
+    @classmethod
+    def quick(cls) -> Budget:
+        return cls(width=0.25, pretrain_epochs=1, epochs=1, pairs=32, batch_size=8, lr=0.01, stills=60, frames=12)
+
+    @classmethod
+    def default(cls) -> Budget:
+        return cls(width=0.25, pretrain_epochs=3, epochs=1, pairs=160, batch_size=16, lr=0.01, stills=400,
+                   frames=40)
+
+    def describe(self) -> str:
+        frames = f"the first {self.frames} frames of" if self.frames else "all frames of"
+        return (f"{MODEL} width {self.width}; FP32 pre-training {self.pretrain_epochs} epoch(s), then every row "
+                f"{self.epochs} epoch(s) of QAT (row 1: FP32 fine-tuning), {self.pairs} augmented pairs per epoch "
+                f"from {self.stills} still objects of CamVid's train split, batch {self.batch_size}, SGD lr "
+                f"{self.lr} cosine; tracked on {frames} each real sequence (not trained on). The seed: 10,000 "
+                "ILSVRC15 pairs, 30 epochs, a GPU.")
+
+
+def training_task(model: nn.Module, budget: Budget) -> tasks_tracking.TrackingTask:
+    stills = tracking.camvid_objects(DATA / "camvid", "train", limit=budget.stills)
+    sequences = tracking.load_sequences(TRACKING)
+    return tasks_tracking.tracking_task(stills=stills, eval_sequences=sequences, model=model,
+                                        pairs_per_epoch=budget.pairs, val_pairs=8, name="camvid stills")
+
+
+def fit_options(budget: Budget) -> dict:
+    return dict(batch_size=budget.batch_size, lr=budget.lr, weight_decay=5e-4, precision="fp32",
+                eval_split=None, progress=False)
+
+
+def pretrain(task, budget: Budget) -> nn.Module:
+    train.seed_everything(0)
+    model = models.create(MODEL, width=budget.width)
+    train.fit(model, task, epochs=budget.pretrain_epochs, **fit_options(budget))
+    return model
+
+
+def train_row(float_model: nn.Module, policy: str, task, budget: Budget) -> nn.Module:
+    """QAT of ``policy`` from the FP32 tracker (FP32: the same budget of fine-tuning)."""
+    train.seed_everything(0)
+    if policy == "float32":
+        model = copy.deepcopy(float_model)
+        train.fit(model, task, epochs=budget.epochs, **fit_options(budget))
+        return model
+    return quant.qat(float_model, policy, task, epochs=budget.epochs, example_inputs=task.example_inputs(2),
+                     calibration_batches=2, **fit_options(budget)).model
+
+
+def tracking_scores(model: nn.Module, task, budget: Budget) -> tuple[float, float, float, float]:
+    """Precision at 20 px and mean IoU (%): mean over sequences (the seed's average),
+    and pooled over frames."""
+    evaluation = task.track_scores(model.eval(), frames=budget.frames)
+    per_sequence = list(evaluation.per_sequence.values())
+    mean_precision = 100 * sum(s.precision for s in per_sequence) / len(per_sequence)
+    mean_iou = 100 * sum(s.mean_iou for s in per_sequence) / len(per_sequence)
+    return mean_precision, mean_iou, 100 * evaluation.pooled.precision, 100 * evaluation.pooled.mean_iou
+
+
+def study(budget: Budget) -> None:
+    print(f"\nBudget: {budget.describe()}")
+    task = training_task(models.create(MODEL, width=budget.width), budget)
+    started = time.perf_counter()
+    float_model = pretrain(task, budget)
+    print(f"FP32 pre-training: {time.perf_counter() - started:.0f} s")
+    static = tracking.pool_scores([tracking.score_boxes(np.repeat(s.boxes[:1], len(s.head(budget.frames or len(s))), 0),
+                                                        s.head(budget.frames or len(s)).boxes)
+                                   for s in task.sequences])
+    print(f"a box that never moves: precision {100 * static.precision:.1f} %, mean IoU {100 * static.mean_iou:.1f} % "
+          "(pooled)")
+    reference = memory(float_model, "float32").conv_param_bytes
+    print("| # | seed row | conv params (MB) | ratio | seed MB | seed ratio | packed (B) | precision % "
+          "| IoU % | pooled precision % | pooled IoU % | seed precision % | seed IoU % | train s |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for seed in SEED_ROWS:
+        check_roles(float_model, seed.policy)
+        row_started = time.perf_counter()
+        model = train_row(float_model, seed.policy, task, budget)
+        seconds = time.perf_counter() - row_started
+        size = memory(float_model, seed.policy)  # sizes depend on shapes and formats, not on the values
+        precision, iou, pooled_precision, pooled_iou = tracking_scores(model, task, budget)
+        print(f"| {seed.row} | {seed.label} | {size.conv_param_bytes / 1e6:.3f} | "
+              f"{size.conv_param_bytes / reference:.3f} | {seed.memory_mb} | "
+              f"{seed.memory_mb / SEED_ROWS[0].memory_mb:.3f} | {size.packed_bytes:,} | {precision:.1f} | {iou:.1f} | "
+              f"{pooled_precision:.1f} | {pooled_iou:.1f} | {seed.precision:.2f} | {seed.iou:.2f} | {seconds:.0f} |",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="about a minute: tiny budget, for smoke checks")
+    parser.add_argument("--memory-only", action="store_true", help="only the memory table (no training)")
     parser.add_argument("--width", type=float, default=None, help="hidden-channel multiplier of the backbone")
+    parser.add_argument("--epochs", type=int, default=None, help="QAT epochs per row")
+    parser.add_argument("--pairs", type=int, default=None, help="training pairs per epoch")
+    parser.add_argument("--frames", type=int, default=None, help="frames tracked per sequence (0: all)")
     args = parser.parse_args()
-    width = args.width if args.width is not None else (0.25 if args.quick else 0.5)
+    budget = Budget.quick() if args.quick else Budget.default()
+    overrides = {"width": args.width, "epochs": args.epochs, "pairs": args.pairs,
+                 "frames": None if args.frames == 0 else args.frames}
+    budget = replace(budget, **{key: value for key, value in overrides.items()
+                                if value is not None or (key == "frames" and args.frames == 0)})
+    torch.set_num_threads(2)
     print(f"load average at start {os.getloadavg()[0]:.2f}, {os.cpu_count()} CPU cores")
     started = time.perf_counter()
-    memory_table(width)
-    print(f"\n{time.perf_counter() - started:.0f} s")
+    memory_table(budget.width)
+    if not args.memory_only:
+        study(budget)
+    print(f"\n{time.perf_counter() - started:.0f} s; load average at end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

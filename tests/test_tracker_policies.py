@@ -7,8 +7,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA, requires_shared_data
 
 from trimkit import models
 
@@ -55,3 +57,45 @@ def test_memory_column_matches_hand_counts(bench):
         row = bench.memory(model, policy, crops)
         assert row.conv_param_bytes == expected, policy
         assert row.packed_bytes >= row.conv_param_bytes
+
+
+@pytest.fixture(scope="module")
+def generated():
+    """Training sequences and a held-out one: a CamVid patch moving over another CamVid image."""
+    from PIL import Image
+
+    from trimkit import tracking
+
+    frames = sorted((SHARED_DATA / "camvid" / "train").glob("*.jpg"))
+    background = np.asarray(Image.open(frames[0]).convert("RGB"))
+    target = np.asarray(Image.open(frames[1]).convert("RGB"))[100:200, 200:300]
+    train_sequences = [tracking.generate_sequence(background, target, frames=20, seed=seed, speed=6)
+                       for seed in (2, 3)]
+    held_out = tracking.generate_sequence(background, target, frames=20, seed=1, speed=6, name="held-out")
+    return train_sequences, held_out
+
+
+@pytest.mark.slow  # about 2 minutes: QAT and tracking for each of the five policies
+@requires_shared_data("camvid")
+def test_tracker_still_tracks_after_each_policy(bench, generated):
+    from trimkit import quant, tracking, train
+    from trimkit.tasks import tracking as tasks_tracking
+
+    train_sequences, held_out = generated
+    model = models.create("siamfc_seed", width=0.25)
+    task = tasks_tracking.tracking_task(train_sequences, eval_sequences=[held_out], model=model,
+                                        pairs_per_epoch=16, val_pairs=4)
+    static = tracking.score_boxes(np.repeat(held_out.boxes[:1], len(held_out), 0), held_out.boxes).precision
+    assert static < 0.5
+    for row in bench.SEED_ROWS:
+        train.seed_everything(0)
+        options = dict(epochs=1, batch_size=8, lr=0.001, precision="fp32", eval_split=None, progress=False)
+        if row.policy == "float32":
+            tracked = model
+        else:
+            tracked = quant.qat(model, row.policy, task, example_inputs=task.example_inputs(2),
+                                calibration_batches=1, **options).model
+            assert quant.plan_of(tracked).policy == row.policy
+        result = tracking.track(tracked.eval(), held_out)
+        precision = tracking.score_boxes(result.boxes, held_out.boxes).precision
+        assert precision >= static + 0.4, (row.label, precision, static)
