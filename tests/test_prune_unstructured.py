@@ -11,7 +11,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 import trimkit
-from trimkit import _masks, data, models, pipeline, prune, quant, tasks, train
+from trimkit import _masks, _sparse_size, data, models, pipeline, prune, quant, tasks, train
 from trimkit.cli._app import app
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.prune_unstructured import UnstructuredOptions
@@ -245,11 +245,11 @@ def test_a_dead_filter_before_a_zero_padded_conv_stays_when_its_constant_is_not_
 
 
 def test_sparse_size_picks_the_smallest_format_per_layer():
-    layer = prune._sparse_size.layer_size(1000, 100)
+    layer = _sparse_size.layer_size(1000, 100)
     assert (layer.dense_bytes, layer.bitmask_bytes, layer.index_bytes) == (4000, 125 + 400, 100 * 6)
     assert layer.format == "bitmask" and layer.bytes == 525
-    assert prune._sparse_size.layer_size(100_000, 10).format == "index"  # 10 * (4 + 4) bytes
-    assert prune._sparse_size.layer_size(64, 63).format == "dense"  # 8 + 252 > 256
+    assert _sparse_size.layer_size(100_000, 10).format == "index"  # 10 * (4 + 4) bytes
+    assert _sparse_size.layer_size(64, 63).format == "dense"  # 8 + 252 > 256
     result = prune.unstructured(TwoLayers(), "global", 0.5, remove_dead_neurons=False)
     # a: 12 weights, 9 kept -> bitmask 2 + 36 = 38 < dense 48 < index 9 * 5; b: all zero -> index 0
     # biases 3 + 2 floats dense
@@ -310,6 +310,8 @@ def test_a_recipe_prunes_unstructured_and_the_zeros_survive_the_run_folder(tmp_p
     assert pruned.details["method"] == "global"
     assert pruned.details["zeros"] == round(0.7 * sum(c["weights"] for c in pruned.details["layers"].values()))
     assert pruned.measurement.size_bytes["sparse"] < pruned.measurement.size_bytes["state_dict"]
+    tuned = result.log.records[2].measurement.size_bytes  # every record of a masked model has its sparse size
+    assert tuned["sparse"] < tuned["state_dict"]
     final = trimkit.load(tmp_path / "run" / "model.pt")
     masks = _masks.masks_of(final)
     assert masks and all(final.get_parameter(n)[~m].eq(0).all() for n, m in masks.items())

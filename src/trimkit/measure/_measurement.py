@@ -8,6 +8,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from trimkit._masks import masks_of
+from trimkit._sparse_size import sparse_size
 from trimkit.measure._latency import Latency
 from trimkit.measure._profile import Profile, profile
 from trimkit.record import LatencyRecord, Measurement, precision_name
@@ -21,6 +23,8 @@ def state_dict_bytes(model: nn.Module) -> int:
 
 def from_profile(counted: Profile, label: str, model: nn.Module | None = None) -> Measurement:
     sizes = {} if model is None else {"state_dict": state_dict_bytes(model)}
+    if model is not None and masks_of(model):  # unstructured pruning's zeros, stored sparse
+        sizes["sparse"] = sparse_size(model).sparse_bytes
     return Measurement(label, params=counted.params, macs=counted.macs, flops=counted.flops, size_bytes=sizes)
 
 

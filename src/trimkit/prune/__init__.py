@@ -12,7 +12,7 @@ from trimkit.prune import criteria
 from trimkit.prune._evaluation import CachedEvaluation
 from trimkit.prune._dead import DeadRemoval, KeptDead, remove_dead
 from trimkit.prune._result import FrozenGroup, LayerChange, PruneResult
-from trimkit.prune._sparse_size import SparseSize, sparse_size
+from trimkit._sparse_size import SparseSize, sparse_size
 from trimkit.prune.criteria import register as register_criterion
 from trimkit.prune.explore import (
     CriteriaComparison,

@@ -58,7 +58,4 @@ def unstructured_measurement(result: prune.UnstructuredResult, label: str, examp
     that ran): parameters, MACs, and its bytes dense and in the sparse format."""
     model = result.dead.model if result.dead is not None else result.model
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
-    record = from_profile(profile(model, tuple(t[:1] for t in inputs)), label, model)
-    size = prune.sparse_size(model)
-    record.size_bytes.update({"state_dict": size.dense_bytes, "sparse": size.sparse_bytes})
-    return record
+    return from_profile(profile(model, tuple(t[:1] for t in inputs)), label, model)  # a masked model's has "sparse"
