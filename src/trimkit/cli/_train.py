@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 from rich.table import Table
@@ -11,7 +12,8 @@ from rich.table import Table
 import trimkit
 from trimkit import data as datasets
 from trimkit import models, train
-from trimkit.cli._common import check_fits, console, load_data, measurement_of, print_json, resolve_model
+from trimkit.cli._common import (check_fits, console, err_console, load_data, measurement_of, print_json,
+                                resolve_model)
 from trimkit.cli._options import (DataDirOption, DataOption, InChannelsOption, JsonOption, NumClassesOption,
                                   SamplesOption, TrainPrecisionOption, TrustOption, WeightsOption, at_least,
                                   stage_options)
@@ -40,14 +42,24 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and augmentation.")] = 0,
     weights: Annotated[Optional[Path], typer.Option(help="Start from these weights.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT.ckpt if it exists.")] = False,
+    teacher: Annotated[Optional[Path], typer.Option(help="Distil from this trimkit model file (knowledge "
+                                                         "distillation).")] = None,
+    kd_temperature: Annotated[float, typer.Option(help="Softmax temperature T of the soft targets.")] = 4.0,
+    kd_alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weights the "
+                                                 "cross-entropy on the labels.")] = 0.9,
+    hint: Annotated[Optional[list[str]], typer.Option(help="STUDENT_LAYER=TEACHER_LAYER: FitNets hint through a "
+                                                           "1x1 adapter (repeatable).")] = None,
     trust_checkpoint: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues)."""
     check_output(out)
-    options = stage_options(TrainOptions, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                            momentum=momentum, weight_decay=weight_decay, schedule=schedule, step_size=step_size,
-                            gamma=gamma, precision=precision)
+    options = stage_options(TrainOptions, {"hints": "--hint"}, epochs=epochs, batch_size=batch_size,
+                            optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                            schedule=schedule, step_size=step_size, gamma=gamma, precision=precision,
+                            teacher=str(teacher) if teacher is not None else None, kd_temperature=kd_temperature,
+                            kd_alpha=kd_alpha, hints=_pairs(hint, "--hint"))
+    teacher_model = _load_teacher(teacher, trust_checkpoint) if teacher is not None else None
     spec = models.spec(model)
     dataset_name = data or spec.default_data
     train_set = datasets.load(dataset_name, "train", data_dir)
@@ -58,13 +70,18 @@ def train_command(
     check_fits(train_set, loaded.input_shape, loaded.label)
     train_set = train_set.with_normalization(loaded.normalization)
     val_set = val_set.with_normalization(loaded.normalization)
-    result = train.fit(loaded.model, train_set, val_set, **options.fit_kwargs(), seed=seed,
-                       checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume, progress=True)
+    with _distiller(teacher_model, options, ClassificationTask.of(train_set, val_set), loaded.model) as distiller:
+        result = train.fit(loaded.model, train_set, val_set, **options.fit_kwargs(), seed=seed,
+                           checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume, progress=True,
+                           loss_fn=distiller, extra_modules=[distiller.adapters] if distiller else ())
     final = result.history[-1] if result.history else {}
     trimkit.save(loaded.model, out, metadata={"data": dataset_name, "epochs": epochs, "val_top1": final.get("val_top1")})
     record = {"out": str(out), "data": dataset_name, "epochs": epochs, "precision": result.precision,
               "channels_last": result.channels_last, "images_per_second": result.images_per_second,
               "val_top1": final.get("val_top1"), "val_loss": final.get("val_loss"), "history": result.history}
+    if distiller is not None:
+        record["distillation"] = {"teacher": str(teacher), "temperature": kd_temperature, "alpha": kd_alpha,
+                                  "teacher_precision": distiller.precision.as_dict(), "hints": options.hints}
     metrics = [Metric(name.removeprefix("val_"), value, "val", len(val_set), "fp32", "pytorch", dataset_name)
                for name, value in final.items() if name.startswith("val_")]
     record["measurement"] = measurement_of(loaded.model, loaded.label, loaded.input_shape, metrics=metrics,
@@ -77,6 +94,40 @@ def train_command(
             return
         console.print(f"saved {out}: val top-1 {final.get('val_top1', float('nan')):.2f}% after {epochs} epochs "
                       f"({result.precision}, {result.images_per_second:.0f} img/s)")
+
+
+def _pairs(values: Optional[list[str]], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values or []:
+        student, sep, teacher = value.partition("=")
+        if not sep or not student.strip() or not teacher.strip():
+            raise TrimkitError(f"{flag} {value!r}: give STUDENT_LAYER=TEACHER_LAYER, such as layer3=layer4")
+        pairs[student.strip()] = teacher.strip()
+    return pairs
+
+
+def _load_teacher(path: Path, trusted: bool):
+    if not path.is_file():
+        raise TrimkitError(f"--teacher {path}: no such file; give a trimkit model file (from trimkit train --out)")
+    return trimkit.load(path, trusted=trusted)
+
+
+@contextlib.contextmanager
+def _distiller(teacher_model, options: TrainOptions, task: ClassificationTask, student) -> Iterator:
+    """The distiller for --teacher (checked against the student before any epoch), or None."""
+    if teacher_model is None:
+        yield None
+        return
+    from trimkit.distill import Distiller, parse_links
+    from trimkit.distill._run import example_batch
+
+    distiller = Distiller(teacher_model, temperature=options.kd_temperature, alpha=options.kd_alpha,
+                          links=parse_links(options.hints), teacher_precision=options.teacher_precision)
+    with distiller.prepare(student, example_batch(task), task.loss):
+        err_console.print(f"distilling from {options.teacher} (T={options.kd_temperature}, "
+                          f"alpha={options.kd_alpha}); the teacher runs in {distiller.precision.precision}: "
+                          f"{distiller.precision.reason}")
+        yield distiller
 
 
 def eval_command(

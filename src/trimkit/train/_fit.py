@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -86,6 +87,7 @@ def fit(
     loss_fn: LossFn | None = None,
     lr_schedule: Callable[[float], float] | None = None,
     on_epoch_start: EpochHook | None = None,
+    extra_modules: Sequence[nn.Module] = (),
     eval_split: str | None = "auto",
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
@@ -100,6 +102,8 @@ def fit(
     ``lr_schedule(epoch_progress) -> lr`` replaces ``schedule``. ``on_epoch_start(epoch,
     model)`` runs before each epoch and may return a new model (a pruning step): training
     goes on with it and a fresh optimiser, and ``FitResult.model`` is the last one.
+    ``extra_modules`` are trained with the model (a distiller's adapters: the loss uses
+    them); they are checkpointed with it.
 
     ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs with native
     bf16, fp32 elsewhere. ``channels_last=None`` turns channels-last on for the CPU,
@@ -121,10 +125,16 @@ def fit(
     start_epoch = 0
     optim_state = None
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        start_epoch, model, optim_state = _restore(Path(checkpoint), model, result, config)
+        start_epoch, model, optim_state = _restore(Path(checkpoint), model, result, config, extra_modules)
         result.resumed_from_epoch = start_epoch
     model.to(target)
-    optim = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
+    for extra in extra_modules:
+        extra.to(target).train()
+
+    def trained():
+        return itertools.chain(model.parameters(), *(extra.parameters() for extra in extra_modules))
+
+    optim = make_optimizer(trained(), optimizer, lr, momentum, weight_decay)
     if optim_state is not None:
         optim.load_state_dict(optim_state)
     rate = lr_schedule or (lambda progress: learning_rate(schedule, lr, progress, epochs, step_size, gamma))
@@ -140,7 +150,7 @@ def fit(
                     if replaced is not None and replaced is not model:
                         model.to(memory_format=torch.contiguous_format)
                         model = replaced.to(target)
-                        optim = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
+                        optim = make_optimizer(trained(), optimizer, lr, momentum, weight_decay)
                         result.model = model
                 if use_channels_last:
                     model.to(memory_format=torch.channels_last)
@@ -153,7 +163,7 @@ def fit(
                 if progress:
                     bar.console.print(_epoch_line(record, epochs, task.primary_metric))
                 if checkpoint is not None:
-                    _save_checkpoint(Path(checkpoint), model, optim, config, result, epoch + 1)
+                    _save_checkpoint(Path(checkpoint), model, optim, config, result, epoch + 1, extra_modules)
     finally:
         if use_channels_last:
             model.to(memory_format=torch.contiguous_format)
@@ -231,7 +241,8 @@ def _epoch_line(record: dict, epochs: int, primary: str) -> str:
     return line + f"  ({record['seconds']:.1f} s, {record['images'] / max(record['seconds'], 1e-9):.0f} img/s)"
 
 
-def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitResult, epochs_done: int) -> None:
+def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitResult, epochs_done: int,
+                     extra_modules: Sequence[nn.Module] = ()) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
         "epochs_done": epochs_done,
@@ -239,12 +250,14 @@ def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitRes
         "optimizer": optim.state_dict(),
         "config": json.dumps(asdict(config)),
         "history": json.dumps(result.history),
+        "extra_modules": [extra.state_dict() for extra in extra_modules],
     }
     with atomic_path(path) as temporary:
         torch.save(state, temporary)
 
 
-def _restore(path: Path, model: nn.Module, result: FitResult, config: FitConfig) -> tuple[int, nn.Module, dict]:
+def _restore(path: Path, model: nn.Module, result: FitResult, config: FitConfig,
+             extra_modules: Sequence[nn.Module] = ()) -> tuple[int, nn.Module, dict]:
     """The epochs done, the model as it was then (its architecture too, if an epoch hook
     changed it), and the optimiser state."""
     try:
@@ -264,5 +277,7 @@ def _restore(path: Path, model: nn.Module, result: FitResult, config: FitConfig)
         model = model_from_payload(state["model"], model)
     except TrimkitError as error:
         raise TrimkitError(f"checkpoint {path} was written for a different model: {error}") from None
+    for extra, extra_state in zip(extra_modules, state.get("extra_modules", [])):
+        extra.load_state_dict(extra_state)
     result.history = json.loads(state["history"])
     return int(state["epochs_done"]), model, state["optimizer"]

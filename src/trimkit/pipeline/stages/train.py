@@ -11,11 +11,12 @@ from torch import nn
 
 from trimkit import prune, train
 from trimkit.pipeline._context import Context
-from trimkit.pipeline._registry import StageOptions, closest, register_stage
+from trimkit.pipeline._distill_options import TeacherOptions, distillation
+from trimkit.pipeline._registry import closest, register_stage
 from trimkit.pipeline._schedule import LrSchedulerSpec, PolicySpec, PrunerSpec, agp_sparsity, lr_factor, step_ratio
 
 
-class TrainOptions(StageOptions):
+class TrainOptions(TeacherOptions):
     epochs: int = Field(ge=0)
     batch_size: int = Field(default=128, ge=1)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
@@ -61,6 +62,9 @@ class TrainOptions(StageOptions):
                 if epoch in table:
                     raise ValueError(f"{where}: overlaps {table[epoch]!r} in epoch {epoch}; one {kind} per epoch")
                 table[epoch] = name  # type: ignore[assignment]
+        if self.pruners and (self.hints or self.attention):
+            raise ValueError("hints and attention follow named layers, which a pruning schedule replaces; "
+                             "distil from the outputs only (drop hints and attention) or prune in a stage before")
         used = {p.pruner for p in self.policies}
         for name, spec in self.pruners.items():
             if name not in used:
@@ -126,10 +130,12 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
     if options.lr_schedulers:
         rate = lambda progress: options.lr * lr_factor(int(progress), options.lr_schedulers, options.policies)  # noqa: E731
     checkpoint = ctx.checkpoint()
-    fitted = train.fit(model, ctx.task, **options.fit_kwargs(), seed=ctx.seed, lr_schedule=rate,
-                       on_epoch_start=hook, checkpoint=checkpoint,
-                       resume=ctx.resume and checkpoint is not None and checkpoint.exists(),
-                       progress=ctx.progress)
+    with distillation(options, ctx, model) as distiller:
+        fitted = train.fit(model, ctx.task, **options.fit_kwargs(), seed=ctx.seed, lr_schedule=rate,
+                           on_epoch_start=hook, checkpoint=checkpoint,
+                           resume=ctx.resume and checkpoint is not None and checkpoint.exists(),
+                           progress=ctx.progress, loss_fn=distiller,
+                           extra_modules=[distiller.adapters] if distiller else ())
     ctx.add(history=fitted.history, precision=fitted.precision, images_per_second=fitted.images_per_second,
             resumed_from_epoch=fitted.resumed_from_epoch, pruning_steps=hook.steps if hook else [])
     return fitted.model
