@@ -20,6 +20,7 @@ COMMANDS = {
     "profile": "Parameters, MACs and FLOPs per layer and in total, for one input image.",
     "train": "Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues).",
     "eval": "Top-1, top-5 and loss of a model on a data split (an .onnx file is scored by ONNX Runtime).",
+    "track": "Track the target of a sequence from its first box; print or write one box per frame.",
     "demo": "Train a VGG on embedded MNIST; explore, prune, fine-tune, export, quantise; measure.",
     "export": "Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is written.",
     "bench": "Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend.",

@@ -27,6 +27,7 @@ from trimkit.cli._quant import quantize_command, size_command
 from trimkit.cli._report import report_command
 from trimkit.cli._run import run_command
 from trimkit.cli._search import search_command
+from trimkit.cli._track import track_command
 from trimkit.cli._train import eval_command, train_command
 from trimkit.errors import TrimkitError
 
@@ -85,6 +86,7 @@ app.command("models")(models_command)
 app.command("profile")(profile_command)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
+app.command("track")(track_command)
 app.command("demo")(demo_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)

@@ -16,6 +16,12 @@ from trimkit.measure import from_profile
 from trimkit.measure import profile as profile_model
 
 
+def _example_inputs(model, shape) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """One zero input; a Siamese tracker's pair (exemplar and search crops)."""
+    pair = getattr(model, "example_inputs", None)
+    return pair() if callable(pair) else torch.zeros(1, *shape)
+
+
 def models_command(
     as_json: JsonOption = False,
 ) -> None:
@@ -25,7 +31,7 @@ def models_command(
         spec = models.spec(name)
         model = models.create(name)
         shape = spec.input_shape()
-        measured = profile_model(model, torch.zeros(1, *shape))
+        measured = profile_model(model, _example_inputs(model, shape))
         rows.append({"name": name, "family": spec.family, "task": spec.task, "input_shape": list(shape),
                      "params": measured.params,
                      "macs": measured.macs, "default_data": spec.default_data, "description": spec.description})
@@ -51,7 +57,7 @@ def profile_command(
 ) -> None:
     """Parameters, MACs and FLOPs per layer and in total, for one input image."""
     loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
-    measured = profile_model(loaded.model, torch.zeros(1, *loaded.input_shape))
+    measured = profile_model(loaded.model, _example_inputs(loaded.model, loaded.input_shape))
     if as_json:
         record = measured.to_dict()
         record.update(model=loaded.label, input_shape=list(loaded.input_shape),

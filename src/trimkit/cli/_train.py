@@ -153,6 +153,11 @@ def eval_command(
         _eval_onnx(model, weights, data, data_dir, split, batch_size, samples, as_json)
         return
     loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
+    if (data or "").startswith("tracking:") or loaded.default_data == "tracking":
+        from trimkit.cli._track import eval_tracking
+
+        eval_tracking(loaded, data, data_dir, as_json=as_json)
+        return
     dataset = load_data(data, split, data_dir, loaded)
     if samples:
         dataset = dataset.subset(samples)

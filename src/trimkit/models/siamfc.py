@@ -118,10 +118,14 @@ class SiamFC(nn.Module):
     def forward(self, exemplar: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(exemplar), self.embed(search))
 
+    def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero exemplar and search crops, for profiling and tracing."""
+        return (torch.zeros(batch, 3, self.exemplar_size, self.exemplar_size),
+                torch.zeros(batch, 3, self.search_size, self.search_size))
+
     def score_size(self) -> int:
         """Side of the score map for the model's exemplar and search sizes."""
-        return int(self.forward(torch.zeros(1, 3, self.exemplar_size, self.exemplar_size),
-                                torch.zeros(1, 3, self.search_size, self.search_size)).shape[-1])
+        return int(self.forward(*self.example_inputs()).shape[-1])
 
 
 def _out_channels(backbone: nn.Sequential) -> int:

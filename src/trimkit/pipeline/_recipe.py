@@ -21,6 +21,7 @@ from trimkit.errors import TrimkitError
 from trimkit.pipeline._registry import StageOptions, get_stage, stage_names
 from trimkit.pipeline._registry import closest
 from trimkit.pipeline import stages as _stages  # noqa: F401  (registers the built-in stages)
+from trimkit.tasks.tracking import TrackingData
 
 STAGE_KEYS = ("stage", "save_as")
 # pydantic puts the member of a union that failed into the location (``ratio.float``); not a YAML key
@@ -68,15 +69,17 @@ class TaskSpec(BaseModel):
     """The task and its data: ``data`` names a data set (mnist5k, mnist, cifar10) or an
     image folder; ``train_samples`` / ``val_samples`` cut the splits (fixed subsets).
     ``kind: segmentation`` takes a CamVid- or VOC-format folder (or ``camvid`` / ``voc``),
-    resized to ``image_size`` [height, width] when given."""
+    resized to ``image_size`` [height, width] when given. ``kind: tracking`` takes a folder
+    of sequences (default the shared ``tracking``) and ``tracking`` options."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["classification", "segmentation"] = "classification"
+    kind: Literal["classification", "segmentation", "tracking"] = "classification"
     data: str | None = None
     data_dir: str | None = None
     train_samples: int | None = Field(default=None, ge=1)
     val_samples: int | None = Field(default=None, ge=1)
     image_size: tuple[PositiveInt, PositiveInt] | None = None
+    tracking: TrackingData | None = None
 
 
 class StageEntry(BaseModel):

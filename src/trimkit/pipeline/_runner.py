@@ -85,6 +85,10 @@ def build_task(spec: TaskSpec, model: nn.Module, seed: int) -> Task:
         raise RecipeError("task.data: no data set given and the model has no default; set task.data")
     if spec.kind == "segmentation":
         return _segmentation_task(spec, name, origin, seed)
+    if spec.kind == "tracking":
+        from trimkit.tasks.tracking import build_tracking_task
+
+        return build_tracking_task(spec.tracking, spec.data, spec.data_dir, model, seed)
     normalization = origin.normalization() if origin is not None else None
     splits = {}
     for split, samples in (("train", spec.train_samples), ("val", spec.val_samples)):
