@@ -72,7 +72,7 @@ def check_tracker_model(model: nn.Module, label: str = "the model") -> None:
         origin = models.origin(model)
         what = f"a {origin.name} model" if origin is not None else f"a {type(model).__name__}"
         raise TrimkitError(f"{label} is {what}, not a Siamese tracker; give a siamfc or siamfc_seed model file "
-                           "(trimkit train siamfc ... or the siamfc-shared-data recipe makes one)")
+                           "(trimkit run examples/recipes/siamfc-shared-data.yaml trains one)")
 
 
 @dataclass
