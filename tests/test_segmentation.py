@@ -202,7 +202,7 @@ def test_joint_augmentation_moves_image_and_mask_together():
 @pytest.mark.parametrize("build, published, aux", [
     (lambda: models.create("deeplabv3_mobilenetv3_large", num_classes=21), 11_029_328, 3_851),
     (lambda: models.create("lraspp_mobilenetv3_large", num_classes=21), 3_221_538, 0),
-    (lambda: models.create("fcn_resnet50", num_classes=21), 35_322_218, 2_365_205),
+    (lambda: FCNResNet(50, num_classes=21), 35_322_218, 2_365_205),
     (lambda: FCNResNet(101, num_classes=21), 54_314_346, 2_365_205),
 ])
 def test_zoo_segmentation_models_have_published_parameter_counts(build, published, aux):
@@ -289,3 +289,52 @@ def test_real_camvid_training_beats_chance_and_reports_every_metric():
     # 1/11 a constant guess of a random class gets, and reports each metric.
     assert result["pixel_accuracy"] > 40
     assert {"miou", "mean_class_accuracy", "iou_road", "loss"} <= set(result)
+
+
+def _tiny_folder(root: Path) -> Path:
+    generator = np.random.default_rng(0)
+    return _write_camvid(root, [generator.integers(0, 3, (32, 48)) for _ in range(4)], classes=CLASSES)
+
+
+def test_cli_eval_json_reports_pixel_accuracy_miou_and_per_class_iou(tmp_path):
+    from typer.testing import CliRunner
+
+    from trimkit.cli import app
+
+    folder = _tiny_folder(tmp_path / "cv")
+    model = models.create("lraspp_mobilenetv3_large", num_classes=3, width=0.25, inter_channels=16)
+    task = tasks.SegmentationTask({"test": data.load_segmentation(str(folder), "test")})
+    expected = tasks.evaluate(model, task, "test").values
+    import trimkit
+
+    trimkit.save(model, tmp_path / "m.pt")
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "m.pt"), "--data", str(folder), "--split", "test",
+                                      "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    import json
+
+    record = json.loads(result.stdout)
+    assert record["pixel_accuracy"] == pytest.approx(expected["pixel_accuracy"])
+    assert record["miou"] == pytest.approx(expected["miou"])
+    assert set(record["per_class_iou"]) == {name.removeprefix("iou_") for name in expected if name.startswith("iou_")}
+    wrong = CliRunner().invoke(app, ["eval", "lraspp_mobilenetv3_large", "--data", str(folder)])
+    assert wrong.exit_code == 2
+    assert "predicts 10 classes but cv has 3; build the model with --num-classes 3" in wrong.output
+
+
+def test_recipe_with_a_segmentation_task_trains_and_prunes(tmp_path):
+    from trimkit import pipeline
+
+    folder = _tiny_folder(tmp_path / "cv")
+    recipe = pipeline.parse_recipe({
+        "model": {"name": "lraspp_mobilenetv3_large", "num_classes": 3,
+                  "kwargs": {"width": 0.25, "inter_channels": 16}},
+        "task": {"kind": "segmentation", "data": str(folder), "image_size": [16, 24]},
+        "export": False,
+        "stages": [{"stage": "train", "epochs": 1, "batch_size": 2, "optimizer": "adam", "lr": 0.01},
+                   {"stage": "prune", "criterion": "l1", "ratio": 0.5, "layers": "conv"}],
+    })
+    result = pipeline.run_recipe(recipe, progress=False)
+    task = pipeline.build_task(recipe.task, result.model, 0)
+    assert isinstance(task, tasks.SegmentationTask) and task.dataset("train").images.shape[-2:] == (16, 24)
+    assert result.model(task.example_inputs(1)[0]).shape == (1, 3, 16, 24)

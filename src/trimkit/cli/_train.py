@@ -17,6 +17,7 @@ from trimkit.cli._common import (check_fits, console, err_console, load_data, me
 from trimkit.cli._options import (DataDirOption, DataOption, InChannelsOption, JsonOption, NumClassesOption,
                                   SamplesOption, TrainPrecisionOption, TrustOption, WeightsOption, at_least,
                                   stage_options)
+from trimkit.cli._segment import ImageSizeOption, eval_segmentation, train_segmentation
 from trimkit._outputs import check_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.train import TrainOptions
@@ -49,6 +50,7 @@ def train_command(
                                                  "cross-entropy on the labels.")] = 0.9,
     hint: Annotated[Optional[list[str]], typer.Option(help="STUDENT_LAYER=TEACHER_LAYER: FitNets hint through a "
                                                            "1x1 adapter (repeatable).")] = None,
+    image_size: ImageSizeOption = None,
     trust_checkpoint: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -62,6 +64,12 @@ def train_command(
     teacher_model = _load_teacher(teacher, trust_checkpoint) if teacher is not None else None
     spec = models.spec(model)
     dataset_name = data or spec.default_data
+    if datasets.is_segmentation_data(dataset_name, data_dir):
+        kd = {"temperature": kd_temperature, "alpha": kd_alpha, "hints": options.hints or None}
+        train_segmentation(model, out, dataset_name, data_dir, options.fit_kwargs(), seed=seed, weights=weights,
+                           resume=resume, trusted=trust_checkpoint, as_json=as_json, image_size=image_size,
+                           teacher=teacher_model, kd=kd)
+        return
     train_set = datasets.load(dataset_name, "train", data_dir)
     val_set = datasets.load(dataset_name, "val", data_dir)
     train.seed_everything(seed)
@@ -141,6 +149,7 @@ def eval_command(
     precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 128,
     samples: SamplesOption = None,
+    image_size: ImageSizeOption = None,
     trust_checkpoint: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -157,6 +166,10 @@ def eval_command(
         from trimkit.cli._track import eval_tracking
 
         eval_tracking(loaded, data, data_dir, as_json=as_json)
+        return
+    if datasets.is_segmentation_data(data or loaded.default_data, data_dir):
+        eval_segmentation(loaded, data or loaded.default_data, split, data_dir, precision=precision,
+                          batch_size=batch_size, samples=samples, image_size=image_size, as_json=as_json)
         return
     dataset = load_data(data, split, data_dir, loaded)
     if samples:

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from trimkit.models._registry import IMAGENET_NORMALIZATION
 
-# CamVid at half resolution (480x360 -> 240x180): what the zoo profiles and exports
-# segmentation models at. They are fully convolutional and take any size.
-SEGMENTATION_INPUT_SIZES = {3: (180, 240)}
+# CamVid at a quarter of its resolution (480x360 -> 120x90): what the zoo profiles, exports
+# and prunes segmentation models at. They are fully convolutional and take any size.
+SEGMENTATION_INPUT_SIZES = {3: (90, 120)}
 SEGMENTATION_NORMALIZATIONS = {3: IMAGENET_NORMALIZATION}
 SEGMENTATION_DATA = "camvid"
 
