@@ -218,18 +218,37 @@ def test_cli_eval_tracking_prints_the_scores(tmp_path):
     assert record["frames"] == 3 and record["sequences"]["seq"]["frames"] == 3
 
 
-@pytest.mark.slow
-def test_a_briefly_trained_tracker_beats_one_that_never_moves():
+@pytest.fixture(scope="module")
+def trained_tracker():
+    """A narrow SiamFC trained briefly on three generated sequences; the fourth is held out."""
     sequences = _generated(4, 30)
     torch.manual_seed(0)
     model = models.create("siamfc", width=0.125, features=32)
     task = tracking_task(sequences[:3], [], sequences[3:], model=model, pairs_per_epoch=128, val_pairs=32)
     train.fit(model, task, epochs=4, batch_size=8, lr=1e-3, optimizer="adam", progress=False)
-    trained = tracking.evaluate_tracker(model, sequences[3:]).pooled
-    held = sequences[3]
+    return model, task, sequences[3:]
+
+
+@pytest.mark.slow
+def test_a_briefly_trained_tracker_beats_one_that_never_moves(trained_tracker):
+    model, _, held_out = trained_tracker
+    trained = tracking.evaluate_tracker(model, held_out).pooled
+    held = held_out[0]
     still = tracking.score_boxes(np.repeat(held.boxes[:1], len(held), axis=0), held.boxes)
     assert trained.precision >= 0.9 and still.precision <= 0.5
     assert trained.success_auc > still.success_auc + 0.3
+
+
+@pytest.mark.slow
+def test_the_tracker_still_tracks_after_pruning_and_quantisation(trained_tracker):
+    from trimkit import prune, quant
+
+    model, task, held_out = trained_tracker
+    pruned = prune.structured(model, task.example_inputs(2), ratio=0.25).model
+    train.fit(pruned, task, epochs=1, batch_size=8, lr=5e-4, optimizer="adam", progress=False)
+    assert tracking.evaluate_tracker(pruned, held_out).pooled.precision >= 0.8
+    quantized = quant.quantize(model, "first=int8,hidden=int8,last=int8,act=int8", task)
+    assert tracking.evaluate_tracker(quantized, held_out).pooled.precision >= 0.8
 
 
 @requires_shared_data("tracking", "camvid")
