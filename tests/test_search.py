@@ -371,3 +371,26 @@ def test_the_example_search_recipe_runs_at_a_tiny_budget(tmp_path, monkeypatch):
         stages = [json.loads(line)["stage"] for line in (folder / "log.jsonl").read_text().splitlines()]
         assert stages == ["input", "prune", "final"]  # the 0-epoch fine-tune is left out
     assert record["baseline"]["macs"] == LENET_MACS and record["baseline"]["latency_ms"] > 0
+
+
+def test_objectives_and_constraints_read_the_trials_figures_against_the_baseline():
+    from trimkit.search._trial import Figures, constraint_values, objective_values
+
+    data = _with_search(objectives=["drop", {"name": "hybrid", "expr": "top1 / baseline_top1 - latency_ms / "
+                                             "baseline_latency_ms", "direction": "maximize"}, "bytes"],
+                        constraints={"max_drop": 1.5, "max_bytes": 60, "max_macs": 100},
+                        latency={"backend": "onnxruntime"})
+    recipe = search.parse_search_recipe(data)
+    assert recipe.spec.directions() == ["minimize", "maximize", "minimize"]
+    trial = Figures(metric=90.0, macs=100, params=10, bytes=50, latency_ms=2.0)
+    baseline = Figures(metric=92.0, macs=400, params=40, bytes=200, latency_ms=4.0)
+    assert objective_values(recipe, trial, baseline) == pytest.approx([2.0, 90 / 92 - 0.5, 50])
+    assert constraint_values(recipe, trial, baseline) == {"max_drop": 0.5, "max_bytes": -10.0, "max_macs": 0.0}
+
+
+def test_grid_values_follow_min_max_and_step():
+    from trimkit.search._spec import ParameterSpec
+
+    assert search.study.grid_values(ParameterSpec(min=0.0, max=0.5, step=0.25)) == [0.0, 0.25, 0.5]
+    assert search.study.grid_values(ParameterSpec(min=1, max=5, step=2)) == [1, 3, 5]
+    assert search.study.grid_values(ParameterSpec(values=["a", "b"])) == ["a", "b"]
