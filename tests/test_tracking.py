@@ -265,3 +265,19 @@ def test_example_recipe_runs_at_a_tiny_budget(tmp_path, monkeypatch):
     assert {m.name for m in tracked.metrics} >= {"precision", "success_auc", "mean_iou", "fps", "pair_precision"}
     assert tracked.metric("precision").samples == 6  # two held-out sequences, 3 frames each
     assert result.context.task.data_name("val") == "tracking"
+
+
+@requires_shared_data("tracking")
+@pytest.mark.parametrize("overrides, message", [
+    (["task.tracking.eval_sequences=[]"], "eval_sequences: none given; hold out at least one sequence"),
+    (["task.tracking.eval_sequences=[vot15_bag]"], "vot15_bag also train"),
+    (["task.tracking.eval_sequences=[nosuch]"], "no sequence nosuch in"),
+    (["task.tracking.tracker.scales=4"], "scales: 4 is even"),
+])
+def test_bad_tracking_recipes_are_one_line(tmp_path, monkeypatch, overrides, message):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(TrimkitError, match=message) as error:
+        recipe = pipeline.load_recipe(ROOT / "examples" / "recipes" / "siamfc-shared-data.yaml",
+                                      [*overrides, f"task.data_dir={SHARED_DATA}"])
+        pipeline.run_recipe(recipe, tmp_path / "run", progress=False)
+    assert "\n" not in str(error.value)

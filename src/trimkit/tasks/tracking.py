@@ -263,6 +263,11 @@ def build_tracking_task(options: TrackingData | None, data: str | None, data_dir
     if options.train_sequences or options.eval_sequences:
         train = _pick(sequences, options.train_sequences, folder, "train_sequences")
         held = _pick(sequences, options.eval_sequences, folder, "eval_sequences")
+        if not held:
+            raise TrimkitError("task.tracking.eval_sequences: none given; hold out at least one sequence of "
+                               f"{folder} ({', '.join(s.name for s in sequences)}) to judge the tracker on")
+        if not train and not options.stills:
+            raise TrimkitError("task.tracking: nothing to train on; give train_sequences or stills (camvid)")
     else:
         if len(sequences) < 2 and not options.stills:
             raise TrimkitError(f"{folder} holds one sequence; hold it out for evaluation and train on still "
