@@ -160,6 +160,24 @@ def test_tracker_returns_one_box_per_frame_starting_with_the_given_one():
     assert result.timings.frames == 3 and result.fps > 0
 
 
+def test_tracker_on_onnx_runtime_backbones_gives_the_same_boxes(tmp_path):
+    import onnxruntime
+
+    from trimkit import export
+
+    model = models.create("siamfc", width=0.125, features=32).eval()
+    runs = {}
+    for side in (127, 255):
+        export.onnx(model.backbone, torch.zeros(1, 3, side, side), tmp_path / f"backbone{side}.onnx")
+        session = onnxruntime.InferenceSession(str(tmp_path / f"backbone{side}.onnx"),
+                                               providers=["CPUExecutionProvider"])
+        runs[side] = lambda x, s=session: s.run(None, {s.get_inputs()[0].name: x.numpy()})[0]
+    sequence = _generated(1, 4)[0]
+    reference = tracking.track(model, sequence).boxes
+    deployed = tracking.track(model, sequence, embed=runs[255], embed_exemplar=runs[127]).boxes
+    assert np.allclose(deployed, reference, atol=1e-3)
+
+
 def test_tracker_params_reject_even_scales():
     with pytest.raises(ValueError, match="scales: 4 is even"):
         tracking.TrackerParams(scales=4)

@@ -48,7 +48,7 @@ class TrackerEvaluation:
 
 
 def evaluate_tracker(model: nn.Module, sequences: Seq[Sequence], params: TrackerParams | None = None, *,
-                     embed=None, progress: bool = False) -> TrackerEvaluation:
+                     embed=None, embed_exemplar=None, progress: bool = False) -> TrackerEvaluation:
     """Track each sequence from its first box and score it against its boxes."""
     from trimkit._progress import progress_bar
 
@@ -59,7 +59,8 @@ def evaluate_tracker(model: nn.Module, sequences: Seq[Sequence], params: Tracker
     with progress_bar(progress) as bar:
         job = bar.add_task("tracking", total=sum(len(s) for s in sequences), stats="")
         for sequence in sequences:
-            result = track(model, sequence, params, embed=embed, on_frame=lambda i, box: bar.advance(job))
+            result = track(model, sequence, params, embed=embed, embed_exemplar=embed_exemplar,
+                           on_frame=lambda i, box: bar.advance(job))
             # fps over the frames actually tracked (the first is given)
             scores = score_boxes(result.boxes, sequence.boxes)
             per_sequence[sequence.name] = TrackingScores(scores.precision, scores.success_auc, scores.mean_iou,

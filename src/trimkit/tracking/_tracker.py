@@ -7,8 +7,10 @@ each score map ``response_up`` times (bicubic), penalise the scales other than 1
 the scale with the highest peak, blend its normalised response with a cosine window,
 and move to the peak. Size changes by the chosen scale, damped by ``scale_lr``.
 
-``embed`` can be replaced (an ONNX Runtime or OpenVINO session over the exported
-backbone) so that a deployed tracker's frame rate is measured with the same loop;
+``embed`` (the search crops, every frame) and ``embed_exemplar`` (once per sequence)
+can be replaced, e.g. by ONNX Runtime or OpenVINO sessions over the backbone exported at
+255x255 and at 127x127, so that a deployed tracker's frame rate is measured with the
+same loop; by default both are the model's ``embed``;
 ``timings`` splits each frame's time into crop, backbone, correlation and update.
 """
 
@@ -97,6 +99,7 @@ class SiamTracker:
     model: nn.Module
     params: TrackerParams = field(default_factory=TrackerParams)
     embed: Embed | None = None
+    embed_exemplar: Embed | None = None
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     timings: Timings = field(default_factory=Timings)
 
@@ -109,6 +112,7 @@ class SiamTracker:
             origin = models.origin(self.model)
             self.normalization = origin.normalization() if origin is not None else IMAGENET_NORMALIZATION
         self._embed = self.embed or self.model.embed
+        self._embed_exemplar = self.embed_exemplar or self.model.embed
         self.stride = int(getattr(self.model, "total_stride", 8))
 
     @torch.inference_mode()
@@ -123,7 +127,7 @@ class SiamTracker:
         self.z_side = exemplar_side(w, h, p.context)
         self.x_side = self.z_side * p.search_size / p.exemplar_size
         exemplar = normalize(crop(image, self.centre, self.z_side, p.exemplar_size, self.fill), self.normalization)
-        self.exemplar_features = self._embed(exemplar[None])
+        self.exemplar_features = torch.as_tensor(self._embed_exemplar(exemplar[None]))
         self._window = None
 
     def _cosine_window(self, side: int) -> torch.Tensor:
@@ -200,9 +204,11 @@ class TrackResult:
 
 
 def track(model: nn.Module, sequence, params: TrackerParams | None = None, *, embed: Embed | None = None,
+          embed_exemplar: Embed | None = None,
           on_frame: Callable[[int, np.ndarray], None] | None = None) -> TrackResult:
-    """Run the tracker over ``sequence`` from its first box."""
-    tracker = SiamTracker(model, params or TrackerParams(), embed=embed)
+    """Run the tracker over ``sequence`` from its first box (``embed``, ``embed_exemplar``:
+    see :class:`SiamTracker`)."""
+    tracker = SiamTracker(model, params or TrackerParams(), embed=embed, embed_exemplar=embed_exemplar)
     first = sequence.frame(0)
     tracker.init(first, sequence.boxes[0])
     boxes = [np.asarray(sequence.boxes[0], dtype=np.float64)]
