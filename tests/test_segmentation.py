@@ -317,6 +317,11 @@ def test_cli_eval_json_reports_pixel_accuracy_miou_and_per_class_iou(tmp_path):
     assert record["pixel_accuracy"] == pytest.approx(expected["pixel_accuracy"])
     assert record["miou"] == pytest.approx(expected["miou"])
     assert set(record["per_class_iou"]) == {name.removeprefix("iou_") for name in expected if name.startswith("iou_")}
+    export.onnx(model, task.example_inputs(1), tmp_path / "m.onnx")
+    by_runtime = CliRunner().invoke(app, ["eval", str(tmp_path / "m.onnx"), "--data", str(folder), "--split", "test",
+                                          "--json"], catch_exceptions=False)
+    assert by_runtime.exit_code == 0, by_runtime.output
+    assert json.loads(by_runtime.stdout)["pixel_accuracy"] == pytest.approx(expected["pixel_accuracy"], abs=0.5)
     wrong = CliRunner().invoke(app, ["eval", "lraspp_mobilenetv3_large", "--data", str(folder)])
     assert wrong.exit_code == 2
     assert "predicts 10 classes but cv has 3; build the model with --num-classes 3" in wrong.output

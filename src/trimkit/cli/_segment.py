@@ -127,3 +127,41 @@ def eval_segmentation(loaded: LoadedModel, data: str, split: str, data_dir: Path
         if name.startswith("iou_"):
             classes.add_row(name.removeprefix("iou_"), f"{value:.2f}")
     console.print(classes)
+
+
+def eval_segmentation_onnx(subject: Any, data: str, split: str, data_dir: Path | None, *, batch_size: int,
+                           samples: int | None, as_json: bool) -> None:
+    """An ONNX segmentation model scored by ONNX Runtime; images are resized to the input
+    size it was exported at (its spatial size is fixed in the file)."""
+    from trimkit.measure import runtime_evaluation
+    from trimkit.record import Measurement
+
+    if subject.normalization is None or subject.input_shape is None:
+        raise TrimkitError(f"{subject.label} does not record its input normalisation (not exported by trimkit); "
+                           "give the trimkit .pt model to score it on --data")
+    size = _onnx_spatial_size(Path(subject.model)) or tuple(subject.input_shape[1:])
+    dataset = datasets.load_segmentation(data, split, data_dir, image_size=size).with_normalization(
+        subject.normalization)
+    task = tasks.SegmentationTask({split: dataset})
+    if samples:
+        task = task.subset(split, samples)
+    scored = runtime_evaluation(subject.model, task, split, backend="onnxruntime", batch_size=batch_size)
+    values = {**scored.values, "precision": scored.precision, "backend": scored.backend}
+    if as_json:
+        per_class = {name.removeprefix("iou_"): value for name, value in values.items() if name.startswith("iou_")}
+        print_json({**values, "per_class_iou": per_class,
+                    "measurement": Measurement(subject.label, size_bytes={"onnx": Path(subject.model).stat().st_size},
+                                               metrics=scored.metrics()).to_dict()})
+        return
+    console.print(f"{subject.label} on {dataset.name} ({split}, {size[0]}x{size[1]}), computed by ONNX Runtime: "
+                  f"pixel accuracy {values['pixel_accuracy']:.2f} %, mIoU {values['miou']:.2f} %, "
+                  f"{values['n']:,} images")
+
+
+def _onnx_spatial_size(path: Path) -> tuple[int, int] | None:
+    """The fixed height and width of an ONNX file's first input, or None when dynamic."""
+    from trimkit import export
+
+    dims = export.read_onnx(path).graph.input[0].type.tensor_type.shape.dim
+    sizes = [dim.dim_value if dim.HasField("dim_value") else None for dim in dims[-2:]]
+    return (sizes[0], sizes[1]) if len(sizes) == 2 and None not in sizes else None

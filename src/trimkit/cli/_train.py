@@ -196,6 +196,12 @@ def _eval_onnx(path: str, weights: Optional[Path], data: Optional[str], data_dir
     from trimkit.measure import runtime_evaluation
 
     subject = resolve_subject(path, weights)
+    if datasets.is_segmentation_data(data or subject.default_data, data_dir):
+        from trimkit.cli._segment import eval_segmentation_onnx
+
+        eval_segmentation_onnx(subject, data or subject.default_data, split, data_dir, batch_size=batch_size,
+                               samples=samples, as_json=as_json)
+        return
     dataset = load_subject_data(subject, data, split, data_dir)
     if samples:
         dataset = dataset.subset(samples)
