@@ -252,20 +252,29 @@ def _search_process(recipe: Path, run: Path, *extra: str) -> subprocess.Popen:
 def test_two_workers_on_one_file_store_end_with_exactly_n_trials(tmp_path):
     recipe = _recipe(tmp_path, method="random", n_trials=6, parameters={"stages.0.ratio": {"min": 0.0, "max": 0.8}})
     run = tmp_path / "run"
-    workers = [_search_process(recipe, run), _search_process(recipe, run)]
-    outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (stdout, stderr) in zip(workers, outputs):
-        assert worker.returncode == 0, stderr
-    ran = [json.loads(stdout)["ran_here"] for stdout, _ in outputs]
+    other = _search_process(recipe, run)  # a second process; this one joins once it runs a trial
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and other.poll() is None:
+        if (run / "study.journal").exists():
+            try:
+                if _study(run).get_trials():
+                    break
+            except KeyError:  # the study is not created yet
+                pass
+        time.sleep(0.05)
+    here = runner.invoke(app, ["search", str(recipe), "--out", str(run), "--json"])
+    stdout, stderr = other.communicate(timeout=300)
+    assert other.returncode == 0 and here.exit_code == 0, (stderr, here.output)
+    ran = [json.loads(stdout)["ran_here"], json.loads(here.stdout)["ran_here"]]
     trials = _study(run).get_trials()
     complete = [t.number for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == 6
+    assert len(complete) == 6 and all(ran), ran  # both worked, and together they stopped at n_trials
     # every trial either counts or was given up by the worker that asked later for the last slot
     assert all(t.state == TrialState.COMPLETE or t.user_attrs.get("surplus") for t in trials)
     assert sorted(ran[0] + ran[1]) == sorted(complete)
     assert len({t.params["stages.0.ratio"] for t in trials if t.state == TrialState.COMPLETE}) == 6
-    assert len({t.user_attrs["worker"]["pid"] for t in trials if t.state == TrialState.COMPLETE}) == len(
-        [r for r in ran if r])
+    assert {t.user_attrs["worker"]["pid"] for t in trials if t.state == TrialState.COMPLETE} == {other.pid,
+                                                                                                 os.getpid()}
 
 
 def test_a_killed_search_resumes_and_ends_with_n_trials(tmp_path):
