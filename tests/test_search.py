@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from trimkit import search
 from trimkit.cli import app
 from trimkit.errors import TrimkitError
-from trimkit.pipeline import RecipeError, parse_recipe
+from trimkit.pipeline import RecipeError
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
