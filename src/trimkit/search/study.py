@@ -168,14 +168,13 @@ class Worker:
     """One process's part of a search: the baseline, then trials while the study has room."""
 
     def __init__(self, recipe: SearchRecipe, run_dir: Path, study: optuna.Study, url: str, *, n_trials: int,
-                 seed: int | None, say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None]) -> None:
         self.recipe = recipe
         self.run_dir = run_dir
         self.study = study
         self.url = url
         self.n_trials = n_trials
         self.say = say
-        self.sampler_seed = seed
         self.base_model: Path | None = None
         self.baseline: Figures | None = None
         self.ran: list[int] = []
@@ -292,7 +291,7 @@ def run_search(recipe: SearchRecipe, run_dir: str | Path, *, storage: str | None
             mode="json", by_alias=True)}, sort_keys=False))
     seed = spec.seed if created or spec.seed is None else (spec.seed * 1_000_003 + os.getpid()) % 2**31
     study.sampler = create_sampler(spec, seed, recipe.parameters)
-    worker = Worker(recipe, folder, study, url, n_trials=n_trials or spec.n_trials, seed=seed, say=say)
+    worker = Worker(recipe, folder, study, url, n_trials=n_trials or spec.n_trials, say=say)
     try:
         with warnings.catch_warnings():
             # heartbeats and stale-trial retries are "experimental" in Optuna's words, since 2.9
