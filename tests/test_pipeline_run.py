@@ -133,6 +133,7 @@ def test_gradual_pruning_follows_the_cubic_ramp_with_verified_cuts(tmp_path):
     ("resnet56-li-pruned-b.yaml", ["stages.1.epochs=1"]),
     ("resnet56-filter-rank.yaml", ["stages.0.epochs=2", "stages.0.policies.1.ending_epoch=2"]),
     ("resnet20-agp.yaml", ["stages.0.epochs=3", "stages.0.policies.0.ending_epoch=3"]),
+    ("resnet56-prune-distil.yaml", ["stages.1.epochs=1"]),
 ])
 def test_example_recipes_run_at_a_tiny_budget(tmp_path, monkeypatch, name, overrides):
     monkeypatch.chdir(ROOT)  # the recipes name ../shared/data relative to the repository
