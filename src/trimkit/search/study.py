@@ -312,9 +312,10 @@ def recipe_name(recipe: SearchRecipe) -> str:
 
 
 def _is_storage_failure(error: BaseException) -> bool:
+    """A database error (the server went away, the connection broke); a file error is
+    not one: the command's own handler names the file."""
     module = type(error).__module__
-    return module.startswith("sqlalchemy") or module.startswith("psycopg") or isinstance(error, (OSError,)) and \
-        not isinstance(error, FileNotFoundError)
+    return module.startswith(("sqlalchemy", "psycopg"))
 
 
 __all__ = ["SearchResult", "Worker", "counted_trials", "create_sampler", "open_study", "run_search", "study_exists"]
