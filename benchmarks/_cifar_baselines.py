@@ -43,7 +43,7 @@ class Budget:
     @staticmethod
     def quick() -> Budget:
         """About a minute once cached (the first call trains ResNet-18 for a few minutes)."""
-        return Budget(train_images=2_000, test_images=1_000, epochs={"lenet5": 3, "resnet18": 1})
+        return Budget(train_images=2_000, test_images=1_000, epochs={"lenet5": 10, "resnet18": 1})
 
     @staticmethod
     def default() -> Budget:

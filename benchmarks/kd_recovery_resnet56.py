@@ -22,6 +22,7 @@ import argparse
 import copy
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,13 +32,59 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trimkit  # noqa: E402
-from prune_resnet56 import PRETRAINED, global_half_macs, torch_pruning_group_l1  # noqa: E402
-from trimkit import data, distill, models, train  # noqa: E402
+import torch_pruning as tp  # noqa: E402
+from prune_resnet56 import PRETRAINED  # noqa: E402
+from trimkit import data, distill, models, prune, train  # noqa: E402
+from trimkit.prune._custom_layers import customized_pruners  # noqa: E402
 from trimkit.measure import profile  # noqa: E402
 
 console = Console(width=170)
 FINETUNE = {"batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
             "schedule": "cosine"}
+
+
+def bisect(run, target_macs: float, tolerance: float = 0.02, steps: int = 8):
+    """The global ratio whose pruned model lands nearest ``target_macs``: ``run(ratio)``
+    returns (model, macs); stops within ``tolerance`` of the target."""
+    low, high, best = 0.0, 0.95, None
+    for _ in range(steps):
+        middle = (low + high) / 2
+        model, macs = run(middle)
+        if best is None or abs(macs - target_macs) < abs(best[2] - target_macs):
+            best = (middle, model, macs)
+        if abs(macs - target_macs) / target_macs < tolerance:
+            break
+        low, high = (middle, high) if macs > target_macs else (low, middle)
+    return best
+
+
+def trimkit_group_l1(base, example, target_macs):
+    """trimkit's global group-L1 cut, searched without the per-cut check, then cut again
+    at the chosen ratio with every cut verified."""
+    def run(ratio, verify=False):
+        result = prune.structured(base, example, criterion="group_l1", ratio=ratio, scope="global", mode="static",
+                                  verify=verify)
+        return result.model, result.macs_after
+
+    ratio, _, _ = bisect(run, target_macs)
+    return run(ratio, verify=True)[0], ratio
+
+
+def torch_pruning_group_l1(base, example, target_macs):
+    """Torch-Pruning's global Group-L1 (MetaPruner, GroupMagnitudeImportance p=1), with
+    trimkit's option-A shortcut pruner registered (it crashes on this model without)."""
+    def run(ratio):
+        candidate = copy.deepcopy(base).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pruner = tp.pruner.MetaPruner(candidate, example, importance=tp.importance.GroupMagnitudeImportance(p=1),
+                                          pruning_ratio=ratio, global_pruning=True,
+                                          ignored_layers=[candidate.linear], customized_pruners=customized_pruners())
+            pruner.step()
+        return candidate, profile(candidate, example[:1]).macs
+
+    ratio, model, _ = bisect(run, target_macs)
+    return model, ratio
 
 
 def finetune(model, train_set, epochs: int, teacher=None, temperature: float = 4.0, alpha: float = 0.9):
@@ -90,22 +137,20 @@ def main() -> None:
 
     for factor in [float(f) for f in args.targets.split(",")]:
         target = base_macs / factor
-        ours = global_half_macs(base, example, target, "group_l1").model
-        theirs, failure = torch_pruning_group_l1(base, example, target, with_trimkit_shortcut=True)
+        theirs, theirs_ratio = torch_pruning_group_l1(base, example, target)
+        ours, ours_ratio = trimkit_group_l1(base, example, profile(theirs, example[:1]).macs)  # equal MACs
+        console.print(f"{factor:g}x: Torch-Pruning ratio {theirs_ratio:.3f}, trimkit ratio {ours_ratio:.3f}")
         ours_top1 = train.evaluate(ours, test_set)["top1"]
         plain = copy.deepcopy(ours)
         finetune(plain, train_set, args.epochs)
-        add(factor, "trimkit group-L1, plain fine-tuning", plain, ours_top1)
+        add(factor, "trimkit global group-L1, plain fine-tuning", plain, ours_top1)
         kd = copy.deepcopy(ours)
         choice = finetune(kd, train_set, args.epochs, teacher=base, temperature=args.temperature, alpha=args.alpha)
-        add(factor, f"trimkit group-L1, KD from the unpruned model (T={args.temperature:g}, alpha={args.alpha:g})",
+        add(factor, f"trimkit global group-L1, KD from the unpruned model (T={args.temperature:g}, alpha={args.alpha:g})",
             kd, ours_top1, f"teacher in {choice.precision}: {choice.reason}")
-        if theirs is None:
-            add(factor, "Torch-Pruning Group-L1", None, None, f"crashes: {failure}")
-        else:
-            theirs_top1 = train.evaluate(theirs, test_set)["top1"]
-            finetune(theirs, train_set, args.epochs)
-            add(factor, "Torch-Pruning Group-L1 pipeline, plain fine-tuning", theirs, theirs_top1)
+        theirs_top1 = train.evaluate(theirs, test_set)["top1"]
+        finetune(theirs, train_set, args.epochs)
+        add(factor, "Torch-Pruning Group-L1 pipeline, plain fine-tuning", theirs, theirs_top1)
         _print(rows, base_top1, base_macs, args, budget)
 
 
