@@ -25,6 +25,7 @@ picks the job finds no row and drops the job unmeasured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -294,7 +295,7 @@ def wait(submitted: Submitted, timeout_s: float = 600.0, poll_s: float = 0.5) ->
             raise TrimkitError(f"lost the benchmark queue {hide_password(submitted.url)} while waiting "
                                f"({_first_line(error)})") from None
         finally:
-            with _quietly():
+            with contextlib.suppress(psycopg.Error):  # a lost connection must not hide the error raised
                 connection.execute(f"DELETE FROM {RESULTS_TABLE} WHERE request_id = %s", (submitted.request_id,))
     if error is not None:
         raise TrimkitError(f"benchmark worker {device} could not measure {submitted.label}: {error}")
@@ -310,16 +311,6 @@ def _timeout_message(submitted: Submitted, timeout_s: float, attempts: int, devi
     return (f"benchmark worker {device} started {submitted.label} ({attempts} attempt"
             f"{'' if attempts == 1 else 's'}) but did not finish within {timeout_s:g} s; allow more time "
             "(timeout_s) or measure for less (min_time_s)")
-
-
-class _quietly:
-    """Best-effort cleanup: a lost connection must not hide the error being raised."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, psycopg.Error)
 
 
 def remote_measurement(onnx_path: str | os.PathLike, *, queue_url: str, queue_name: str,
@@ -454,23 +445,13 @@ async def _serve(url: str, device: str, backend: str, threads: int | None, heart
 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            with _no_signals_here():
+            with contextlib.suppress(RuntimeError, ValueError):  # only the main thread may; elsewhere `stop` ends it
                 loop.add_signal_handler(signum, manager.shutdown.set)
         if stop is not None:
             loop.create_task(_watch(stop, manager.shutdown))
         on_event(WorkerEvent("ready"))
         await manager.run(dequeue_timeout=timedelta(seconds=poll_s), batch_size=1,
                           heartbeat_timeout=timedelta(seconds=heartbeat_s))
-
-
-class _no_signals_here:
-    """Signal handlers can only be installed from the main thread; elsewhere ``stop`` ends the worker."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, (RuntimeError, ValueError))
 
 
 async def _watch(stop: threading.Event, shutdown: asyncio.Event) -> None:
