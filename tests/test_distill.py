@@ -130,6 +130,36 @@ def test_hint_adapter_is_trained_with_the_student_and_the_teacher_gets_no_gradie
     assert all(not m._forward_hooks for m in [*teacher.modules(), *student.modules()])
 
 
+def test_adapters_are_checkpointed_and_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    train_set, val_set = _mnist(64, 32)
+    task = tasks.classification(train_set, val_set)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_second_epoch(epoch, model):
+        if epoch == 1:
+            raise Stop
+
+    def run(checkpoint, hook=None, resume=False):
+        torch.manual_seed(0)
+        teacher, student = Tiny(width=8), Tiny(width=4)
+        distiller = distill.Distiller(teacher, links=distill.parse_links({"conv2": "conv2"}), teacher_precision="fp32")
+        with distiller.prepare(student, task.example_inputs(8), task.loss):
+            train.fit(student, task, epochs=2, batch_size=32, precision="fp32", progress=False, loss_fn=distiller,
+                      extra_modules=[distiller.adapters], checkpoint=checkpoint, resume=resume, on_epoch_start=hook)
+        return student, distiller.adapters
+
+    straight_student, straight_adapters = run(tmp_path / "straight.ckpt")
+    with pytest.raises(Stop):
+        run(tmp_path / "cut.ckpt", hook=stop_at_second_epoch)
+    state = torch.load(tmp_path / "cut.ckpt", weights_only=True)
+    assert state["epochs_done"] == 1 and list(state["extra_modules"][0]) == ["conv2->conv2.weight"]
+    resumed_student, resumed_adapters = run(tmp_path / "cut.ckpt", resume=True)
+    for straight, resumed in ((straight_student, resumed_student), (straight_adapters, resumed_adapters)):
+        assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+
+
 def test_equal_channels_need_no_adapter_and_teacher_and_student_may_differ_in_architecture():
     train_set, val_set = _mnist(64, 32)
     teacher = models.create("lenet5")
