@@ -145,7 +145,7 @@ class TrackingTask(Task):
         return replace(self, limits=(*[(s, c) for s, c in self.limits if s != split], (split, int(count))))
 
     def track_scores(self, model: torch.nn.Module, params: Any = None, *, embed: Any = None,
-                     frames: int | None = None):
+                     frames: int | None = None, progress: bool = False):
         """Track every held-out sequence (its first ``frames`` frames if given): the
         pooled :class:`~trimkit.tracking.TrackingScores` and the per-sequence ones."""
         from trimkit.tracking import evaluate_tracker
@@ -153,7 +153,7 @@ class TrackingTask(Task):
         if not self.sequences:
             raise TrimkitError("this tracking task holds no evaluation sequences; give eval_sequences in the recipe")
         sequences = [s.head(frames) if frames else s for s in self.sequences]
-        return evaluate_tracker(model, sequences, params or self.tracker, embed=embed)
+        return evaluate_tracker(model, sequences, params or self.tracker, embed=embed, progress=progress)
 
 
 class _PairMetrics(MetricState):

@@ -25,7 +25,7 @@ def track_stage(model: nn.Module, ctx: Context, options: TrackOptions) -> nn.Mod
 
     if not isinstance(ctx.task, TrackingTask):
         raise TrimkitError("stage track needs a tracking task; set task.kind: tracking")
-    evaluation = ctx.task.track_scores(model, options.tracker, frames=options.frames)
+    evaluation = ctx.task.track_scores(model, options.tracker, frames=options.frames, progress=ctx.progress)
     pooled = evaluation.pooled
     data = ctx.task.data_name("val")
     metrics = [Metric(name, float(getattr(pooled, name)), "sequences", pooled.frames, "fp32", "pytorch", data)
