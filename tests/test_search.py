@@ -22,6 +22,8 @@ from trimkit.cli import app
 from trimkit.errors import TrimkitError
 from trimkit.pipeline import RecipeError
 
+from postgres import postgres_url  # noqa: F401  (the fixture)
+
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
@@ -403,3 +405,46 @@ def test_grid_values_follow_min_max_and_step():
     assert search.study.grid_values(ParameterSpec(min=0.0, max=0.5, step=0.25)) == [0.0, 0.25, 0.5]
     assert search.study.grid_values(ParameterSpec(min=1, max=5, step=2)) == [1, 3, 5]
     assert search.study.grid_values(ParameterSpec(values=["a", "b"])) == ["a", "b"]
+
+
+@pytest.mark.slow
+def test_a_storage_that_goes_away_mid_search_is_one_line_and_keeps_what_it_recorded(tmp_path, postgres_url):
+    import psycopg
+
+    from postgres import require_server
+
+    recipe = _recipe(tmp_path, method="random", n_trials=40, parameters={"stages.0.ratio": {"min": 0.0, "max": 0.8}})
+    process = _search_process(recipe, tmp_path / "run", "--storage", postgres_url)
+    deadline = time.monotonic() + 240
+    done = []
+    while process.poll() is None and time.monotonic() < deadline and len(done) < 2:
+        try:
+            study = optuna.load_study(study_name="tiny", storage=search.open_storage(postgres_url))
+            done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+        except KeyError:  # not created yet
+            pass
+        time.sleep(0.2)
+    assert len(done) >= 2, process.stderr.read() if process.poll() is not None else "no trial ended"
+    database = postgres_url.rpartition("/")[2]
+    with psycopg.connect(require_server(), autocommit=True) as connection:
+        for _ in range(50):  # the server loses the database: cut the worker's connections, then rename it
+            connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                               (database,))
+            try:
+                connection.execute(f'ALTER DATABASE "{database}" RENAME TO "{database}_away"')
+                break
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.05)
+    try:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 2
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("error: storage postgresql://") and "failed (" in last
+        assert "the trials it recorded are kept" in last
+        with psycopg.connect(require_server(), autocommit=True) as connection:
+            connection.execute(f'ALTER DATABASE "{database}_away" RENAME TO "{database}"')
+        kept = optuna.load_study(study_name="tiny", storage=search.open_storage(postgres_url)).get_trials()
+        assert {t.number: t.values for t in done}.items() <= {t.number: t.values for t in kept}.items()
+    finally:
+        with psycopg.connect(require_server(), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{database}_away" WITH (FORCE)')

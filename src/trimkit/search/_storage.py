@@ -70,7 +70,7 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
                 heartbeat_stale_trial_callback=retry_callback(max_retry),
                 engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
     except Exception as error:  # sqlalchemy's connection errors, a missing driver
-        raise TrimkitError(f"storage {_hide_password(url)} is unreachable ({_first_line(error)}); check the "
+        raise TrimkitError(f"storage {hide_password(url)} is unreachable ({_first_line(error)}); check the "
                            "host, the database name and that the server runs") from None
 
 
@@ -85,7 +85,7 @@ def _driver(url: str) -> str:
     return url
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         credentials, host = rest.rsplit("@", 1)

@@ -29,8 +29,8 @@ from trimkit._atomic import write_text_atomic
 from trimkit.errors import TrimkitError
 from trimkit.search._recipe import SearchRecipe
 from trimkit.search._spec import FIGURES, SearchSpec
-from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, is_file_store, open_storage, retried_from,
-                                     retry_callback, storage_url, worker_identity)
+from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, hide_password, is_file_store, open_storage,
+                                     retried_from, retry_callback, storage_url, worker_identity)
 from trimkit.search._trial import (Figures, baseline_record, constraint_values, export_baseline, figures_of,
                                    objective_values, run_base, run_trial, with_latency)
 
@@ -142,7 +142,7 @@ def study_exists(url: str, name: str) -> bool:
 
 def _storage_error(url: str, error: BaseException) -> TrimkitError:
     text = str(error).strip().splitlines()
-    return TrimkitError(f"storage {url} failed ({text[0][:200] if text else type(error).__name__}); the trials it "
+    return TrimkitError(f"storage {hide_password(url)} failed ({text[0][:200] if text else type(error).__name__}); the trials it "
                         "recorded are kept: rerun the same command (or --resume) when it is back")
 
 
@@ -301,7 +301,7 @@ def run_search(recipe: SearchRecipe, run_dir: str | Path, *, storage: str | None
     except TrimkitError:
         raise
     except Exception as error:
-        if _is_storage_failure(error):
+        if _is_storage_failure(error) or not _answers(url):
             raise _storage_error(url, error) from None
         raise
     return SearchResult(study, folder, url, worker.ran)
@@ -311,11 +311,21 @@ def recipe_name(recipe: SearchRecipe) -> str:
     return recipe.data.get("name") or Path(recipe.source).stem
 
 
+def _answers(url: str) -> bool:
+    """Whether the storage at ``url`` still answers (asked afresh, after an error that
+    Optuna may have wrapped in one of its own)."""
+    try:
+        optuna.get_all_study_summaries(open_storage(url), include_best_trial=False)
+        return True
+    except Exception:
+        return False
+
+
 def _is_storage_failure(error: BaseException) -> bool:
     """A database error (the server went away, the connection broke); a file error is
     not one: the command's own handler names the file."""
     module = type(error).__module__
-    return module.startswith(("sqlalchemy", "psycopg"))
+    return module.startswith(("sqlalchemy", "psycopg")) or isinstance(error, optuna.exceptions.StorageInternalError)
 
 
 __all__ = ["SearchResult", "Worker", "counted_trials", "create_sampler", "open_study", "run_search", "study_exists"]
