@@ -46,7 +46,8 @@ class Distiller:
 
     ``alpha`` weights the soft-target (distillation) term and ``1 - alpha`` the task's
     own loss on the labels (``hard_loss``, the task's loss). Feature links add their
-    weighted losses on top. The teacher runs in eval mode without gradients, in the
+    weighted losses on top. The teacher runs in eval mode under ``torch.no_grad`` (its
+    parameters are left as they are, so the same model can be trained later), in the
     precision :func:`choose_precision` picks (``teacher_precision="auto"``), on the
     student's device. Call :meth:`prepare` once before training: it checks that the
     teacher's outputs match the student's, builds the adapters (``self.adapters``, to be
@@ -63,7 +64,8 @@ class Distiller:
                  links: list[FeatureLink] | None = None, teacher_precision: str = "auto",
                  memo: bool = False) -> None:
         check_temperature_alpha(temperature, alpha)
-        self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher = teacher
+        self._teacher_was_training = teacher.training
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.links = list(links or [])
@@ -85,9 +87,9 @@ class Distiller:
         inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
         device = next(student.parameters()).device
         inputs = tuple(t.to(device) for t in inputs)
-        self.teacher.to(device)
+        self.teacher.to(device).eval()
         self.hard_loss = hard_loss
-        self.close()
+        self._detach_hooks()
         self._student_tap = FeatureTap(student, [link.student for link in self.links], "student")
         self._teacher_tap = FeatureTap(self.teacher, [link.teacher for link in self.links], "teacher")
         was_training = student.training
@@ -150,6 +152,11 @@ class Distiller:
         return hint_loss(adapter(student.float()) if adapter is not None else student, teacher)
 
     def close(self) -> None:
+        """Remove the hooks and give the teacher back in the mode it came in."""
+        self._detach_hooks()
+        self.teacher.train(self._teacher_was_training)
+
+    def _detach_hooks(self) -> None:
         for tap in (self._student_tap, self._teacher_tap):
             if tap is not None:
                 tap.close()
