@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
 import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Iterator
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -31,6 +33,7 @@ from trimkit.errors import TrimkitError
 WORKER_ATTR = "worker"
 JOURNAL_FILE = "study.journal"
 _RDB_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite")
+_SCHEMA_LOCK = 0x7472_696D_6B69_75  # pg_advisory_lock key while Optuna creates its tables
 
 
 def storage_url(storage: str | None, run_dir: Path) -> str:
@@ -63,7 +66,7 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
         raise TrimkitError(f"storage {url}: unknown kind {scheme!r}; give postgresql://USER@HOST/DB, "
                            "journal:FILE, or leave --storage out for a file in the run folder")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _schema_lock(url):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 _driver(url), heartbeat_interval=heartbeat_interval, grace_period=grace_period,
@@ -72,6 +75,24 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
     except Exception as error:  # sqlalchemy's connection errors, a missing driver
         raise TrimkitError(f"storage {hide_password(url)} is unreachable ({_first_line(error)}); check the "
                            "host, the database name and that the server runs") from None
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while Optuna creates its tables: workers started at
+    the same moment on an empty database would otherwise race in ``create_all`` (one dies
+    with "relation studies already exists"; optuna/optuna#1092)."""
+    if not url.startswith(("postgresql://", "postgres://")) or importlib.util.find_spec("psycopg") is None:
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
 
 
 def _driver(url: str) -> str:
