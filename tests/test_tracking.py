@@ -262,11 +262,14 @@ def test_the_tracker_still_tracks_after_pruning_and_quantisation(trained_tracker
     from trimkit import prune, quant
 
     model, task, held_out = trained_tracker
+    held = held_out[0]
+    still = tracking.score_boxes(np.repeat(held.boxes[:1], len(held), axis=0), held.boxes)
     pruned = prune.structured(model, task.example_inputs(2), ratio=0.25).model
     train.fit(pruned, task, epochs=1, batch_size=8, lr=5e-4, optimizer="adam", progress=False)
-    assert tracking.evaluate_tracker(pruned, held_out).pooled.precision >= 0.8
     quantized = quant.quantize(model, "first=int8,hidden=int8,last=int8,act=int8", task)
-    assert tracking.evaluate_tracker(quantized, held_out).pooled.precision >= 0.8
+    for changed in (pruned, quantized):
+        scores = tracking.evaluate_tracker(changed, held_out).pooled
+        assert scores.precision >= still.precision + 0.25 and scores.success_auc >= still.success_auc + 0.2
 
 
 @requires_shared_data("tracking", "camvid")
