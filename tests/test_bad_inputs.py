@@ -180,7 +180,7 @@ def recipe_python_tag() -> None:
 
 
 def recipe_unknown_stage() -> None:
-    tiny_recipe("stage.yaml", "  - {stage: distill, epochs: 1}\n")
+    tiny_recipe("stage.yaml", "  - {stage: distil_pruned, epochs: 1}\n")
 
 
 def recipe_ratio_above_one() -> None:
@@ -606,7 +606,7 @@ DATA = [
 
 RECIPES = [
     case("recipes-python-tag", ["run", "evil.yaml", "--out", "runs/evil"], ("evil.yaml",), setup=recipe_python_tag),
-    case("recipes-unknown-stage", ["run", "stage.yaml", "--out", "runs/stage"], ("stages[0].stage", "distill"),
+    case("recipes-unknown-stage", ["run", "stage.yaml", "--out", "runs/stage"], ("stages[0].stage", "distil_pruned", "distill"),
          setup=recipe_unknown_stage),
     case("recipes-ratio-above-one", ["run", "ratio.yaml", "--out", "runs/ratio"], ("stages[0].ratio", "1.5"),
          setup=recipe_ratio_above_one),

@@ -43,9 +43,18 @@ def tiny(line: str) -> list[str]:
     words = shlex.split(line)
     assert words[0] == "trimkit", line
     words += EXTRA.get(words[1], [])
+    if words[1] == "search":
+        words += [item for value in ("task.train_samples=128", "task.val_samples=100", "stages.0.epochs=1",
+                                     "search.n_trials=2", "search.epochs=0", "search.latency.min_time_s=0.05")
+                  for item in ("--set", value)]
     if words[1] == "run":
         recipe = yaml.safe_load((ROOT / words[2]).read_text())
-        words += ["--set", "task.train_samples=256", "--set", "task.val_samples=200"]
+        if recipe["task"].get("kind") == "tracking":
+            words += [item for value in ("stages.0.batch_size=4", "task.tracking.pairs_per_epoch=8",
+                                         "task.tracking.val_pairs=4", "task.tracking.stills_limit=8",
+                                         "task.tracking.eval_frames=3") for item in ("--set", value)]
+        else:
+            words += ["--set", "task.train_samples=256", "--set", "task.val_samples=200"]
         for index, stage in enumerate(recipe["stages"]):
             if "epochs" in stage:
                 words += ["--set", f"stages.{index}.epochs=1"]
@@ -71,7 +80,7 @@ def test_every_command_of_the_readme_runs_in_order(clone):
     ran = []
     for block in blocks("bash"):
         for line in commands(block):
-            if not has_shared and ("../shared" in line or "cifar10" in line):
+            if not has_shared and any(name in line for name in ("../shared", "cifar10", "camvid", "siamfc")):
                 continue
             done = subprocess.run(tiny(line), cwd=clone, capture_output=True, text=True, timeout=600,
                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -38,8 +38,8 @@ def test_resume_repeats_the_uninterrupted_run_exactly(tmp_path, monkeypatch, pre
 
     save_checkpoint = fit_module._save_checkpoint
 
-    def killed_after_two_epochs(path, model, optim, config, result, epochs_done):
-        save_checkpoint(path, model, optim, config, result, epochs_done)
+    def killed_after_two_epochs(path, model, optim, config, result, epochs_done, *extra):
+        save_checkpoint(path, model, optim, config, result, epochs_done, *extra)
         if epochs_done == 2:
             raise KeyboardInterrupt
 
