@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+import torch
 from torch import nn
 
 import trimkit
@@ -139,3 +140,19 @@ def fail(message: str) -> None:
     """Print one error line and exit with code 2."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+def prune_data(loaded: Any, data: str | None, data_dir: Path | None, batch: int
+               ) -> tuple[datasets.ImageDataset | None, datasets.ImageDataset | None, torch.Tensor]:
+    """The train and val sets a prune command fine-tunes and scores on (None without
+    ``--data``), normalised for the model, and ``batch`` example inputs: real images where
+    there is data, a seeded random batch otherwise."""
+    train_set = val_set = None
+    if data is not None:
+        train_set = datasets.load(data, "train", data_dir)
+        check_fits(train_set, loaded.input_shape, loaded.label)
+        train_set = train_set.with_normalization(loaded.normalization)
+        val_set = datasets.load(data, "val", data_dir).with_normalization(loaded.normalization)
+    example = (val_set.example_inputs(batch) if val_set is not None
+               else torch.randn(batch, *loaded.input_shape, generator=torch.Generator().manual_seed(0)))
+    return train_set, val_set, example

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import torch
 import typer
 from rich.table import Table
 
 import trimkit
-from trimkit import data as datasets
 from trimkit import prune, train
-from trimkit.cli._common import check_fits, console, print_json, resolve_model
+from trimkit.cli._common import console, print_json, prune_data, resolve_model
 from trimkit.cli._prune_unstructured import run_unstructured
 from trimkit.cli._options import (DataDirOption, JsonOption, NumClassesOption, TrustOption, WeightsOption,
                                   parse_layers, stage_options)
@@ -88,14 +86,7 @@ def prune_command(
     finetune = stage_options(TrainOptions, {"epochs": "--finetune-epochs"}, epochs=finetune_epochs, lr=lr,
                              weight_decay=5e-4)
     loaded = resolve_model(model, weights, num_classes=num_classes, trusted=trust_checkpoint)
-    train_set = val_set = None
-    if data is not None:
-        train_set = datasets.load(data, "train", data_dir)
-        check_fits(train_set, loaded.input_shape, loaded.label)
-        train_set = train_set.with_normalization(loaded.normalization)
-        val_set = datasets.load(data, "val", data_dir).with_normalization(loaded.normalization)
-    example = (val_set.example_inputs(VERIFY_BATCH) if val_set is not None
-               else torch.randn(VERIFY_BATCH, *loaded.input_shape, generator=torch.Generator().manual_seed(0)))
+    train_set, val_set, example = prune_data(loaded, data, data_dir, VERIFY_BATCH)
     calibration = None
     if train_set is not None:
         images, labels = next(train_set.subset(options.calibration_samples).batches(options.calibration_samples))

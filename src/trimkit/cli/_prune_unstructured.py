@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from rich.table import Table
 
 import trimkit
-from trimkit import data as datasets
 from trimkit import prune, train
-from trimkit.cli._common import check_fits, console, print_json, resolve_model
+from trimkit.cli._common import console, print_json, prune_data, resolve_model
 from trimkit.cli._options import stage_options
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.prune_unstructured import UnstructuredOptions, unstructured_measurement
@@ -35,14 +33,7 @@ def run_unstructured(*, model: str, out: Path, weights: Path | None, method: str
                              weight_decay=5e-4)
     loaded = resolve_model(model, weights, num_classes=num_classes, trusted=trusted)
     select_layers(loaded.model, options.include or None, options.skip or None)  # patterns checked first
-    train_set = val_set = None
-    if data is not None:
-        train_set = datasets.load(data, "train", data_dir)
-        check_fits(train_set, loaded.input_shape, loaded.label)
-        train_set = train_set.with_normalization(loaded.normalization)
-        val_set = datasets.load(data, "val", data_dir).with_normalization(loaded.normalization)
-    example = (val_set.example_inputs(EXAMPLE_BATCH) if val_set is not None
-               else torch.randn(EXAMPLE_BATCH, *loaded.input_shape, generator=torch.Generator().manual_seed(0)))
+    train_set, val_set, example = prune_data(loaded, data, data_dir, EXAMPLE_BATCH)
     record: dict = {}
     if val_set is not None:
         record["top1_before"] = train.evaluate(loaded.model, val_set)["top1"]

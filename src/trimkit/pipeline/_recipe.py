@@ -114,11 +114,17 @@ class Recipe(BaseModel):
 
 def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recipe:
     """Read, override (``stages.2.ratio=0.4``) and validate a recipe file."""
+    return parse_recipe(read_recipe_file(path), overrides, source=str(path))
+
+
+def read_recipe_file(path: str | os.PathLike) -> Any:
+    """The plain data of a recipe file (``yaml.safe_load``); a missing file, bad YAML or a
+    binary file is one line naming it."""
     source = Path(path)
     if not source.is_file():
         raise RecipeError(f"recipe {source} does not exist; check the path")
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        return yaml.safe_load(source.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -126,7 +132,6 @@ def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recip
         raise RecipeError(f"{source}: not valid YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise RecipeError(f"{source}: not a text file; a recipe is YAML") from None
-    return parse_recipe(data, overrides, source=str(source))
 
 
 def parse_recipe(data: Any, overrides: Sequence[str] = (), *, source: str = "recipe") -> Recipe:

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
 
-from trimkit.pipeline._recipe import Recipe, RecipeError, apply_override, parse_recipe
+from trimkit.pipeline._recipe import Recipe, RecipeError, apply_override, parse_recipe, read_recipe_file
 from trimkit.search._spec import GroupsSpec, ParameterSpec, SearchSpec, parse_search
 
 Part = str | int
@@ -104,16 +103,7 @@ class SearchRecipe:
 
 def load_search_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SearchRecipe:
     """Read a recipe file with a ``search:`` block; ``overrides`` as ``trimkit run --set``."""
-    source = Path(path)
-    if not source.is_file():
-        raise RecipeError(f"recipe {source} does not exist; check the path")
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{source}: not valid YAML: {str(error).splitlines()[0]}") from None
-    except UnicodeDecodeError:
-        raise RecipeError(f"{source}: not a text file; a recipe is YAML") from None
-    return parse_search_recipe(data, overrides, source=str(source))
+    return parse_search_recipe(read_recipe_file(path), overrides, source=str(path))
 
 
 def parse_search_recipe(data: Any, overrides: Sequence[str] = (), *, source: str = "recipe") -> SearchRecipe:

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import torch
 
+from trimkit.errors import TrimkitError
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -122,3 +124,31 @@ class Task(ABC):
     def num_batches(self, split: str, batch_size: int, drop_last: bool = False) -> int:
         count = self.size(split)
         return count // batch_size if drop_last else -(-count // batch_size)
+
+
+class SplitDatasets:
+    """Splits held as one data set each in ``self.datasets`` (name -> data set with
+    ``name`` and ``num_classes``): the split bookkeeping classification and segmentation share."""
+
+    datasets: Any
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self.datasets)
+
+    def dataset(self, split: str) -> Any:
+        try:
+            return self.datasets[split]
+        except KeyError:
+            raise TrimkitError(f"task has no {split!r} split; it has {', '.join(self.splits) or 'none'}") from None
+
+    def size(self, split: str) -> int:
+        return len(self.dataset(split))
+
+    def data_name(self, split: str) -> str | None:
+        return self.dataset(split).name
+
+    @property
+    def num_classes(self) -> int:
+        return next(iter(self.datasets.values())).num_classes
+

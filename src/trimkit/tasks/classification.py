@@ -9,12 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from trimkit.data import ImageDataset
-from trimkit.errors import TrimkitError
-from trimkit.tasks._task import Batch, MetricState, Task
+from trimkit.tasks._task import Batch, MetricState, SplitDatasets, Task
 
 
 @dataclass(frozen=True)
-class ClassificationTask(Task):
+class ClassificationTask(SplitDatasets, Task):
     """Splits of :class:`~trimkit.data.ImageDataset` by name; each batch is one image
     tensor and its class indices. ``top5`` is top-min(5, classes)."""
 
@@ -30,26 +29,6 @@ class ClassificationTask(Task):
            ) -> ClassificationTask:
         splits = {"train": train, "val": val, **more}
         return cls({name: data for name, data in splits.items() if data is not None})
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self.datasets)
-
-    def dataset(self, split: str) -> ImageDataset:
-        try:
-            return self.datasets[split]
-        except KeyError:
-            raise TrimkitError(f"task has no {split!r} split; it has {', '.join(self.splits) or 'none'}") from None
-
-    def size(self, split: str) -> int:
-        return len(self.dataset(split))
-
-    def data_name(self, split: str) -> str | None:
-        return self.dataset(split).name
-
-    @property
-    def num_classes(self) -> int:
-        return next(iter(self.datasets.values())).num_classes
 
     def batches(self, split: str, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:

@@ -23,11 +23,11 @@ import torch.nn.functional as F
 
 from trimkit.data._segmentation import VOID, SegmentationDataset
 from trimkit.errors import TrimkitError
-from trimkit.tasks._task import Batch, MetricState, Task
+from trimkit.tasks._task import Batch, MetricState, SplitDatasets, Task
 
 
 @dataclass(frozen=True)
-class SegmentationTask(Task):
+class SegmentationTask(SplitDatasets, Task):
     """Splits of :class:`~trimkit.data.SegmentationDataset` by name; each batch is one
     image tensor (N, C, H, W) and its masks (N, H, W) of class indices or void (255).
     Model outputs are logits (N, classes, h, w), upsampled bilinearly to the mask size
@@ -55,26 +55,6 @@ class SegmentationTask(Task):
         if self.class_weights is not None and self.datasets and len(self.class_weights) != self.num_classes:
             raise TrimkitError(f"{len(self.class_weights)} class weights for {self.num_classes} classes; give one "
                                "weight per class")
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self.datasets)
-
-    def dataset(self, split: str) -> SegmentationDataset:
-        try:
-            return self.datasets[split]
-        except KeyError:
-            raise TrimkitError(f"task has no {split!r} split; it has {', '.join(self.splits) or 'none'}") from None
-
-    def size(self, split: str) -> int:
-        return len(self.dataset(split))
-
-    def data_name(self, split: str) -> str | None:
-        return self.dataset(split).name
-
-    @property
-    def num_classes(self) -> int:
-        return next(iter(self.datasets.values())).num_classes
 
     @property
     def classes(self) -> tuple[str, ...]:
