@@ -69,8 +69,10 @@ def choose_precision(teacher: nn.Module, inputs: tuple[torch.Tensor, ...], reque
         outputs[precision] = teacher_outputs(teacher, inputs, precision)  # warm-up, and the outputs compared
         seconds = []
         for _ in range(repeats):
+            _synchronize(inputs[0].device)
             started = time.perf_counter()
             teacher_outputs(teacher, inputs, precision)
+            _synchronize(inputs[0].device)
             seconds.append(time.perf_counter() - started)
         timings[precision] = sorted(seconds)[len(seconds) // 2]
     agreement = float((_top1(outputs["fp32"]) == _top1(outputs["bf16"])).float().mean())
@@ -82,6 +84,12 @@ def choose_precision(teacher: nn.Module, inputs: tuple[torch.Tensor, ...], reque
     else:
         choice, reason = "bf16", f"bf16 keeps {agreement:.1%} of the top-1 predictions at {speedup:.2f}x the speed"
     return PrecisionChoice(choice, reason, agreement, timings["fp32"], timings["bf16"])
+
+
+def _synchronize(device: torch.device) -> None:
+    """CUDA runs kernels asynchronously: time only after they are done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _top1(outputs: Any) -> torch.Tensor:
