@@ -30,7 +30,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cifar_baselines import Budget, baseline, cifar10, create, fit_settings, parameters  # noqa: E402
+from _cifar_baselines import Budget, baseline, cifar10, create, fit_settings, parameters, top1  # noqa: E402
 from trimkit import distill, prune, train  # noqa: E402
 
 console = Console(width=160)
@@ -45,13 +45,14 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.9)
     parser.add_argument("--finetune-epochs", type=int, default=2, help="fine-tuning after each pruning (Figure 6)")
     parser.add_argument("--sparsities", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
+    parser.add_argument("--budget", choices=("quick", "default", "gpu"), help="default: quick with --quick")
     args = parser.parse_args()
-    budget = Budget.quick() if args.quick else Budget.default()
+    budget = getattr(Budget, args.budget or ("quick" if args.quick else "default"))()
     if args.quick:
         args.sparsities, args.finetune_epochs = "0.5,0.9", 1
     load = os.getloadavg()
     console.print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {torch.get_num_threads()} threads")
-    console.print(budget.describe())
+    console.print(budget.describe() + f"; training on {train.resolve_device()}")
     train_set, test_set = cifar10(budget)
     teacher, teacher_top1 = baseline("resnet18", budget)
     augmented, augmented_top1 = baseline("lenet5", budget)
@@ -66,8 +67,9 @@ def main() -> None:
     train.fit(alone, train_set, None, **settings)
     _, distiller = distill.distill(student, teacher, train_set, None, temperature=args.temperature, alpha=args.alpha,
                                    memo=True, **settings)
-    alone_top1 = train.evaluate(alone, test_set)["top1"]
-    student_top1 = train.evaluate(student, test_set)["top1"]
+    teacher.cpu()
+    alone_top1 = top1(alone, test_set)
+    student_top1 = top1(student, test_set)
 
     table = Table(title="Table 2: ResNet-18 teacher, LeNet student, CIFAR-10 (top-1 %)")
     for column in ("", "teacher", "student alone (augmented)", "student alone", "student distilled",
@@ -95,15 +97,15 @@ def figure6(student, teacher, train_set, test_set, args, settings) -> None:
     for column in ("pruned %", "nonzero params", "params after dead-neuron removal", "total compression %",
                    "top-1 pruned", "top-1 fine-tuned"):
         table.add_column(column, justify="right")
-    base_top1 = train.evaluate(student, test_set)["top1"]
+    base_top1 = top1(student, test_set)
     table.add_row("0", f"{parameters(student):,}", f"{parameters(student):,}",
                   f"{100 * (1 - parameters(student) / teacher_params):.2f}", f"{base_top1:.2f}", f"{base_top1:.2f}")
     tune = {**settings, "epochs": args.finetune_epochs, "lr": 0.01}
     for sparsity in [float(s) for s in args.sparsities.split(",")]:
         result = prune.unstructured(student, method="global", sparsity=sparsity, example_inputs=example)
-        pruned_top1 = train.evaluate(result.model, test_set)["top1"]
+        pruned_top1 = top1(result.model, test_set)
         train.fit(result.model, train_set, None, **tune)
-        tuned_top1 = train.evaluate(result.model, test_set)["top1"]
+        tuned_top1 = top1(result.model, test_set)
         kept = result.params_after_removal if result.params_after_removal is not None else result.nonzero_params
         table.add_row(f"{100 * sparsity:.0f}", f"{result.nonzero_params:,}", f"{kept:,}",
                       f"{100 * (1 - kept / teacher_params):.2f}", f"{pruned_top1:.2f}", f"{tuned_top1:.2f}")

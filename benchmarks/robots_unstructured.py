@@ -33,7 +33,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cifar_baselines import Budget, baseline, cifar10  # noqa: E402
+from _cifar_baselines import Budget, baseline, cifar10, top1 as top1_of  # noqa: E402
 
 from trimkit import measure, prune, train  # noqa: E402
 
@@ -63,6 +63,7 @@ BUDGETS = {
     # LeNet trained enough to be well above chance, on a machine too busy for the default
     "small": lambda: Budget(train_images=5_000, test_images=1_000, epochs={"lenet5": 8, "resnet18": 1}),
     "default": Budget.default,
+    "gpu": Budget.gpu,
 }
 
 
@@ -86,7 +87,7 @@ def run_model(name: str, budget: Budget, plan: Plan, latency_time: float) -> Non
     train_set, test_set = cifar10(budget)
     test_set = test_set.subset(plan.test_images, seed=2)
     tune_set = train_set.subset(plan.finetune_images, seed=3)
-    top1 = float(train.evaluate(model, test_set)["top1"])
+    top1 = top1_of(model, test_set)
     example = test_set.example_inputs(8)
     params = sum(p.numel() for p in model.parameters())
     console.print(f"\n[bold]{name}[/]: {params:,} parameters (the seed's {name}: {SEED_PARAMS[name] / 1e6:.3g}M); "
@@ -101,11 +102,11 @@ def run_model(name: str, budget: Budget, plan: Plan, latency_time: float) -> Non
             started = time.perf_counter()
             result = prune.unstructured(model, method, sparsity, seed=0, example_inputs=example)
             compact = result.dead.model
-            pruned_top1 = float(train.evaluate(compact, test_set)["top1"])
+            pruned_top1 = top1_of(compact, test_set)
             train.fit(compact, tune_set, None, epochs=plan.finetune_epochs, batch_size=64, lr=0.01, momentum=0.9,
                       weight_decay=5e-4, schedule="cosine", seed=0, progress=False)
             size = prune.sparse_size(compact)
-            points.append(Point(method, sparsity, pruned_top1, float(train.evaluate(compact, test_set)["top1"]),
+            points.append(Point(method, sparsity, pruned_top1, top1_of(compact, test_set),
                                 result.nonzero_params, result.dead.params_after, prune.nonzero_parameters(compact),
                                 result.dead.channels_removed, len(result.dead.kept), size.dense_bytes,
                                 size.sparse_bytes))
@@ -230,7 +231,7 @@ def main() -> None:
     console.print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
                   f"on {os.cpu_count()} CPUs")
     budget = BUDGETS[args.budget or ("quick" if args.quick else "default")]()
-    console.print(budget.describe() + f"  [budget {args.budget or ('quick' if args.quick else 'default')}]")
+    console.print(budget.describe() + f"  [budget {args.budget or ('quick' if args.quick else 'default')}]; training on {train.resolve_device()}")
     console.print("reduced from the seed: its models were trained to convergence on all of CIFAR-10; here the "
                   "baselines train briefly on a subset, the fine-tuning after each pruning is one short epoch, and "
                   "ResNet-18 is pruned at fewer sparsities")
