@@ -155,6 +155,18 @@ def test_masks_round_trip_through_a_model_file(tmp_path):
         assert torch.equal(_masks.masks_of(loaded)[name], mask)
 
 
+def test_load_weights_brings_the_masks_and_fine_tuning_keeps_the_zeros(tmp_path):
+    masked = prune.unstructured(models.create("lenet5"), "global", 0.7, remove_dead_neurons=False).model
+    trimkit.save(masked, tmp_path / "m.pt")
+    model = trimkit.load_weights(models.create("lenet5"), tmp_path / "m.pt")
+    masks = _masks.masks_of(model)
+    assert masks.keys() == _masks.masks_of(masked).keys()
+    assert all(torch.equal(masks[n], m) for n, m in _masks.masks_of(masked).items())
+    train.fit(model, _task(128), epochs=1, batch_size=64, lr=0.05, weight_decay=5e-3, progress=False,
+              precision="fp32")
+    assert all(model.get_parameter(n)[~m].eq(0).all() for n, m in masks.items())
+
+
 def test_a_mask_for_another_architecture_is_refused(tmp_path):
     masked = prune.unstructured(models.create("lenet5"), "layer", 0.5, remove_dead_neurons=False).model
     trimkit.save(masked, tmp_path / "m.pt")

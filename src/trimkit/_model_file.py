@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trimkit import models
+from trimkit import _masks, models
 from trimkit._atomic import atomic_path
 from trimkit._sections import get_section, sections
 from trimkit.errors import TrimkitError
@@ -132,10 +132,19 @@ def _rebuild(content: Mapping[str, Any], header: dict[str, Any], model: nn.Modul
 def load_weights(model: nn.Module, path: str | os.PathLike, *, trusted: bool = False) -> nn.Module:
     """Load a checkpoint into ``model``: a trimkit file, a bare state dict, or the
     common wrappers (``{"state_dict": ...}``, ``{"model": ...}``, ...), with the
-    ``module.`` prefix of DataParallel removed. A mismatch names the keys and shapes."""
+    ``module.`` prefix of DataParallel removed. A mismatch names the keys and shapes.
+
+    A trimkit file's weight masks (unstructured pruning) come with its weights, so that
+    fine-tuning keeps the pruned weights at zero; its other sections describe a changed
+    architecture, which :func:`load` rebuilds."""
     content = _read(path, trusted)
-    state_dict = content["state_dict"] if _header(content, path) is not None else _find_state_dict(content, path)
-    _load_state_dict(model, _strip_prefixes(state_dict, model), path, model_label(model))
+    header = _header(content, path)
+    state_dict = content["state_dict"] if header is not None else _find_state_dict(content, path)
+    state_dict = _strip_prefixes(state_dict, model)
+    _load_state_dict(model, state_dict, path, model_label(model))
+    for entry in (header or {}).get("sections", []):
+        if entry["name"] == "masks":
+            _masks.restore(model, entry["data"], state_dict)
     return model
 
 
