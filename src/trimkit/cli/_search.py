@@ -64,7 +64,7 @@ def search_command(
                 if trial.number not in seen:
                     seen.add(trial.number)
                     if not as_json:
-                        bar.console.print(_trial_line(trial))
+                        bar.console.print(_trial_line(trial, study.user_attrs.get("metric")))
             bar.update(task, completed=min(len(counted), total), stats=_best_so_far(study))
 
         started = time.perf_counter()
@@ -88,11 +88,11 @@ def _dashboard_arg(url: str) -> str:
     return url.removeprefix("journal:") if search.is_file_store(url) else url
 
 
-def _trial_line(trial) -> str:
+def _trial_line(trial, metric: str | None = None) -> str:
     row = search.trial_row(trial)
     if row["state"] != "complete":
         return f"trial {row['number']}: {row['state']}" + (f" ({row['error']})" if row["error"] else "")
-    return (f"trial {row['number']}: {_overrides(row['overrides'])} -> {_figures(row)}"
+    return (f"trial {row['number']}: {_overrides(row['overrides'])} -> {_figures(row, metric)}"
             + ("" if row["feasible"] else " [yellow](infeasible)[/]"))
 
 
@@ -113,12 +113,12 @@ def _number(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _figures(row: dict) -> str:
+def _figures(row: dict, metric: str | None = None) -> str:
     parts = []
     if row["latency_ms"] is not None:
         parts.append(f"{row['latency_ms']:.4f} ms")
     if row["metric"] is not None:
-        parts.append(f"metric {row['metric']:.2f}")
+        parts.append(f"{metric or 'metric'} {row['metric']:.2f}")
     if row["macs"] is not None:
         parts.append(f"{row['macs']:,} MACs")
     if row["bytes"] is not None:
@@ -131,7 +131,7 @@ def print_best(record: dict) -> None:
     several = len(record["directions"]) > 1
     table = Table(title="Pareto front" if several else "best trials", box=box.SIMPLE, padding=(0, 1))
     names = record.get("objectives") or []
-    for column in ("#", "overrides", "MACs", "bytes", "latency ms", "metric", "drop", *names):
+    for column in ("#", "overrides", "MACs", "bytes", "latency ms", record.get("metric") or "metric", "drop", *names):
         table.add_column(column, justify="left" if column == "overrides" else "right")
     for row in record["best"]:
         table.add_row(str(row["number"]), _overrides(row["overrides"]), _count(row["macs"]), _count(row["bytes"]),

@@ -189,6 +189,15 @@ def is_segmentation_data(name: str | None, data_dir: str | os.PathLike | None = 
     return name in NAMED or (Path(name).is_dir() and segmentation_layout(name) is not None)
 
 
+def segmentation_classes(name: str, data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """The class names of segmentation data ``name``, read from its folder without loading
+    an image (what a recipe needs to name a class's metric before the data is loaded)."""
+    root = resolve_segmentation_root(name, data_dir)
+    if root is None:
+        raise TrimkitError(f"{name} is not a segmentation folder (CamVid or VOC format); check the path")
+    return VOC_CLASSES if segmentation_layout(root) == "voc" else _camvid_classes(root)
+
+
 def load_segmentation(name: str, split: str = "train", data_dir: str | os.PathLike | None = None, *,
                       image_size: tuple[int, int] | None = None) -> SegmentationDataset:
     """Split ``split`` of a segmentation folder (or ``camvid`` / ``voc`` under the data

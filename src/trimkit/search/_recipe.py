@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 
 from trimkit.pipeline._recipe import Recipe, RecipeError, apply_override, parse_recipe, read_recipe_file
+from trimkit.search._metrics import task_metrics
 from trimkit.search._spec import GroupsSpec, ParameterSpec, SearchSpec, parse_search
 
 Part = str | int
@@ -115,8 +116,10 @@ def parse_search_recipe(data: Any, overrides: Sequence[str] = (), *, source: str
     if "search" not in data:
         raise RecipeError(f"{source}: no search block; add search: with parameters and objectives "
                           "(see examples/recipes/lenet5-search.yaml)")
-    spec = parse_search(data.pop("search"), source)
-    resolved = parse_recipe(data, source=source).dump()
+    block = data.pop("search")
+    parsed = parse_recipe(data, source=source)
+    spec = parse_search(block, source, task_metrics(parsed.task))
+    resolved = parsed.dump()
     parameters: dict[str, Parameter] = {}
     for name, parameter in spec.parameters.items():
         parameters[name] = _place(resolved, name, parameter, source)

@@ -28,7 +28,8 @@ def trial_row(trial: FrozenTrial) -> dict[str, Any]:
     return {"number": trial.number, "state": trial.state.name.lower(), "values": trial.values,
             "overrides": trial.user_attrs.get("overrides") or {}, "macs": figures.get("macs"),
             "bytes": figures.get("bytes"), "params": figures.get("params"), "latency_ms": figures.get("latency_ms"),
-            "metric": figures.get("metric"), "drop": figures.get("drop"), "feasible": _feasible(trial),
+            "metric": figures.get("metric"), "drop": figures.get("drop"), "metrics": figures.get("metrics") or {},
+            "feasible": _feasible(trial),
             "constraints": dict(trial.constraints), "latency": trial.user_attrs.get("latency"),
             "seconds": trial.user_attrs.get("seconds"), "run_dir": trial.user_attrs.get("run_dir"),
             "error": trial.user_attrs.get("error"), "retry_of": trial.system_attrs.get("failed_trial")}
@@ -57,7 +58,8 @@ def results_record(study: optuna.Study, *, storage: str, run_dir: Path) -> dict[
     return {
         "study": study.study_name, "storage": storage, "run_dir": str(run_dir),
         "directions": [d.name.lower() for d in study.directions],
-        "objectives": study.user_attrs.get("objectives"), "baseline": study.user_attrs.get("baseline"),
+        "objectives": study.user_attrs.get("objectives"), "metric": study.user_attrs.get("metric"),
+        "baseline": study.user_attrs.get("baseline"),
         "counts": {"ended": len(counted), "complete": sum(t.state == TrialState.COMPLETE for t in counted),
                    "failed": sum(t.state == TrialState.FAIL for t in counted),
                    "feasible": sum(t.state == TrialState.COMPLETE and _feasible(t) for t in counted),
@@ -144,7 +146,7 @@ def plot_front(study: optuna.Study, path: Path) -> Path | None:
         xlabel, ylabel = labels[0], labels[1]
     else:
         points = [(t, t.user_attrs.get("latency_ms"), t.user_attrs.get("metric")) for t in trials]
-        xlabel, ylabel = "latency_ms", "metric"
+        xlabel, ylabel = "latency_ms", study.user_attrs.get("metric") or "metric"
     points = [(t, x, y) for t, x, y in points if x is not None and y is not None and math.isfinite(x)
               and math.isfinite(y)]
     if not points:

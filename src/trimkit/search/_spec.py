@@ -8,6 +8,7 @@ search:
     stages.1.ratio: {min: 0.0, max: 0.8, step: 0.05}     # a dotted path in the recipe
     stage1: {path: stages.0.ratio, keys: [layer1.*.conv1], min: 0, max: 0.9}
   latency: {backend: onnxruntime, batch_size: 1, threads: 1}
+  metric: top1                # any metric the recipe's task evaluates (default: its primary one)
   objectives: [latency_ms, top1]                          # or {expr: ..., direction: ...}
   constraints: {max_drop: 2.0, max_bytes: 200000, max_macs: 1.0e+6}
   epochs: 0                   # per-trial fine-tune budget (0: the seed's fast phase)
@@ -22,16 +23,17 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from trimkit.errors import TrimkitError
 from trimkit.search._expr import Expression
+from trimkit.search._metrics import TaskMetrics, task_metrics
 
 METHODS = ("tpe", "random", "grid", "nsga2", "gp")
-METRICS = ("top1", "top5", "loss")
 #: figures each trial records; ``baseline_<name>`` is the same figure of the model the search starts from
 FIGURES = ("latency_ms", "metric", "drop", "macs", "params", "bytes")
-_MINIMISED = {"latency_ms", "drop", "macs", "params", "bytes", "loss"}
+_MINIMISED = {"latency_ms", "drop", "macs", "params", "bytes"}
 
 
 class _Strict(BaseModel):
@@ -166,7 +168,7 @@ class SearchSpec(_Strict):
     seed: int | None = 0
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     groups: list[GroupsSpec] = Field(default_factory=list)
-    metric: Literal["top1", "top5", "loss"] = "top1"
+    metric: str | None = None
     latency: LatencySpec | None = None
     objectives: list[ObjectiveSpec] = Field(min_length=1)
     constraints: ConstraintSpec = Field(default_factory=ConstraintSpec)
@@ -175,6 +177,7 @@ class SearchSpec(_Strict):
     heartbeat_interval: int = Field(default=30, ge=1)
     grace_period: int = Field(default=120, ge=2)
     max_retry: int = Field(default=2, ge=0)
+    _task_metrics: TaskMetrics | None = PrivateAttr(default=None)
 
     @field_validator("objectives", mode="before")
     @classmethod
@@ -189,7 +192,15 @@ class SearchSpec(_Strict):
         return [value] if isinstance(value, dict) else value
 
     @model_validator(mode="after")
-    def _measured(self) -> SearchSpec:
+    def _measured(self, info: ValidationInfo) -> SearchSpec:
+        # the task's metrics come in the validation context (parse_search); classification without one
+        self._task_metrics = (info.context or {}).get("task_metrics") or task_metrics()
+        if self.metric is None:
+            self.metric = self._task_metrics.primary
+        else:
+            problem = self._task_metrics.problem(self.metric)
+            if problem is not None:
+                raise ValueError(f"metric: {problem}")
         known = self.fields()
         for index, objective in enumerate(self.objectives):
             where = f"objectives[{index}]"
@@ -201,7 +212,7 @@ class SearchSpec(_Strict):
             else:
                 if objective.name not in known:
                     raise ValueError(f"{where}.name: no measurement named {objective.name!r}; known: "
-                                     f"{', '.join(sorted(known))}")
+                                     f"{', '.join(self._own_fields())} (and baseline_<name> of each)")
                 used = [objective.name]
             if any(name.endswith("latency_ms") for name in used) and self.latency is None:
                 raise ValueError(f"{where}: latency_ms has no measurement behind it; add search.latency "
@@ -217,30 +228,45 @@ class SearchSpec(_Strict):
                     raise ValueError(f"parameters.{name}: method grid needs values or a step")
         return self
 
+    @property
+    def task_metrics(self) -> TaskMetrics:
+        """The metrics of the recipe's task (those ``metric``, objectives and formulas may name)."""
+        return self._task_metrics or task_metrics()
+
+    def _own_fields(self) -> list[str]:
+        return list(dict.fromkeys([*FIGURES, *self.task_metrics.names]))
+
     def fields(self) -> set[str]:
-        """The names objectives and expressions may use."""
-        names = set(FIGURES) | {self.metric}
+        """The names objectives and expressions may use: the figures, every metric of the
+        task, and ``baseline_<name>`` of each."""
+        names = set(self._own_fields())
         return names | {f"baseline_{name}" for name in names}
 
+    def metric_minimised(self) -> bool:
+        """Whether a lower value of the searched metric is better (a loss)."""
+        return self.task_metrics.lower_is_better(self.metric or "")
+
     def directions(self) -> list[str]:
-        return [objective.direction or _direction(objective.name or "") for objective in self.objectives]
+        return [objective.direction or self._direction(objective.name or "") for objective in self.objectives]
+
+    def _direction(self, name: str) -> str:
+        if name == "metric":
+            name = self.metric or ""
+        return "minimize" if name in _MINIMISED or self.task_metrics.lower_is_better(name) else "maximize"
 
     def objective_names(self) -> list[str]:
         return [objective.name or f"objective{index}" for index, objective in enumerate(self.objectives)]
 
 
-def _direction(name: str) -> str:
-    return "minimize" if name in _MINIMISED else "maximize"
-
-
-def parse_search(data: Any, source: str) -> SearchSpec:
-    """The ``search:`` block as a :class:`SearchSpec`, or one line naming the problem."""
+def parse_search(data: Any, source: str, metrics: TaskMetrics | None = None) -> SearchSpec:
+    """The ``search:`` block as a :class:`SearchSpec`, or one line naming the problem;
+    ``metrics`` are the recipe's task's (classification when not given)."""
     from trimkit.pipeline._recipe import RecipeError, describe
 
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: search: a mapping with parameters and objectives, got {type(data).__name__}")
     try:
-        return SearchSpec.model_validate(data)
+        return SearchSpec.model_validate(data, context={"task_metrics": metrics or task_metrics()})
     except ValidationError as error:
         text = describe(error, "search", SearchSpec)
         # describe writes a dotted parameter name as nested keys; it reads as the path it is

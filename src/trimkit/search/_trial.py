@@ -1,5 +1,5 @@
 """One trial: the recipe with the trial's values, run into its own run folder, and the
-figures the objectives read (MACs, bytes, latency, the task metric, the drop)."""
+figures the objectives read (MACs, bytes, latency, the task's metrics, the drop)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from trimkit.search._spec import LatencySpec, SearchSpec
 
 @dataclass
 class Figures:
-    """What a trial (or the baseline) measured, by the names objectives use."""
+    """What a trial (or the baseline) measured, by the names objectives use: ``metric`` is
+    the searched one, ``metrics`` every metric the task evaluated (by its name)."""
 
     metric: float | None = None
     macs: int | None = None
@@ -27,19 +28,24 @@ class Figures:
     bytes: int | None = None
     latency_ms: float | None = None
     latency: dict[str, Any] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def values(self, metric_name: str, baseline: Figures | None) -> dict[str, float | None]:
-        """The named values an objective or expression may read."""
-        own = {"metric": self.metric, metric_name: self.metric, "macs": self.macs, "params": self.params,
-               "bytes": self.bytes, "latency_ms": self.latency_ms}
+    def values(self, metric_name: str, baseline: Figures | None, *,
+               lower_is_better: bool | None = None) -> dict[str, float | None]:
+        """The named values an objective or expression may read. ``drop`` is what the
+        searched metric lost against the baseline: positive when it got worse, whichever
+        way is better (``lower_is_better``; by default only ``loss``)."""
+        own = {**self.metrics, "metric": self.metric, metric_name: self.metric, "macs": self.macs,
+               "params": self.params, "bytes": self.bytes, "latency_ms": self.latency_ms}
         base = baseline or Figures()
         drop = None
+        lower = metric_name == "loss" if lower_is_better is None else lower_is_better
         if self.metric is not None and base.metric is not None:
-            drop = self.metric - base.metric if metric_name == "loss" else base.metric - self.metric
+            drop = self.metric - base.metric if lower else base.metric - self.metric
         own["drop"] = drop
-        base_values = {"metric": base.metric, metric_name: base.metric, "macs": base.macs, "params": base.params,
-                       "bytes": base.bytes, "latency_ms": base.latency_ms, "drop": 0.0}
+        base_values = {**base.metrics, "metric": base.metric, metric_name: base.metric, "macs": base.macs,
+                       "params": base.params, "bytes": base.bytes, "latency_ms": base.latency_ms, "drop": 0.0}
         return {**own, **{f"baseline_{name}": value for name, value in base_values.items()}}
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,11 +53,14 @@ class Figures:
 
 
 def figures_of(measurement: Measurement, spec: SearchSpec) -> Figures:
-    metric = measurement.metric(spec.metric)
+    """The figures of a run's record: the task's metrics as PyTorch computed them (the
+    run's own evaluation), the searched one as ``metric``."""
+    metrics = {item.name: item.value for item in measurement.metrics
+               if item.backend == "pytorch" and item.name in spec.task_metrics.names}
     sizes = measurement.size_bytes
     size = sizes.get(spec.size) or sizes.get("model_file") or sizes.get("state_dict")
-    return Figures(metric=None if metric is None else metric.value, macs=measurement.macs, params=measurement.params,
-                   bytes=size)
+    return Figures(metric=metrics.get(spec.metric or ""), macs=measurement.macs, params=measurement.params,
+                   bytes=size, metrics=metrics)
 
 
 def baseline_record(log: RunLog) -> StageRecord:
@@ -142,7 +151,7 @@ def run_trial(recipe: SearchRecipe, values: dict[str, Any], folder: Path, base_m
 def objective_values(recipe: SearchRecipe, figures: Figures, baseline: Figures | None) -> list[float]:
     from trimkit.search._expr import Expression
 
-    named = figures.values(recipe.spec.metric, baseline)
+    named = figures.values(recipe.spec.metric, baseline, lower_is_better=recipe.spec.metric_minimised())
     values = []
     for objective in recipe.spec.objectives:
         if objective.expr is not None:
@@ -155,7 +164,7 @@ def objective_values(recipe: SearchRecipe, figures: Figures, baseline: Figures |
 
 def constraint_values(recipe: SearchRecipe, figures: Figures, baseline: Figures | None) -> dict[str, float]:
     """Each active constraint as Optuna reads it: feasible where the value is <= 0."""
-    named = figures.values(recipe.spec.metric, baseline)
+    named = figures.values(recipe.spec.metric, baseline, lower_is_better=recipe.spec.metric_minimised())
     measured = {"max_drop": named["drop"], "max_bytes": named["bytes"], "max_macs": named["macs"],
                 "max_latency_ms": named["latency_ms"]}
     result = {}

@@ -112,6 +112,7 @@ def open_study(recipe: SearchRecipe, url: str, name: str) -> tuple[optuna.Study,
             if created:
                 study.set_user_attr("trimkit_recipe", digest)
                 study.set_user_attr("objectives", spec.objective_names())
+                study.set_user_attr("metric", spec.metric)
     except TrimkitError:
         raise
     except Exception as error:
@@ -227,9 +228,11 @@ class Worker:
         constraints = constraint_values(self.recipe, figures, self.baseline)
         for key, value in constraints.items():
             trial.set_constraint(key, value)
-        named = figures.values(self.recipe.spec.metric, self.baseline)
+        named = figures.values(self.recipe.spec.metric, self.baseline,
+                               lower_is_better=self.recipe.spec.metric_minimised())
         for key in FIGURES:  # one attribute each, so the dashboard shows them as columns
             trial.set_user_attr(key, named[key])
+        trial.set_user_attr("metrics", figures.metrics)
         trial.set_user_attr("latency", figures.latency)
         trial.set_user_attr("feasible", all(value <= 0 for value in constraints.values()))
         trial.set_user_attr("seconds", time.perf_counter() - started)

@@ -82,6 +82,11 @@ class Task(ABC):
     name: str = "task"
     primary_metric: str = "metric"
     higher_is_better: bool = True
+    #: the metrics every ``result()`` holds besides ``n`` (the primary one among them), for
+    #: callers that must name a metric before any evaluation (a search's objectives)
+    metric_names: tuple[str, ...] = ()
+    #: the metrics a lower value of is better (a loss, an error)
+    minimised_metrics: frozenset[str] = frozenset({"loss"})
 
     @property
     @abstractmethod

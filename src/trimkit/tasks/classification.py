@@ -23,6 +23,7 @@ class ClassificationTask(SplitDatasets, Task):
     name = "classification"
     primary_metric = "top1"
     higher_is_better = True
+    metric_names = ("top1", "top5", "loss")
 
     @classmethod
     def of(cls, train: ImageDataset | None = None, val: ImageDataset | None = None, **more: ImageDataset

@@ -40,6 +40,7 @@ class SegmentationTask(SplitDatasets, Task):
     name = "segmentation"
     primary_metric = "pixel_accuracy"
     higher_is_better = True
+    metric_names = ("pixel_accuracy", "mean_class_accuracy", "miou", "loss")  # and class_metric(name) of each class
 
     @classmethod
     def of(cls, train: SegmentationDataset | None = None, val: SegmentationDataset | None = None,
@@ -120,8 +121,13 @@ def scores(matrix: torch.Tensor, classes: tuple[str, ...]) -> dict[str, float]:
     result["miou"] = 100.0 * float(iou[has_iou].mean()) if has_iou.any() else 0.0
     for index, name in enumerate(classes):
         if has_iou[index]:
-            result[f"iou_{metric_key(name)}"] = 100.0 * float(iou[index])
+            result[class_metric(name)] = 100.0 * float(iou[index])
     return result
+
+
+def class_metric(name: str) -> str:
+    """The name of a class's IoU among the metrics: ``Road`` -> ``iou_road``."""
+    return f"iou_{metric_key(name)}"
 
 
 def metric_key(name: str) -> str:

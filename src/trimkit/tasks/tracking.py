@@ -83,6 +83,8 @@ class TrackingTask(Task):
     name = "tracking"
     primary_metric = "pair_precision"
     higher_is_better = True
+    metric_names = ("pair_precision", "pair_centre_error", "loss")
+    minimised_metrics = frozenset({"pair_centre_error", "loss"})
 
     def __post_init__(self) -> None:
         if self.train_source.empty and self.val_source.empty:
