@@ -207,8 +207,10 @@ def test_every_figure_on_the_page_is_the_logs_own(small_run):
         for key in ("params", "macs", "size_bytes", "p50_ms", "throughput"):
             if model["ratios"][key] is not None:
                 assert sourced[base + ("ratios", key)] == model["ratios"][key]
-        if model["top1"] is not None:
-            assert sourced[base + ("top1",)] == model["top1"]
+        assert comparison["metric"] == model["metric"] == "top1"  # the task's metric, read from the row's record
+        (index,) = [i for i, metric in enumerate(model["measurement"]["metrics"]) if metric["name"] == "top1"]
+        assert sourced[base + ("measurement", "metrics", index, "value")] == \
+            model["measurement"]["metrics"][index]["value"]
     assert (compare, "details", "comparisons", 0, "models", 0, "latency", "env", "cpus_available") in sourced
     # the recipe starts by training: the baseline is the trained model (the train record), not the untrained input
     ratio = json.dumps([[final, "measurement", "params"], [train, "measurement", "params"]])

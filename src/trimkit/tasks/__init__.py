@@ -6,7 +6,7 @@ inputs, batches). ``classification`` and ``segmentation``; tracking plugs in the
 """
 
 from trimkit.tasks._evaluate import CachedEvaluation, Evaluation, evaluate, running
-from trimkit.tasks._task import Batch, MetricState, Task
+from trimkit.tasks._task import Batch, MetricState, Task, metric_title
 from trimkit.tasks.classification import ClassificationTask
 from trimkit.tasks.segmentation import SegmentationTask
 
@@ -23,6 +23,7 @@ __all__ = [
     "Task",
     "classification",
     "evaluate",
+    "metric_title",
     "running",
     "segmentation",
 ]

@@ -89,6 +89,13 @@ class Task(ABC):
     minimised_metrics: frozenset[str] = frozenset({"loss"})
 
     @property
+    def headline_metric(self) -> str:
+        """The one metric a side-by-side comparison shows (``trimkit compare``, the report's
+        comparison table): the primary metric, unless the task names the figure its field
+        compares models by (segmentation: mIoU)."""
+        return self.primary_metric
+
+    @property
     @abstractmethod
     def splits(self) -> tuple[str, ...]: ...
 
@@ -129,6 +136,15 @@ class Task(ABC):
     def num_batches(self, split: str, batch_size: int, drop_last: bool = False) -> int:
         count = self.size(split)
         return count // batch_size if drop_last else -(-count // batch_size)
+
+
+METRIC_TITLES = {"top1": "top-1 %", "top5": "top-5 %", "pixel_accuracy": "pixel acc %",
+                 "mean_class_accuracy": "class acc %", "miou": "mIoU %", "pair_precision": "pair precision %"}
+
+
+def metric_title(name: str) -> str:
+    """How tables head a metric's column: ``miou`` -> ``mIoU %``; an unknown name as it is."""
+    return METRIC_TITLES.get(name, name)
 
 
 class SplitDatasets:

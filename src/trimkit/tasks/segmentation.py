@@ -40,6 +40,7 @@ class SegmentationTask(SplitDatasets, Task):
     name = "segmentation"
     primary_metric = "pixel_accuracy"
     higher_is_better = True
+    headline_metric = "miou"  # what segmentation results are compared by; pixel accuracy stays primary
     metric_names = ("pixel_accuracy", "mean_class_accuracy", "miou", "loss")  # and class_metric(name) of each class
 
     @classmethod

@@ -10,7 +10,7 @@ from trimkit import measure
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._registry import register_stage
 from trimkit.pipeline._runtime_options import RuntimeOptions
-from trimkit.tasks import ClassificationTask
+from trimkit.tasks import ClassificationTask, SegmentationTask
 
 
 class CompareOptions(RuntimeOptions):
@@ -29,15 +29,15 @@ class CompareOptions(RuntimeOptions):
 @register_stage("compare", CompareOptions, "measure named models side by side, as ratios to the first")
 def compare_stage(model: nn.Module, ctx: Context, options: CompareOptions) -> nn.Module:
     subjects = [model if name == "current" else ctx.model_or_artifact(name) for name in options.models]
-    data = None
-    if isinstance(ctx.task, ClassificationTask):
-        data = ctx.task.dataset(ctx.task.eval_split())
+    # scored with the run's task on its evaluation split (a tracker's pairs are not: see the track stage)
+    task = ctx.task if isinstance(ctx.task, (ClassificationTask, SegmentationTask)) else None
+    shapes = None if task is None else [tuple(x.shape[1:]) for x in task.example_inputs(1)]
     comparisons = []
     for batch in options.batch_sizes:
         comparisons.append(measure.compare(subjects, labels=options.labels or options.models, backend=options.backend,
                                            batch_size=batch, threads=options.threads, precision=options.precision,
-                                           min_time_s=options.min_time_s,
-                                           data=data if batch == options.metric_at_batch else None))
+                                           min_time_s=options.min_time_s, input_shapes=shapes,
+                                           task=task if batch == options.metric_at_batch else None))
     ctx.add(comparisons=[c.to_dict() for c in comparisons])
     ctx.keep_model()
     return model
