@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional, Union
 
+import torch
 import typer
 from rich import box
 from rich.table import Table
@@ -15,11 +17,12 @@ from trimkit import data as datasets
 from trimkit import export, measure, models
 from trimkit.cli._common import check_fits, console, measurement_of, print_json, resolve_model
 from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, at_least, stage_options
+from trimkit.cli._segment import onnx_spatial_size
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.compare import CompareOptions
 from trimkit.pipeline.stages.measure import MeasureOptions
 from trimkit.record import Measurement
-from trimkit.tasks import ClassificationTask, Evaluation
+from trimkit.tasks import ClassificationTask, Evaluation, SegmentationTask, Task, metric_title
 
 BackendOption = Annotated[str, typer.Option(help=f"Runtime: {', '.join(measure.BACKENDS)}.")]
 BatchOption = Annotated[int, typer.Option(help="Images per inference.")]
@@ -28,8 +31,9 @@ PrecisionOption = Annotated[str, typer.Option(help="auto (the runtime's choice),
 WarmupOption = Annotated[int, typer.Option(help="Untimed calls first.")]
 MinTimeOption = Annotated[float, typer.Option("--min-time", help="Seconds of timed calls per model, at least.")]
 MaxItersOption = Annotated[int, typer.Option(help="Timed calls per model, at most.")]
-DataOption = Annotated[Optional[str], typer.Option("--data", help="Also score top-1 as the runtime computes it "
-                                                                  "on this data set.")]
+DataOption = Annotated[Optional[str], typer.Option("--data", help="Also score the model as the runtime computes it on "
+                                                                  "this data set: top-1 and top-5, or pixel accuracy, "
+                                                                  "class accuracy and mIoU on segmentation data.")]
 SplitOption = Annotated[str, typer.Option(help="Split for --data.")]
 
 
@@ -45,13 +49,15 @@ class Subject:
     input_shape: tuple[int, ...] | None
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None
     default_data: str | None
+    task: str | None = None  # the zoo's word for its outputs; None for an ONNX file trimkit did not export
 
 
 def resolve_subject(argument: str, weights: Path | None = None, trusted: bool = False) -> Subject:
     """A zoo name (with --weights), a trimkit .pt file or an .onnx file."""
     if not argument.endswith(".onnx"):
         loaded = resolve_model(argument, weights, trusted=trusted)
-        return Subject(loaded.model, loaded.label, loaded.input_shape, loaded.normalization, loaded.default_data)
+        return Subject(loaded.model, loaded.label, loaded.input_shape, loaded.normalization, loaded.default_data,
+                       _zoo_task(loaded.label))
     path = Path(argument)
     if weights is not None:
         raise TrimkitError(f"{argument} is an ONNX file with its own weights; drop --weights")
@@ -61,11 +67,15 @@ def resolve_subject(argument: str, weights: Path | None = None, trusted: bool = 
     normalization = recorded.get("normalization")
     return Subject(path, path.name, tuple(recorded["input_shape"]) if "input_shape" in recorded else None,
                    (tuple(normalization[0]), tuple(normalization[1])) if normalization else None,
-                   _default_data(recorded.get("model")))
+                   _default_data(recorded.get("model")), _zoo_task(recorded.get("model")))
 
 
 def _default_data(zoo_name: str | None) -> str | None:
     return models.spec(zoo_name).default_data if zoo_name in models.names() else None
+
+
+def _zoo_task(zoo_name: str | None) -> str | None:
+    return models.spec(zoo_name).task if zoo_name in models.names() else None
 
 
 def load_subject_data(subject: Subject, name: str | None, split: str, data_dir: Path | None) -> datasets.ImageDataset:
@@ -78,6 +88,64 @@ def load_subject_data(subject: Subject, name: str | None, split: str, data_dir: 
     dataset = datasets.load(dataset_name, split, data_dir)
     check_fits(dataset, subject.input_shape, subject.label)
     return dataset.with_normalization(subject.normalization)
+
+
+def subject_task(subject: Subject, name: str | None, split: str, data_dir: Path | None) -> Task:
+    """The task ``subject`` is scored on: data set ``name`` (default: the model's own),
+    classification or segmentation by what the data is; a model of another task is refused."""
+    dataset_name = name or subject.default_data
+    segmentation = datasets.is_segmentation_data(dataset_name, data_dir)
+    check_kind(subject, dataset_name, segmentation)
+    if not segmentation:
+        return ClassificationTask({split: load_subject_data(subject, name, split, data_dir)})
+    if subject.normalization is None or subject.input_shape is None:
+        raise TrimkitError(f"{subject.label} does not record its input normalisation (not exported by trimkit); "
+                           "give the trimkit .pt model to score it on --data")
+    # resized to the input the model is timed at: an exported model's height and width are fixed in its file
+    dataset = datasets.load_segmentation(dataset_name, split, data_dir, image_size=input_shape(subject)[1:])
+    check_segmentation_fit(subject, dataset, dataset_name)
+    return SegmentationTask({split: dataset.with_normalization(subject.normalization)})
+
+
+def check_kind(subject: Subject, dataset_name: str | None, segmentation: bool) -> None:
+    """A segmentation model on segmentation data, a classifier on image data: else one line."""
+    if segmentation and subject.task not in (None, "segmentation"):
+        raise TrimkitError(f"{subject.label} is a {subject.task} model and {dataset_name} is segmentation data; "
+                           "choose a segmentation model (trimkit models)")
+    if not segmentation and subject.task == "segmentation":
+        raise TrimkitError(f"{subject.label} is a segmentation model and {dataset_name} is not segmentation data; "
+                           "give a CamVid- or VOC-format folder (or camvid / voc) as --data")
+    if not segmentation and subject.task not in (None, "classification"):
+        raise TrimkitError(f"{subject.label} is a {subject.task} model, which --data cannot score here; "
+                           "score it with trimkit eval")
+
+
+def check_segmentation_fit(subject: Subject, dataset: datasets.SegmentationDataset, name: str) -> None:
+    """The model takes the data's channels and predicts its classes (where that is known)."""
+    if subject.input_shape is not None and dataset.channels != subject.input_shape[0]:
+        raise TrimkitError(f"{dataset.name} has {dataset.channels}-channel images but {subject.label} takes "
+                           f"{subject.input_shape[0]}; choose matching data or model")
+    classes = _output_classes(subject)
+    if classes is not None and classes != dataset.num_classes:
+        raise TrimkitError(f"{subject.label} predicts {classes} classes but {dataset.name} has {dataset.num_classes}; "
+                           f"score a model trained on it (trimkit train MODEL --data {name})")
+
+
+def input_shape(subject: Subject) -> tuple[int, ...] | None:
+    """The input the model is timed at: an ONNX file's own height and width where fixed."""
+    if subject.input_shape is None or not isinstance(subject.model, Path):
+        return subject.input_shape
+    return (subject.input_shape[0], *(onnx_spatial_size(subject.model) or subject.input_shape[1:]))
+
+
+def _output_classes(subject: Subject) -> int | None:
+    """How many classes a segmentation model predicts, where the zoo record or the file says."""
+    if isinstance(subject.model, nn.Module):
+        origin = models.origin(subject.model)
+        classes = origin.kwargs.get("num_classes") if origin is not None else None
+        return None if classes is None else int(classes)
+    output = export.read_onnx(Path(subject.model)).graph.output[0].type.tensor_type.shape.dim
+    return output[1].dim_value if len(output) > 1 and output[1].HasField("dim_value") else None
 
 
 def bench_command(
@@ -105,16 +173,17 @@ def bench_command(
     at_least("--max-iters", max_iters, 1)
     at_least("--top", top, 1)
     subject = resolve_subject(model, weights, trust_checkpoint)
-    dataset = load_subject_data(subject, data, split, data_dir) if data else None
-    result = measure.latency(subject.model, backend=options.backend, batch_size=batch_size, threads=options.threads,
-                             precision=options.precision, warmup=warmup, min_time_s=options.min_time_s,
-                             max_iters=max_iters, per_layer=per_layer)
+    task = subject_task(subject, data, split, data_dir) if data else None
     scored = accuracy = None
-    if dataset is not None:
-        scored = measure.runtime_evaluation(subject.model, ClassificationTask({split: dataset}), split,
-                                            backend=options.backend, precision=options.precision,
-                                            threads=result.threads)
-        accuracy = {**scored.values, "precision": scored.precision, "backend": scored.backend}
+    with tempfile.TemporaryDirectory(prefix="trimkit-bench-") as workdir:
+        timed = _exported(subject, options.backend, Path(workdir))
+        (result,) = measure.latencies([timed], labels=[subject.label], backend=options.backend, batch_size=batch_size,
+                                      threads=options.threads, precision=options.precision, warmup=warmup,
+                                      min_time_s=options.min_time_s, max_iters=max_iters, per_layer=per_layer)
+        if task is not None:
+            scored = measure.runtime_evaluation(timed, task, split, backend=options.backend,
+                                                precision=options.precision, threads=result.threads)
+            accuracy = {**scored.values, "precision": scored.precision, "backend": scored.backend}
     if as_json:
         print_json({**result.to_dict(), "accuracy": accuracy,
                     "measurement": _measurement(subject, result, scored).to_dict()})
@@ -123,8 +192,29 @@ def bench_command(
     if result.per_layer is not None:
         print_layers(result, top)
     if accuracy is not None:
-        console.print(f"top-1 {accuracy['top1']:.2f} %, top-5 {accuracy['top5']:.2f} % on {accuracy['n']:,} "
-                      f"{dataset.name} {split} images, computed by {backend} in {accuracy['precision']}")
+        console.print(_scores_line(accuracy, task, split))
+
+
+def _exported(subject: Subject, backend: str, workdir: Path) -> Union[nn.Module, Path]:
+    """What is timed and scored: a module exported once (parity checked) for an ONNX
+    runtime, rather than once for the timing and again for the score."""
+    if not isinstance(subject.model, nn.Module) or measure.get_backend(backend).model_format != "onnx":
+        return subject.model
+    example = torch.randn(2, *subject.input_shape, generator=torch.Generator().manual_seed(0))
+    return export.onnx(subject.model, example, workdir / "model.onnx").path
+
+
+def _scores_line(accuracy: dict, task: Task, split: str) -> str:
+    if isinstance(task, SegmentationTask):
+        height, width = task.dataset(split).images.shape[-2:]
+        figures = (f"pixel accuracy {accuracy['pixel_accuracy']:.2f} %, mean class accuracy "
+                   f"{accuracy['mean_class_accuracy']:.2f} %, mIoU {accuracy['miou']:.2f} %")
+        images = f"{task.data_name(split)} {split} images ({height}x{width})"
+    else:
+        figures = f"top-1 {accuracy['top1']:.2f} %, top-5 {accuracy['top5']:.2f} %"
+        images = f"{task.data_name(split)} {split} images"
+    return (f"{figures} on {accuracy['n']:,} {images}, computed by {accuracy['backend']} in "
+            f"{accuracy['precision']}")
 
 
 def compare_command(
@@ -148,22 +238,33 @@ def compare_command(
     at_least("--warmup", warmup, 0)
     at_least("--max-iters", max_iters, 1)
     subjects = [resolve_subject(argument) for argument in options.models]
-    dataset = load_subject_data(subjects[0], data, split, data_dir) if data else None
-    if dataset is not None:
-        for subject in subjects[1:]:
-            if subject.input_shape != dataset.image_shape or subject.normalization != subjects[0].normalization:
-                shape = "x".join(map(str, subject.input_shape or ())) or "an unknown shape"
-                raise TrimkitError(f"--data scores every model on the same images, but {subject.label} takes {shape} "
-                                   f"inputs normalised its own way, unlike {subjects[0].label}; compare models of one "
-                                   "input, or drop --data")
+    task = _shared_task(subjects, data, split, data_dir) if data else None
     result = measure.compare([subject.model for subject in subjects], labels=[subject.label for subject in subjects],
                              backend=options.backend, batch_size=batch_size, threads=options.threads,
                              precision=options.precision, warmup=warmup, min_time_s=options.min_time_s,
-                             max_iters=max_iters, data=dataset)
+                             max_iters=max_iters, task=task, split=split)
     if as_json:
         print_json(result.to_dict())
         return
     print_comparison(result)
+
+
+def _shared_task(subjects: list[Subject], data: str, split: str, data_dir: Path | None) -> Task:
+    """One task that scores every model on the same images; each model is checked against it."""
+    task = subject_task(subjects[0], data, split, data_dir)
+    segmentation = isinstance(task, SegmentationTask)
+    shape = tuple(task.example_inputs(1)[0].shape[1:])
+    for subject in subjects[1:]:
+        check_kind(subject, data, segmentation)
+        if segmentation:
+            check_segmentation_fit(subject, task.dataset(split), data)
+        taken = input_shape(subject)
+        if tuple(taken or ()) != shape or subject.normalization != subjects[0].normalization:
+            shown = "x".join(map(str, taken or ())) or "an unknown shape"
+            raise TrimkitError(f"--data scores every model on the same images, but {subject.label} takes {shown} "
+                               f"inputs normalised its own way, unlike {subjects[0].label}; compare models of one "
+                               "input, or drop --data")
+    return task
 
 
 def _measurement(subject: Subject, result: measure.Latency, scored: Evaluation | None) -> Measurement:
@@ -225,8 +326,11 @@ def print_comparison(comparison: measure.Comparison) -> None:
     table = Table(title=f"{first.backend}, batch {first.batch_size}, {_threads(first.threads)}, {first.precision}; "
                         f"ratios against {comparison.models[0].label}", box=box.SIMPLE, padding=(0, 0))
     columns = ["model", "params", "×", "MACs", "×", "ONNX", "×", "p50 ms", "×", "img/s", "×"]
-    with_top1 = any(model.top1 is not None for model in comparison.models)
-    for column in columns + (["top-1 %"] if with_top1 else []):
+    # a column per metric the rows show (one, but a comparison read from an old log may mix)
+    scored_by = list(dict.fromkeys(model.metric for model in comparison.models if model.score is not None))
+    for metric in scored_by:
+        columns += [metric_title(metric), "Δ"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "model" else "right")
     for model in comparison.models:
         ratios = comparison.ratios(model)
@@ -235,10 +339,17 @@ def print_comparison(comparison: measure.Comparison) -> None:
                            ("size_bytes", _short(model.size_bytes, "B")), ("p50_ms", f"{model.latency.p50_ms:.3f}"),
                            ("throughput", f"{model.latency.throughput:,.0f}")):
             cells += [shown, "-" if ratios[key] is None else f"{ratios[key]:.2f}"]
-        if with_top1:
-            cells.append("-" if model.top1 is None else f"{model.top1:.2f}")
+        for metric in scored_by:
+            change = comparison.change(model) if model.metric == metric else None
+            cells += ["-" if model.metric != metric or model.score is None else f"{model.score:.2f}",
+                      "-" if change is None else f"{change:+.2f}"]
         table.add_row(*cells)
     console.print(table)
+    scored = next((m for model in comparison.models for m in model.metrics if m.name == model.metric), None)
+    if scored is not None:
+        images = " ".join(part for part in (f"{scored.samples:,}", scored.data, scored.split, "images") if part)
+        console.print(f"{', '.join(metric_title(metric) for metric in scored_by)} on {images} as {scored.backend} "
+                      f"computes it; Δ: points against {comparison.models[0].label}")
     console.print(environment_line(first))
 
 

@@ -139,7 +139,7 @@ def eval_segmentation_onnx(subject: Any, data: str, split: str, data_dir: Path |
     if subject.normalization is None or subject.input_shape is None:
         raise TrimkitError(f"{subject.label} does not record its input normalisation (not exported by trimkit); "
                            "give the trimkit .pt model to score it on --data")
-    size = _onnx_spatial_size(Path(subject.model)) or tuple(subject.input_shape[1:])
+    size = onnx_spatial_size(Path(subject.model)) or tuple(subject.input_shape[1:])
     dataset = datasets.load_segmentation(data, split, data_dir, image_size=size).with_normalization(
         subject.normalization)
     task = tasks.SegmentationTask({split: dataset})
@@ -158,7 +158,7 @@ def eval_segmentation_onnx(subject: Any, data: str, split: str, data_dir: Path |
                   f"{values['n']:,} images")
 
 
-def _onnx_spatial_size(path: Path) -> tuple[int, int] | None:
+def onnx_spatial_size(path: Path) -> tuple[int, int] | None:
     """The fixed height and width of an ONNX file's first input, or None when dynamic."""
     from trimkit import export
 
