@@ -84,11 +84,11 @@ def _eval(model_file: Path, folder: Path) -> dict:
 def test_a_segmentation_search_records_the_task_metrics_trimkit_eval_gives(tmp_path):
     folder = _camvid(tmp_path / "cv")
     start = _model_file(tmp_path / "start.pt")
-    data = _recipe(folder, {"file": str(start)}, objectives=["miou", {"name": "hybrid", "expr": "miou / baseline_miou - 10 * loss",
+    data = _recipe(folder, {"file": str(start)}, metric="pixel_accuracy", objectives=["miou", {"name": "hybrid", "expr": "miou / baseline_miou - 10 * loss",
                                                 "direction": "maximize"}],
                    constraints={"max_drop": 50.0})
     recipe = search.parse_search_recipe(data, source="seg.yaml")
-    assert recipe.spec.metric == "pixel_accuracy"  # not given: the segmentation task's primary metric
+    assert recipe.spec.metric == "pixel_accuracy"  # chosen over the task's primary metric, mIoU
     assert recipe.spec.directions() == ["maximize", "maximize"]
     result = search.run_search(recipe, tmp_path / "run")
     record = search.write_results(result.study, tmp_path / "run", storage=result.storage)
@@ -118,11 +118,11 @@ def test_a_segmentation_search_records_the_task_metrics_trimkit_eval_gives(tmp_p
 def test_the_default_metric_is_the_tasks_primary_one_and_objectives_may_name_any_of_its_metrics(tmp_path):
     folder = _camvid(tmp_path / "cv", count=1)
     segmentation = search.parse_search_recipe(_recipe(folder, objectives=["miou", "mean_class_accuracy", "iou_car"]))
-    assert segmentation.spec.metric == "pixel_accuracy"
-    assert segmentation.spec.task_metrics.names == ("pixel_accuracy", "mean_class_accuracy", "miou", "loss",
+    assert segmentation.spec.metric == "miou"
+    assert segmentation.spec.task_metrics.names == ("miou", "pixel_accuracy", "mean_class_accuracy", "loss",
                                                     "iou_sky", "iou_road", "iou_car")
-    chosen = search.parse_search_recipe(_recipe(folder, metric="miou", objectives=["metric", "loss", "drop"]))
-    assert chosen.spec.metric == "miou"
+    chosen = search.parse_search_recipe(_recipe(folder, metric="pixel_accuracy", objectives=["metric", "loss", "drop"]))
+    assert chosen.spec.metric == "pixel_accuracy"
     assert chosen.spec.directions() == ["maximize", "minimize", "minimize"]
     by_loss = search.parse_search_recipe(_recipe(folder, metric="loss", objectives=["metric", "pixel_accuracy"]))
     assert by_loss.spec.directions() == ["minimize", "maximize"]
@@ -134,12 +134,12 @@ def test_the_default_metric_is_the_tasks_primary_one_and_objectives_may_name_any
 
 @pytest.mark.parametrize("block, message", [
     ({"metric": "mIoU", "objectives": ["macs"]},
-     "search.metric: 'mIoU' is not a metric of the segmentation task; its metrics: pixel_accuracy, "
-     "mean_class_accuracy, miou, loss, iou_sky, iou_road, iou_car"),
+     "search.metric: 'mIoU' is not a metric of the segmentation task; its metrics: miou, "
+     "pixel_accuracy, mean_class_accuracy, loss, iou_sky, iou_road, iou_car"),
     ({"metric": "top1", "objectives": ["macs"]}, "search.metric: 'top1' is not a metric of the segmentation task"),
     ({"metric": "iou_bus", "objectives": ["macs"]}, "search.metric: 'iou_bus' is not a metric of the segmentation"),
     ({"objectives": ["top1"]}, "search.objectives[0].name: no measurement named 'top1'; known: latency_ms, metric, "
-     "drop, macs, params, bytes, pixel_accuracy, mean_class_accuracy, miou, loss, iou_sky, iou_road, iou_car"),
+     "drop, macs, params, bytes, miou, pixel_accuracy, mean_class_accuracy, loss, iou_sky, iou_road, iou_car"),
     ({"objectives": [{"expr": "top1 - macs", "direction": "maximize"}]},
      "search.objectives[0].expr: 'top1 - macs': no measurement named 'top1'"),
 ])
@@ -158,7 +158,7 @@ def test_the_cli_refuses_an_unknown_metric_with_exit_2_before_any_run(tmp_path):
     result = runner.invoke(app, ["search", str(path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"error: {path}: search.metric: 'accuracy' is not a metric of the segmentation "
-                                     "task; its metrics: pixel_accuracy, mean_class_accuracy, miou, loss, iou_sky, "
+                                     "task; its metrics: miou, pixel_accuracy, mean_class_accuracy, loss, iou_sky, "
                                      "iou_road, iou_car")
     assert not (tmp_path / "run").exists()
     lenet = {"model": {"name": "lenet5"}, "task": {"data": "mnist5k"}, "stages": [{"stage": "prune", "ratio": 0.0}],

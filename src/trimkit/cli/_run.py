@@ -16,6 +16,7 @@ from trimkit.cli._common import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.record import Measurement
 from trimkit.report import write_report
+from trimkit.tasks import metric_title
 
 
 def run_command(
@@ -43,18 +44,17 @@ def run_command(
     console.print(f"report: {report}")
 
 
-# The primary metric of each task, as the stage table heads it.
-PRIMARY_METRICS = (("top1", "top-1 %"), ("pixel_accuracy", "pixel acc %"))
+# The primary metric of each task (classification, segmentation, tracking), as the stage table heads it.
+PRIMARY_METRICS = ("top1", "miou", "pair_precision")
 
 
 def print_run(log: pipeline.RunLog) -> None:
     """The stage table, then each comparison a stage made, from the log alone."""
     records = list(log)
     table = Table(title="stages", box=box.SIMPLE, padding=(0, 1))
-    metric, header = next(((name, header) for name, header in PRIMARY_METRICS
-                           if any(record.measurement.metric(name) is not None for record in records)),
-                          PRIMARY_METRICS[0])
-    for column in ("#", "stage", "params", "MACs", header, "sizes", "s"):
+    metric = next((name for name in PRIMARY_METRICS
+                   if any(record.measurement.metric(name) is not None for record in records)), PRIMARY_METRICS[0])
+    for column in ("#", "stage", "params", "MACs", metric_title(metric), "sizes", "s"):
         table.add_column(column, justify="left" if column in ("stage", "sizes") else "right")
     for record in records:
         figures = record.measurement

@@ -29,7 +29,7 @@ class ComparedModel:
     """One model of a comparison. ``params`` and ``macs`` are unknown (None) for a bare
     ONNX file; ``size_bytes`` is the size of its ONNX file. With data, ``metrics`` are the
     task's figures as the runtime computed them and ``metric`` names the one the
-    comparison shows (the task's headline metric: top-1, or mIoU for segmentation)."""
+    comparison shows (the task's primary metric: top-1, or mIoU for segmentation)."""
 
     label: str
     params: int | None
@@ -153,7 +153,7 @@ def _row(target: ModelTarget, result: Latency, task: Task | None, split: str | N
         model = target.module if settings.backend.name == "torch" else target.onnx_path  # exported once, above
         scored = runtime_evaluation(model, task, split, backend=settings.backend.name, precision=settings.precision,
                                     threads=settings.threads, input_shapes=target.input_shapes)
-        metric, metrics = task.headline_metric, tuple(scored.metrics())
+        metric, metrics = task.primary_metric, tuple(scored.metrics())
     return ComparedModel(target.label, params, macs, target.onnx_path.stat().st_size, result, metric, metrics)
 
 

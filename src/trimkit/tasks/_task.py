@@ -89,13 +89,6 @@ class Task(ABC):
     minimised_metrics: frozenset[str] = frozenset({"loss"})
 
     @property
-    def headline_metric(self) -> str:
-        """The one metric a side-by-side comparison shows (``trimkit compare``, the report's
-        comparison table): the primary metric, unless the task names the figure its field
-        compares models by (segmentation: mIoU)."""
-        return self.primary_metric
-
-    @property
     @abstractmethod
     def splits(self) -> tuple[str, ...]: ...
 
