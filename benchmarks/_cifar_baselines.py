@@ -109,10 +109,10 @@ def baseline(name: str, budget: Budget, *, data_dir: Path | None = None,
     return model.eval(), top1(model, test_set)
 
 
-def top1(model: nn.Module, test_set: data.ImageDataset) -> float:
-    """Top-1 (%) on ``test_set``, on CUDA where there is one; the model is left on the CPU,
-    where pruning and profiling take it."""
-    value = float(train.evaluate(model, test_set)["top1"])
+def top1(model: nn.Module, test_set: data.ImageDataset, device: str | None = None) -> float:
+    """Top-1 (%) on ``test_set``, on ``device`` (default: CUDA where there is one); the
+    model is left on the CPU, where pruning and profiling take it."""
+    value = float(train.evaluate(model, test_set, device=device)["top1"])
     model.cpu()
     return value
 

@@ -39,13 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trimkit  # noqa: E402
 import torch_pruning as tp  # noqa: E402
+from _cifar_baselines import CACHE, top1  # noqa: E402
 from prune_resnet56 import PRETRAINED  # noqa: E402
 from trimkit import data, distill, models, prune, train  # noqa: E402
 from trimkit.prune._custom_layers import customized_pruners  # noqa: E402
 from trimkit.measure import profile  # noqa: E402
 
 console = Console(width=170)
-CACHE = Path(__file__).resolve().parent.parent / ".cache" / "benchmarks"
 FINETUNE = {"batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
             "schedule": "cosine"}
 
@@ -120,12 +120,6 @@ def adapted(base, train_set, epochs: int, device: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     trimkit.save(base, path, metadata={"benchmark": "kd_recovery_resnet56", "adapt_epochs": epochs})
     return base
-
-
-def top1(model, test_set, device: str) -> float:
-    value = train.evaluate(model, test_set, device=device)["top1"]
-    model.cpu()
-    return value
 
 
 def main() -> None:

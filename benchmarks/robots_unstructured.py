@@ -231,7 +231,8 @@ def main() -> None:
     console.print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
                   f"on {os.cpu_count()} CPUs")
     budget = BUDGETS[args.budget or ("quick" if args.quick else "default")]()
-    console.print(budget.describe() + f"  [budget {args.budget or ('quick' if args.quick else 'default')}]; training on {train.resolve_device()}")
+    chosen = args.budget or ("quick" if args.quick else "default")
+    console.print(budget.describe() + f"  [budget {chosen}]; training on {train.resolve_device()}")
     console.print("reduced from the seed: its models were trained to convergence on all of CIFAR-10; here the "
                   "baselines train briefly on a subset, the fine-tuning after each pruning is one short epoch, and "
                   "ResNet-18 is pruned at fewer sparsities")

@@ -15,7 +15,8 @@ from torch import nn
 
 from trimkit import data as datasets
 from trimkit import export, measure, models
-from trimkit.cli._common import check_fits, console, measurement_of, print_json, resolve_model
+from trimkit.cli._common import (check_fits, console, measurement_of, print_json, require_recorded_input,
+                                 resolve_model)
 from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, at_least, stage_options
 from trimkit.cli._segment import onnx_spatial_size
 from trimkit.errors import TrimkitError
@@ -79,9 +80,7 @@ def _zoo_task(zoo_name: str | None) -> str | None:
 
 
 def load_subject_data(subject: Subject, name: str | None, split: str, data_dir: Path | None) -> datasets.ImageDataset:
-    if subject.normalization is None or subject.input_shape is None:
-        raise TrimkitError(f"{subject.label} does not record its input normalisation (not exported by trimkit); "
-                           "give the trimkit .pt model to score it on --data")
+    require_recorded_input(subject)
     dataset_name = name or subject.default_data
     if dataset_name is None:
         raise TrimkitError("no data set given; pass --data NAME (mnist5k, mnist, cifar10 or an image folder)")
@@ -93,14 +92,12 @@ def load_subject_data(subject: Subject, name: str | None, split: str, data_dir: 
 def subject_task(subject: Subject, name: str | None, split: str, data_dir: Path | None) -> Task:
     """The task ``subject`` is scored on: data set ``name`` (default: the model's own),
     classification or segmentation by what the data is; a model of another task is refused."""
+    require_recorded_input(subject)
     dataset_name = name or subject.default_data
     segmentation = datasets.is_segmentation_data(dataset_name, data_dir)
     check_kind(subject, dataset_name, segmentation)
     if not segmentation:
         return ClassificationTask({split: load_subject_data(subject, name, split, data_dir)})
-    if subject.normalization is None or subject.input_shape is None:
-        raise TrimkitError(f"{subject.label} does not record its input normalisation (not exported by trimkit); "
-                           "give the trimkit .pt model to score it on --data")
     # resized to the input the model is timed at: an exported model's height and width are fixed in its file
     dataset = datasets.load_segmentation(dataset_name, split, data_dir, image_size=input_shape(subject)[1:])
     check_segmentation_fit(subject, dataset, dataset_name)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 import torch
+from rich.console import Console
 from torch import nn
 
 import trimkit
@@ -140,6 +140,14 @@ def fail(message: str) -> None:
     """Print one error line and exit with code 2."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+def require_recorded_input(subject: Any) -> None:
+    """``subject`` (a model or ONNX file with ``label``, ``input_shape`` and
+    ``normalization``) records how its inputs are shaped and normalised, or one line."""
+    if subject.normalization is None or subject.input_shape is None:
+        raise TrimkitError(f"{subject.label} does not record its input normalisation (not exported by trimkit); "
+                           "give the trimkit .pt model to score it on --data")
 
 
 def prune_data(loaded: Any, data: str | None, data_dir: Path | None, batch: int

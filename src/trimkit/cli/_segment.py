@@ -13,7 +13,8 @@ from torch import nn
 import trimkit
 from trimkit import data as datasets
 from trimkit import models, tasks, train
-from trimkit.cli._common import LoadedModel, console, measurement_of, print_json, resolve_model
+from trimkit.cli._common import (LoadedModel, console, measurement_of, print_json, require_recorded_input,
+                                 resolve_model)
 from trimkit.errors import TrimkitError
 from trimkit.record import Metric
 
@@ -136,9 +137,7 @@ def eval_segmentation_onnx(subject: Any, data: str, split: str, data_dir: Path |
     from trimkit.measure import runtime_evaluation
     from trimkit.record import Measurement
 
-    if subject.normalization is None or subject.input_shape is None:
-        raise TrimkitError(f"{subject.label} does not record its input normalisation (not exported by trimkit); "
-                           "give the trimkit .pt model to score it on --data")
+    require_recorded_input(subject)
     size = onnx_spatial_size(Path(subject.model)) or tuple(subject.input_shape[1:])
     dataset = datasets.load_segmentation(data, split, data_dir, image_size=size).with_normalization(
         subject.normalization)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-
 from trimkit.pipeline._recipe import Recipe, RecipeError, apply_override, parse_recipe, read_recipe_file
 from trimkit.search._metrics import task_metrics
 from trimkit.search._spec import GroupsSpec, ParameterSpec, SearchSpec, parse_search

@@ -31,18 +31,17 @@ class Figures:
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def values(self, metric_name: str, baseline: Figures | None, *,
-               lower_is_better: bool | None = None) -> dict[str, float | None]:
+    def values(self, spec: SearchSpec, baseline: Figures | None) -> dict[str, float | None]:
         """The named values an objective or expression may read. ``drop`` is what the
         searched metric lost against the baseline: positive when it got worse, whichever
-        way is better (``lower_is_better``; by default only ``loss``)."""
+        way is better."""
+        metric_name = spec.metric or ""
         own = {**self.metrics, "metric": self.metric, metric_name: self.metric, "macs": self.macs,
                "params": self.params, "bytes": self.bytes, "latency_ms": self.latency_ms}
         base = baseline or Figures()
         drop = None
-        lower = metric_name == "loss" if lower_is_better is None else lower_is_better
         if self.metric is not None and base.metric is not None:
-            drop = self.metric - base.metric if lower else base.metric - self.metric
+            drop = self.metric - base.metric if spec.metric_minimised() else base.metric - self.metric
         own["drop"] = drop
         base_values = {**base.metrics, "metric": base.metric, metric_name: base.metric, "macs": base.macs,
                        "params": base.params, "bytes": base.bytes, "latency_ms": base.latency_ms, "drop": 0.0}
@@ -151,7 +150,7 @@ def run_trial(recipe: SearchRecipe, values: dict[str, Any], folder: Path, base_m
 def objective_values(recipe: SearchRecipe, figures: Figures, baseline: Figures | None) -> list[float]:
     from trimkit.search._expr import Expression
 
-    named = figures.values(recipe.spec.metric, baseline, lower_is_better=recipe.spec.metric_minimised())
+    named = figures.values(recipe.spec, baseline)
     values = []
     for objective in recipe.spec.objectives:
         if objective.expr is not None:
@@ -164,7 +163,7 @@ def objective_values(recipe: SearchRecipe, figures: Figures, baseline: Figures |
 
 def constraint_values(recipe: SearchRecipe, figures: Figures, baseline: Figures | None) -> dict[str, float]:
     """Each active constraint as Optuna reads it: feasible where the value is <= 0."""
-    named = figures.values(recipe.spec.metric, baseline, lower_is_better=recipe.spec.metric_minimised())
+    named = figures.values(recipe.spec, baseline)
     measured = {"max_drop": named["drop"], "max_bytes": named["bytes"], "max_macs": named["macs"],
                 "max_latency_ms": named["latency_ms"]}
     result = {}

@@ -143,8 +143,9 @@ def study_exists(url: str, name: str) -> bool:
 
 def _storage_error(url: str, error: BaseException) -> TrimkitError:
     text = str(error).strip().splitlines()
-    return TrimkitError(f"storage {hide_password(url)} failed ({text[0][:200] if text else type(error).__name__}); the trials it "
-                        "recorded are kept: rerun the same command (or --resume) when it is back")
+    reason = text[0][:200] if text else type(error).__name__
+    return TrimkitError(f"storage {hide_password(url)} failed ({reason}); the trials it recorded are kept: rerun the "
+                        "same command (or --resume) when it is back")
 
 
 def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -228,8 +229,7 @@ class Worker:
         constraints = constraint_values(self.recipe, figures, self.baseline)
         for key, value in constraints.items():
             trial.set_constraint(key, value)
-        named = figures.values(self.recipe.spec.metric, self.baseline,
-                               lower_is_better=self.recipe.spec.metric_minimised())
+        named = figures.values(self.recipe.spec, self.baseline)
         for key in FIGURES:  # one attribute each, so the dashboard shows them as columns
             trial.set_user_attr(key, named[key])
         trial.set_user_attr("metrics", figures.metrics)

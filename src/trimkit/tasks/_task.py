@@ -71,7 +71,7 @@ class Task(ABC):
       inputs too, so a loss may run another model on them (a teacher beside the
       student) without a training loop of its own;
     - ``metric_state()`` returns a fresh accumulator whose ``result()`` holds
-      ``primary_metric`` (``higher_is_better`` says its direction) and ``n``;
+      ``primary_metric`` (its direction: ``higher_is_better``) and ``n``;
     - ``prediction(outputs)`` is what the task decides from outputs (class indices,
       per-pixel labels, a peak position), compared element by element when an exported
       or quantised model is checked against the original;
@@ -81,12 +81,16 @@ class Task(ABC):
 
     name: str = "task"
     primary_metric: str = "metric"
-    higher_is_better: bool = True
     #: the metrics every ``result()`` holds besides ``n`` (the primary one among them), for
     #: callers that must name a metric before any evaluation (a search's objectives)
     metric_names: tuple[str, ...] = ()
     #: the metrics a lower value of is better (a loss, an error)
     minimised_metrics: frozenset[str] = frozenset({"loss"})
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a higher primary metric is better."""
+        return self.primary_metric not in self.minimised_metrics
 
     @property
     @abstractmethod
@@ -165,4 +169,3 @@ class SplitDatasets:
     @property
     def num_classes(self) -> int:
         return next(iter(self.datasets.values())).num_classes
-

@@ -22,7 +22,6 @@ class ClassificationTask(SplitDatasets, Task):
 
     name = "classification"
     primary_metric = "top1"
-    higher_is_better = True
     metric_names = ("top1", "top5", "loss")
 
     @classmethod

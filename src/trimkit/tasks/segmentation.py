@@ -39,7 +39,6 @@ class SegmentationTask(SplitDatasets, Task):
 
     name = "segmentation"
     primary_metric = "miou"  # the field's figure; global pixel accuracy (the robots seed's) is ruled by big classes
-    higher_is_better = True
     metric_names = ("pixel_accuracy", "mean_class_accuracy", "miou", "loss")  # and class_metric(name) of each class
 
     @classmethod

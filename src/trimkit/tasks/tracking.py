@@ -82,7 +82,6 @@ class TrackingTask(Task):
 
     name = "tracking"
     primary_metric = "pair_precision"
-    higher_is_better = True
     metric_names = ("pair_precision", "pair_centre_error", "loss")
     minimised_metrics = frozenset({"pair_centre_error", "loss"})
 
