@@ -8,35 +8,65 @@ without importing torch (under a second); everything else builds the application
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
-#: every command and the first line of its help, in the order ``--help`` lists them
-#: (a test checks these against the commands' own docstrings)
-COMMANDS = {
-    "run": "Run a recipe: each stage's record is appended to RUN_DIR/log.jsonl as it ends.",
-    "report": "Write an HTML report of a run: summary, stages, charts and comparisons, read from recipe.yaml and "
-              "log.jsonl (no model is loaded, nothing is measured again).",
-    "models": "List the zoo: input shape, parameters, MACs and default data of every model.",
-    "profile": "Parameters, MACs and FLOPs per layer and in total, for one input image.",
-    "train": "Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues).",
-    "eval": "Top-1, top-5 and loss of a model on a data split (an .onnx file is scored by ONNX Runtime).",
-    "track": "Track the target of a sequence from its first box; print or write one box per frame.",
-    "demo": "Train a VGG on embedded MNIST; explore, prune, fine-tune, export, quantise; measure.",
-    "export": "Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is written.",
-    "bench": "Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend.",
-    "bench-worker": "Measure the ONNX files producers queue for this device, one at a time, until Ctrl-C or "
-                    "SIGTERM.",
-    "compare": "Measure models side by side, interleaved in one run: params, MACs, bytes, latency as ratios to "
-               "the first.",
-    "quantize": "Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and measure them.",
-    "size": "Sizes under a policy, without training: analytic bits per layer, packed file bytes, convolution "
-            "memory.",
-    "prune": "Remove filters and neurons for real, verify every cut, and save the smaller model.",
-    "explore": "Threshold functions of several criteria (Algorithm 2), their AUC, the best one and the threshold "
-               "at the end of its plateau.",
-    "sensitivity": "Prune each channel group alone at each sparsity and measure the metric and MACs.",
-    "search": "Search a recipe's parameters with Optuna: each trial runs the recipe; latency, metric and size are "
-              "measured.",
+
+class Command(NamedTuple):
+    module: str
+    function: str
+    summary: str
+
+
+#: every command, in the order ``--help`` lists them: the module under ``trimkit.cli`` and the
+#: function that implement it (imported on first use), and the first line of its help (a
+#: test checks these against the commands' own docstrings)
+COMMANDS: dict[str, Command] = {
+    "run": Command("_run", "run_command",
+                      "Run a recipe: each stage's record is appended to RUN_DIR/log.jsonl as it ends."),
+    "report": Command("_report", "report_command",
+                      "Write an HTML report of a run: summary, stages, charts and comparisons, read from "
+                      "recipe.yaml and log.jsonl (no model is loaded, nothing is measured again)."),
+    "models": Command("_info", "models_command",
+                      "List the zoo: input shape, parameters, MACs and default data of every model."),
+    "profile": Command("_info", "profile_command",
+                      "Parameters, MACs and FLOPs per layer and in total, for one input image."),
+    "train": Command("_train", "train_command",
+                      "Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues)."),
+    "eval": Command("_train", "eval_command",
+                      "Top-1, top-5 and loss of a model on a data split (an .onnx file is scored by ONNX "
+                      "Runtime)."),
+    "track": Command("_track", "track_command",
+                      "Track the target of a sequence from its first box; print or write one box per frame."),
+    "demo": Command("_demo", "demo_command",
+                      "Train a VGG on embedded MNIST; explore, prune, fine-tune, export, quantise; measure."),
+    "export": Command("_export", "export_command",
+                      "Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is "
+                      "written."),
+    "bench": Command("_bench", "bench_command",
+                      "Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime "
+                      "backend."),
+    "bench-worker": Command("_bench_worker", "bench_worker_command",
+                      "Measure the ONNX files producers queue for this device, one at a time, until Ctrl-C "
+                      "or SIGTERM."),
+    "compare": Command("_bench", "compare_command",
+                      "Measure models side by side, interleaved in one run: params, MACs, bytes, latency as"
+                      " ratios to the first."),
+    "quantize": Command("_quant", "quantize_command",
+                      "Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and "
+                      "measure them."),
+    "size": Command("_quant", "size_command",
+                      "Sizes under a policy, without training: analytic bits per layer, packed file bytes, "
+                      "convolution memory."),
+    "prune": Command("_prune", "prune_command",
+                      "Remove filters and neurons for real, verify every cut, and save the smaller model."),
+    "explore": Command("_explore", "explore_command",
+                      "Threshold functions of several criteria (Algorithm 2), their AUC, the best one and "
+                      "the threshold at the end of its plateau."),
+    "sensitivity": Command("_explore", "sensitivity_command",
+                      "Prune each channel group alone at each sparsity and measure the metric and MACs."),
+    "search": Command("_search", "search_command",
+                      "Search a recipe's parameters with Optuna: each trial runs the recipe; latency, "
+                      "metric and size are measured."),
 }
 SUMMARY = "trimkit: compress trained PyTorch CNNs for edge inference, and measure what it bought."
 
@@ -44,7 +74,7 @@ SUMMARY = "trimkit: compress trained PyTorch CNNs for edge inference, and measur
 def top_level_help() -> str:
     width = max(map(len, COMMANDS))
     lines = [f"Usage: trimkit [--help] [--version] COMMAND [ARGS]...", "", SUMMARY, "", "Commands:"]
-    lines += [f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name.ljust(width)}  {command.summary}" for name, command in COMMANDS.items()]
     lines += ["", "trimkit COMMAND --help shows a command's options."]
     return "\n".join(lines)
 

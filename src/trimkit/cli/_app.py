@@ -1,5 +1,10 @@
 """The `trimkit` application: the command group and its sub-commands.
 
+Commands are loaded on first use: ``trimkit report`` imports the report and nothing of
+torch, ``trimkit train`` imports training and not Optuna. Each command names its module in
+:data:`trimkit.cli.COMMANDS`; the group imports that module only when the command is
+invoked or its help is shown.
+
 A :class:`~trimkit.errors.TrimkitError` raised anywhere below, a usage mistake (unknown
 option, missing value) and an operating-system error on a file each become one line on
 stderr and exit code 2, with no traceback. Anything else is a trimkit bug: one line and
@@ -8,31 +13,37 @@ exit code 1, with the traceback when ``TRIMKIT_DEBUG=1``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import typer
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
+from typer.models import CommandInfo
 
-from trimkit.cli._bench import bench_command, compare_command
-from trimkit.cli._bench_worker import bench_worker_command
-from trimkit.cli._common import fail
-from trimkit.cli._demo import demo_command
-from trimkit.cli._explore import explore_command, sensitivity_command
-from trimkit.cli._export import export_command
-from trimkit.cli._info import models_command, profile_command
-from trimkit.cli._prune import prune_command
-from trimkit.cli._quant import quantize_command, size_command
-from trimkit.cli._report import report_command
-from trimkit.cli._run import run_command
-from trimkit.cli._search import search_command
-from trimkit.cli._track import track_command
-from trimkit.cli._train import eval_command, train_command
+from trimkit.cli import COMMANDS
 from trimkit.errors import TrimkitError
+
+def fail(message: str) -> None:
+    """Print one error line and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 class _Group(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:  # type: ignore[override]
+        return list(COMMANDS)
+
+    def get_command(self, ctx, cmd_name: str):  # type: ignore[override]
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            entry = COMMANDS[cmd_name]
+            callback = getattr(importlib.import_module(f"trimkit.cli.{entry.module}"), entry.function)
+            self.commands[cmd_name] = typer.main.get_command_from_info(
+                CommandInfo(name=cmd_name, callback=callback), pretty_exceptions_short=True,
+                rich_markup_mode=self.rich_markup_mode)
+        return self.commands.get(cmd_name)
+
     def invoke(self, ctx):  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -49,7 +60,8 @@ class _Group(TyperGroup):
         except Exception as error:  # a bug: say so in one line, traceback on request
             if os.environ.get("TRIMKIT_DEBUG"):
                 raise
-            typer.echo(f"error: internal error ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}); "
+            first = str(error).splitlines()[0][:200] if str(error) else ""
+            typer.echo(f"error: internal error ({type(error).__name__}: {first}); "
                        "this is a trimkit bug: rerun with TRIMKIT_DEBUG=1 and report the traceback", err=True)
             raise typer.Exit(1) from None
 
@@ -80,21 +92,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("run")(run_command)
-app.command("report")(report_command)
-app.command("models")(models_command)
-app.command("profile")(profile_command)
-app.command("train")(train_command)
-app.command("eval")(eval_command)
-app.command("track")(track_command)
-app.command("demo")(demo_command)
-app.command("export")(export_command)
-app.command("bench")(bench_command)
-app.command("bench-worker")(bench_worker_command)
-app.command("compare")(compare_command)
-app.command("quantize")(quantize_command)
-app.command("size")(size_command)
-app.command("prune")(prune_command)
-app.command("explore")(explore_command)
-app.command("sensitivity")(sensitivity_command)
-app.command("search")(search_command)
+
+
+@app.callback()
+def _root() -> None:
+    """trimkit: compress trained PyTorch CNNs for edge inference, and measure what it bought."""

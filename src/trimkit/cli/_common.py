@@ -136,12 +136,6 @@ def measurement_of(model: nn.Module, label: str, input_shape: tuple[int, ...], *
     return record
 
 
-def fail(message: str) -> None:
-    """Print one error line and exit with code 2."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def require_recorded_input(subject: Any) -> None:
     """``subject`` (a model or ONNX file with ``label``, ``input_shape`` and
     ``normalization``) records how its inputs are shaped and normalised, or one line."""
