@@ -121,7 +121,7 @@ def test_demo_prunes_quantises_and_measures_on_two_runtimes(tmp_path):
 
 def test_the_demo_says_where_the_speed_came_from():
     from trimkit.cli._demo import where_the_speed_came_from
-    from trimkit.pipeline import RunLog, StageRecord
+    from trimkit.runs import RunLog, StageRecord
     from trimkit.record import Measurement
 
     def row(macs, p50):

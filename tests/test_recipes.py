@@ -234,7 +234,7 @@ BROKEN: list[tuple[str, Callable[[dict], None], tuple[str, ...]]] = [
                                                           "did you mean 'weights'")),
     ("model-num-classes-zero", _set("model.num_classes", 0), ("model.num_classes", "greater than or equal to 1")),
     ("task-val-samples-zero", _set("task.val_samples", 0), ("task.val_samples", "greater than or equal to 1")),
-    ("task-kind-unknown", _set("task.kind", "detection"), ("task.kind", "'detection'", "'classification'")),
+    ("task-kind-unknown", _set("task.kind", "detection"), ("task.kind", "'detection'", "classification, segmentation, tracking")),
     ("task-unknown-key", _set("task.train_sampels", 100), ("task", "unknown key 'train_sampels'",
                                                            "did you mean 'train_samples'")),
     ("top-level-unknown-key", _set("stage", []), ("unknown key 'stage'", "did you mean 'stages'")),

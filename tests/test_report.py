@@ -231,7 +231,7 @@ def test_the_page_has_each_section_and_says_what_the_run_lacks(small_run):
     assert "default-src 'none'" in html
 
 
-def test_exploration_sensitivity_and_the_stages_png(chosen_run):
+def test_exploration_and_sensitivity_are_drawn_from_the_log(chosen_run):
     html = write_report(chosen_run).read_text(encoding="utf-8")
     sourced = _check_every_figure(chosen_run, html)
     log = _log(chosen_run)
@@ -249,7 +249,7 @@ def test_exploration_sensitivity_and_the_stages_png(chosen_run):
     assert (measure, "details", "environment", "busy_cpus_at_start") in sourced
     assert (measure, "measurement", "latency", 0, "latency_ms") in sourced
     assert "Threshold functions" in html and "Sensitivity: metric" in html
-    assert "data:image/png;base64," in html
+    assert "data:image/png" not in html and not list((chosen_run / "stages").glob("*/*.png"))  # SVG from the log
     lacks = html[html.index('<ul class="lacks">'):]
     assert "no comparison" in lacks and "no quantisation" in lacks and "no exploration" not in lacks
 
@@ -345,20 +345,17 @@ def test_an_empty_log_still_gives_a_page(small_run, tmp_path):
     assert "holds no records" in html
 
 
-def test_a_missing_recipe_and_a_missing_png_are_named(small_run, chosen_run, tmp_path):
+def test_a_missing_recipe_and_a_missing_model_file_are_named(small_run, chosen_run, tmp_path):
     run = _copy(small_run, tmp_path)
     (run / "recipe.yaml").unlink()
     html = write_report(run).read_text(encoding="utf-8")
     assert "recipe.yaml is missing" in html and '<p class="problems-banner">' in html
     _check_every_figure(run, html)
     chosen = _copy(chosen_run, tmp_path)
-    png = next((chosen / "stages").glob("*/threshold_functions.png"))
-    png.unlink()
+    model = next((chosen / "stages").glob("*-prune/model.pt"))
+    model.unlink()
     html = write_report(chosen).read_text(encoding="utf-8")
-    assert f"{png.relative_to(chosen).as_posix()} is missing" in html
-    assert "data:image/png;base64," not in html
-    png.write_text("not an image")
-    assert f"{png.relative_to(chosen).as_posix()} is not a PNG image" in write_report(chosen).read_text()
+    assert f"{model.relative_to(chosen).as_posix()} (model file, named by the prune record) is missing" in html
     (chosen / "recipe.yaml").write_text("name: [unclosed\n")
     assert "not valid YAML" in write_report(chosen).read_text(encoding="utf-8")
 

@@ -1,26 +1,22 @@
-"""trimkit: compress trained PyTorch CNNs for edge inference, and measure what it bought."""
+"""trimkit: compress trained PyTorch CNNs for edge inference, and measure what it bought.
+
+``import trimkit`` imports neither torch nor any subpackage; ``trimkit.models``,
+``trimkit.prune``, ... and ``trimkit.load`` load what they need on first use.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+
+from trimkit._lazy import attach
+from trimkit.errors import TrimkitError
 
 try:
     __version__ = version("trimkit")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-from trimkit.errors import TrimkitError
+SUBPACKAGES = ("data", "distill", "export", "measure", "models", "pipeline", "prune", "quant", "record", "report",
+               "runs", "search", "tasks", "tracking", "train")
+_MODEL_FILE_API = {name: "trimkit._model_file" for name in ("load", "load_weights", "read_header", "save")}
 
-_MODEL_FILE_API = ("load", "load_weights", "read_header", "save")
-
-
-def __getattr__(name: str) -> Any:
-    """``trimkit.load`` and friends import torch on first use, so that ``import trimkit``
-    (and ``trimkit --help``) stays fast."""
-    if name in _MODEL_FILE_API:
-        from trimkit import _model_file
-
-        return getattr(_model_file, name)
-    raise AttributeError(f"module 'trimkit' has no attribute {name!r}")
-
-
-__all__ = ["TrimkitError", "__version__", "load", "load_weights", "read_header", "save"]
+__getattr__, __dir__, _lazy_names = attach(__name__, SUBPACKAGES, _MODEL_FILE_API)
+__all__ = ["TrimkitError", "__version__", *_lazy_names]

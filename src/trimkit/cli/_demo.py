@@ -24,6 +24,7 @@ from trimkit.cli._options import JsonOption
 from trimkit.cli._run import print_run
 from trimkit.errors import TrimkitError
 from trimkit.report import write_report
+from trimkit.runs import RunLog
 
 RECIPE = Path(__file__).resolve().parents[3] / "examples" / "recipes" / "vgg-a-mnist5k.yaml"
 TRAIN_STAGE, FINETUNE_STAGE = 0, 2
@@ -66,7 +67,7 @@ def demo_command(
     console.print(f"report: {report}  (open it in a browser; it needs no network)")
 
 
-def where_the_speed_came_from(log: pipeline.RunLog) -> list[str]:
+def where_the_speed_came_from(log: RunLog) -> list[str]:
     """One line per runtime: what pruning bought (fewer MACs) and what INT8 bought on top,
     at the largest batch the demo timed, from the comparisons in the log."""
     lines = []

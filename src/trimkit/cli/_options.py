@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from trimkit import data as datasets
 from trimkit.errors import TrimkitError
-from trimkit.pipeline._recipe import describe
+from trimkit._options import describe
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 DataOption = Annotated[Optional[str], typer.Option("--data", help="mnist5k, mnist, cifar10 or an image folder.")]

@@ -16,6 +16,7 @@ from trimkit.cli._common import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.record import Measurement
 from trimkit.report import write_report
+from trimkit.runs import RunLog
 from trimkit.tasks import metric_title
 
 
@@ -48,7 +49,7 @@ def run_command(
 PRIMARY_METRICS = ("top1", "miou", "pair_precision")
 
 
-def print_run(log: pipeline.RunLog) -> None:
+def print_run(log: RunLog) -> None:
     """The stage table, then each comparison a stage made, from the log alone."""
     records = list(log)
     table = Table(title="stages", box=box.SIMPLE, padding=(0, 1))

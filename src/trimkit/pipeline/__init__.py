@@ -6,7 +6,6 @@ or from Python, each appending its measurements to the run's log.
 """
 
 from trimkit.pipeline._context import Context
-from trimkit.pipeline._log import RunLog, StageRecord, read_log
 from trimkit.pipeline._recipe import Recipe, RecipeError, dump_recipe, load_recipe, parse_recipe
 from trimkit.pipeline._registry import Stage, StageOptions, get_stage, register_stage, stage_names
 from trimkit.pipeline._runner import RunResult, build_model, build_task, run_recipe
@@ -15,18 +14,15 @@ __all__ = [
     "Context",
     "Recipe",
     "RecipeError",
-    "RunLog",
     "RunResult",
     "Stage",
     "StageOptions",
-    "StageRecord",
     "build_model",
     "build_task",
     "dump_recipe",
     "get_stage",
     "load_recipe",
     "parse_recipe",
-    "read_log",
     "register_stage",
     "run_recipe",
     "stage_names",

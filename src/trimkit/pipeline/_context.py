@@ -14,7 +14,7 @@ from torch import nn
 
 from trimkit.measure import measure_model
 from trimkit.record import Measurement
-from trimkit.pipeline._log import RunLog
+from trimkit.runs import RunLog
 from trimkit.tasks import Task
 
 

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from trimkit.pipeline._registry import StageOptions, closest
+from trimkit._registry import closest
+from trimkit.pipeline._registry import StageOptions
 
 
 def _criteria() -> tuple[str, ...]:

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from pathlib import Path
-from typing import Any, Literal, Sequence, get_origin
+from typing import Any, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trimkit._options import describe
+from trimkit._registry import closest
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._registry import StageOptions, get_stage, stage_names
-from trimkit.pipeline._registry import closest
 from trimkit.pipeline import stages as _stages  # noqa: F401  (registers the built-in stages)
-from trimkit.tasks.tracking import TrackingData
+from trimkit.tasks import DEFAULT_KIND, TaskSpec, kind, parse_task_spec
 
 STAGE_KEYS = ("stage", "save_as")
-# pydantic puts the member of a union that failed into the location (``ratio.float``); not a YAML key
-_UNION_MEMBERS = ("float", "int", "str", "bool")
-# a model's own check names the key it is about first: "policies[1]: overlaps 'cut' in epoch 2"
-_NAMED_KEY = re.compile(r"([A-Za-z_]\w*)((?:\[\d+\]|\.[\w-]+)*): ")
 
 
 class RecipeError(TrimkitError):
@@ -65,23 +61,6 @@ class ModelSpec(BaseModel):
         return self
 
 
-class TaskSpec(BaseModel):
-    """The task and its data: ``data`` names a data set (mnist5k, mnist, cifar10) or an
-    image folder; ``train_samples`` / ``val_samples`` cut the splits (fixed subsets).
-    ``kind: segmentation`` takes a CamVid- or VOC-format folder (or ``camvid`` / ``voc``),
-    resized to ``image_size`` [height, width] when given. ``kind: tracking`` takes a folder
-    of sequences (default the shared ``tracking``) and ``tracking`` options."""
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["classification", "segmentation", "tracking"] = "classification"
-    data: str | None = None
-    data_dir: str | None = None
-    train_samples: int | None = Field(default=None, ge=1)
-    val_samples: int | None = Field(default=None, ge=1)
-    image_size: tuple[PositiveInt, PositiveInt] | None = None
-    tracking: TrackingData | None = None
-
-
 class StageEntry(BaseModel):
     """One stage of a recipe: its name, the name its output is kept under, its options."""
 
@@ -100,7 +79,7 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
     name: str | None = None
     model: ModelSpec
-    task: TaskSpec = Field(default_factory=TaskSpec)
+    task: TaskSpec = Field(default_factory=lambda: kind(DEFAULT_KIND).spec())
     seed: int = 0
     export: bool = True
     stages: list[StageEntry] = Field(default_factory=list)
@@ -144,11 +123,15 @@ def parse_recipe(data: Any, overrides: Sequence[str] = (), *, source: str = "rec
         apply_override(data, override)
     if "search" in data:
         raise RecipeError(f"{source}: search: this recipe is a search; run it with trimkit search {source}")
+    try:
+        task = parse_task_spec(data.pop("task", None))
+    except TrimkitError as error:
+        raise RecipeError(f"{source}: {error}") from None
     raw_stages = data.pop("stages", [])
     if not isinstance(raw_stages, list):
         raise RecipeError(f"{source}: stages: a list of stages, each a mapping with a 'stage' key")
     try:
-        recipe = Recipe.model_validate({**data, "stages": []})
+        recipe = Recipe.model_validate({**data, "task": task, "stages": []})
     except ValidationError as error:
         raise RecipeError(f"{source}: {describe(error, '', Recipe)}") from None
     recipe.stages = [_stage_entry(raw, index, source) for index, raw in enumerate(raw_stages)]
@@ -201,61 +184,6 @@ def _stage_entry(raw: Any, index: int, source: str) -> StageEntry:
     except ValidationError as error:
         raise RecipeError(f"{source}: {describe(error, where, stage.options)}") from None
     return StageEntry(stage=stage.name, save_as=save_as, options=parsed)
-
-
-def describe(error: ValidationError, prefix: str, model: type[BaseModel]) -> str:
-    """The first problem of a validation error as ``path: what is wrong; the fix``."""
-    problems = error.errors()
-    first = problems[0]
-    loc = [part for part in first["loc"]
-           if not (isinstance(part, str) and ("[" in part and "]" in part or part in _UNION_MEMBERS))]
-    path = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
-    kind = first["type"]
-    message = first["msg"].removeprefix("Value error, ")
-    named = _NAMED_KEY.match(message) if kind == "value_error" else None
-    if named and named.group(1) in _fields_at(model, loc):
-        path += "." + named.group(0).removesuffix(": ")
-        message = message[named.end():]
-    path = path.lstrip(".") or "recipe"
-    if kind == "extra_forbidden":
-        choices = _fields_at(model, loc[:-1])
-        message = f"unknown key {loc[-1]!r}{closest(str(loc[-1]), choices)}"
-        if choices:
-            message += f"; valid keys: {', '.join(choices)}"
-        path = path.rsplit(".", 1)[0] if "." in path else prefix or "recipe"
-    elif kind == "missing":
-        message = "missing; this key is required"
-    elif kind not in ("value_error", "assertion_error") and "input" in first:
-        message = f"{first['input']!r}: {message[0].lower()}{message[1:]}"
-    more = len(problems) - 1
-    return f"{path}: {message}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
-
-
-def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
-    current: Any = model
-    key_next = False  # the part after a dict-valued field is a key of the dict (pruners.NAME)
-    for part in loc:
-        if isinstance(part, int) or key_next:
-            key_next = False
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        key_next = get_origin(field.annotation) is dict
-        current = _model_in(field.annotation)
-        if current is None:
-            return []
-    return list(getattr(current, "model_fields", {}))
-
-
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for argument in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(argument)
-        if found is not None:
-            return found
-    return None
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:

@@ -3,57 +3,48 @@ with a pydantic model of its options, shared by the Python API, the CLI and reci
 
 from __future__ import annotations
 
-import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from trimkit.errors import TrimkitError
+from trimkit._options import Options
+from trimkit._registry import Registry
 
-
-class StageOptions(BaseModel):
-    """Base of every stage's options: unknown keys are errors, values are checked."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
+#: the options of every stage derive from this: unknown keys are errors, values are checked
+StageOptions = Options
 
 StageFunction = Callable[[nn.Module, "object", StageOptions], nn.Module]
 
 
 @dataclass(frozen=True)
 class Stage:
+    """A registered stage: its name, options model, function and one-line summary."""
+
     name: str
     options: type[StageOptions]
     run: StageFunction
     summary: str
 
 
-_STAGES: dict[str, Stage] = {}
+STAGES: Registry[Stage] = Registry("stage")
 
 
-def register_stage(name: str, options: type[StageOptions], summary: str = "") -> Callable[[StageFunction],
-                                                                                           StageFunction]:
+def register_stage(name: str, options: type[StageOptions], summary: str = "", *,
+                   replace: bool = False) -> Callable[[StageFunction], StageFunction]:
     """Decorator: register ``function`` as stage ``name`` taking ``options``."""
 
     def decorate(function: StageFunction) -> StageFunction:
-        _STAGES[name] = Stage(name, options, function, summary or (function.__doc__ or "").strip().split("\n")[0])
+        STAGES.register(name, Stage(name, options, function, summary or (function.__doc__ or "").strip()
+                                    .split("\n")[0]), replace=replace)
         return function
 
     return decorate
 
 
 def get_stage(name: str) -> Stage:
-    if name not in _STAGES:
-        raise TrimkitError(f"unknown stage {name!r}{closest(name, _STAGES)}; stages: {', '.join(_STAGES)}")
-    return _STAGES[name]
+    return STAGES.get(name)
 
 
 def stage_names() -> tuple[str, ...]:
-    return tuple(_STAGES)
-
-
-def closest(name: str, choices) -> str:
-    match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    return STAGES.names()

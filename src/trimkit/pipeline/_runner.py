@@ -22,19 +22,20 @@ from typing import Callable
 
 from torch import nn
 
-from trimkit import data as datasets
 from trimkit import models
 from trimkit._atomic import atomic_path
 from trimkit._outputs import check_folder_output
 from trimkit._model_file import load, load_weights, read_header, save
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._context import Context
-from trimkit.pipeline._log import RunLog, StageRecord
-from trimkit.pipeline._recipe import ModelSpec, Recipe, RecipeError, TaskSpec, dump_recipe
+from trimkit.pipeline._recipe import ModelSpec, Recipe, RecipeError, dump_recipe
 from trimkit.pipeline._registry import get_stage
 from trimkit.pipeline.stages.export import export_model
 from trimkit.record import Measurement
-from trimkit.tasks import ClassificationTask, Task
+from trimkit.runs import (LOG, MODEL, ONNX, ORIGINAL, RECIPE, RunLog, StageRecord, baseline, from_run, in_run,
+                          stage_folder)
+from trimkit import tasks
+from trimkit.tasks import Task, TaskSpec
 from trimkit.train import seed_everything
 
 INPUT_INDEX = -1
@@ -51,7 +52,8 @@ class RunResult:
 
     @property
     def baseline(self) -> Measurement:
-        return self.log.records[0].measurement
+        """The model compression started from (:func:`trimkit.runs.baseline`)."""
+        return baseline(self.log.records).measurement
 
     @property
     def final(self) -> Measurement:
@@ -79,44 +81,8 @@ def build_model(spec: ModelSpec) -> nn.Module:
 
 
 def build_task(spec: TaskSpec, model: nn.Module, seed: int) -> Task:
-    origin = models.origin(model)
-    name = spec.data or (models.spec(origin.name).default_data if origin is not None else None)
-    if name is None:
-        raise RecipeError("task.data: no data set given and the model has no default; set task.data")
-    if spec.kind == "segmentation":
-        return _segmentation_task(spec, name, origin, seed)
-    if spec.kind == "tracking":
-        from trimkit.tasks.tracking import build_tracking_task
-
-        return build_tracking_task(spec.tracking, spec.data, spec.data_dir, model, seed)
-    normalization = origin.normalization() if origin is not None else None
-    splits = {}
-    for split, samples in (("train", spec.train_samples), ("val", spec.val_samples)):
-        dataset = datasets.load(name, split, spec.data_dir)
-        if origin is not None and tuple(dataset.image_shape) != tuple(origin.input_shape()):
-            shape = "x".join(map(str, dataset.image_shape))
-            raise RecipeError(f"task.data: {name} has {shape} images but the model takes "
-                              f"{'x'.join(map(str, origin.input_shape()))}; choose matching data or model")
-        if normalization is not None:
-            dataset = dataset.with_normalization(normalization)
-        splits[split] = dataset.subset(samples, seed) if samples else dataset
-    return ClassificationTask(splits)
-
-
-def _segmentation_task(spec: TaskSpec, name: str, origin, seed: int) -> Task:
-    from trimkit.tasks import SegmentationTask
-
-    splits = {}
-    for split, samples in (("train", spec.train_samples), ("val", spec.val_samples)):
-        dataset = datasets.load_segmentation(name, split, spec.data_dir, image_size=spec.image_size)
-        if origin is not None:
-            dataset = dataset.with_normalization(origin.normalization())
-            classes = origin.kwargs.get("num_classes")
-            if classes is not None and int(classes) != dataset.num_classes:
-                raise RecipeError(f"task.data: {name} has {dataset.num_classes} classes but the model predicts "
-                                  f"{classes}; set model.num_classes: {dataset.num_classes}")
-        splits[split] = dataset.subset(samples, seed) if samples else dataset
-    return SegmentationTask(splits)
+    """The task of a recipe's task block, by its kind's builder, prepared for ``model``."""
+    return tasks.kind(spec.kind).build(spec, model, seed)
 
 
 def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: bool = False, progress: bool = True,
@@ -129,18 +95,18 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: boo
     seed_everything(recipe.seed)
     model = build_model(recipe.model)
     task = build_task(recipe.task, model, recipe.seed)
-    log = RunLog(folder / "log.jsonl" if folder is not None else None)
-    if folder is not None and not (folder / "recipe.yaml").exists():
+    log = RunLog(folder / LOG if folder is not None else None)
+    if folder is not None and not (folder / RECIPE).exists():
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / "recipe.yaml") as temporary:
+        with atomic_path(folder / RECIPE) as temporary:
             temporary.write_text(resolved, encoding="utf-8")
     ctx = Context(task=task, original=model, seed=recipe.seed, run_dir=folder, log=log, progress=progress, say=say,
                   resume=resume)
     if log.done(INPUT_INDEX) is None:
-        original_file = _save(model, folder, "original.pt")
+        original_file = _save(model, folder, ORIGINAL)
         log.append(StageRecord("input", INPUT_INDEX, 0.0, ctx.measure(model, "original"), model_file=original_file))
     elif folder is not None:
-        model = ctx.original = ctx.models["original"] = _load(folder, "original.pt", model)
+        model = ctx.original = ctx.models["original"] = _load(folder, ORIGINAL, model)
     for index, entry in enumerate(recipe.stages):
         done = log.done(index)
         if done is not None:
@@ -160,7 +126,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: boo
 
 def _run_stage(model: nn.Module, ctx: Context, index: int, entry, folder: Path | None) -> nn.Module:
     stage = get_stage(entry.stage)
-    stage_dir = folder / "stages" / f"{index:02d}-{entry.stage}" if folder is not None else None
+    stage_dir = folder / stage_folder(index, entry.stage) if folder is not None else None
     ctx.begin(index, stage_dir)
     seed_everything(ctx.seed + index)
     started = time.perf_counter()
@@ -176,15 +142,15 @@ def _run_stage(model: nn.Module, ctx: Context, index: int, entry, folder: Path |
     else:
         model_file = None
         if folder is not None:
-            model_file = _save(model, folder, f"stages/{stage_dir.name}/model.pt")
+            model_file = _save(model, folder, f"{stage_folder(index, entry.stage)}/{MODEL}")
             model = _load(folder, model_file, model)
         measurement = ctx.measure(model, label)
     if entry.save_as:
         ctx.models[entry.save_as] = model
     if ctx.report is not None:
         measurement = measurement.merge(ctx.report.renamed(label))
-    details = {**ctx.details, "artifacts": _in_run(ctx.artifacts, folder), "save_as": entry.save_as,
-               "named_files": _in_run({k: v for k, v in ctx.models.items() if isinstance(v, str)}, folder)}
+    details = {**ctx.details, "artifacts": in_run(ctx.artifacts, folder), "save_as": entry.save_as,
+               "named_files": in_run({k: v for k, v in ctx.models.items() if isinstance(v, str)}, folder)}
     record = StageRecord(entry.stage, index, seconds, measurement, details, model_file)
     ctx.log.append(record)
     return model
@@ -195,8 +161,8 @@ def _restore(record: StageRecord, folder: Path | None, model: nn.Module, ctx: Co
         raise TrimkitError(f"stage {record.index} ({record.stage}) was done without a run folder; cannot resume it")
     if load:
         model = _load(folder, record.model_file, model)
-    ctx.artifacts.update(_from_run(record.details.get("artifacts") or {}, folder))
-    ctx.models.update(_from_run(record.details.get("named_files") or {}, folder))
+    ctx.artifacts.update(from_run(record.details.get("artifacts") or {}, folder))
+    ctx.models.update(from_run(record.details.get("named_files") or {}, folder))
     if record.details.get("save_as"):
         ctx.models[record.details["save_as"]] = model
     return model
@@ -206,33 +172,16 @@ def _finish(model: nn.Module, ctx: Context, folder: Path | None, export: bool, i
     started = time.perf_counter()
     # the last stage's model, measured there (a copy: that stage's record stays as logged)
     measurement = copy.deepcopy(ctx.log.records[-1].measurement).renamed("final")
-    details: dict = {"artifacts": _in_run(ctx.artifacts, folder)}
+    details: dict = {"artifacts": in_run(ctx.artifacts, folder)}
     model_file = None
     if folder is not None:
-        model_file = _save(model, folder, "model.pt")
+        model_file = _save(model, folder, MODEL)
         measurement.size_bytes["model_file"] = (folder / model_file).stat().st_size
         if export:
-            path, size, parity = export_model(model, ctx, folder / "model.onnx")
+            path, size, parity = export_model(model, ctx, folder / ONNX)
             measurement.size_bytes["onnx"] = size
             details.update(onnx=str(Path(path).relative_to(folder)), parity=parity)
     return StageRecord("final", index, time.perf_counter() - started, measurement, details, model_file)
-
-
-def _in_run(paths: dict[str, str], folder: Path | None) -> dict[str, str]:
-    """Paths of files in the run folder as paths relative to it, so the folder can move."""
-    if folder is None:
-        return dict(paths)
-    result = {}
-    for name, path in paths.items():
-        try:
-            result[name] = str(Path(path).resolve().relative_to(folder.resolve()))
-        except ValueError:
-            result[name] = str(path)
-    return result
-
-
-def _from_run(paths: dict[str, str], folder: Path) -> dict[str, str]:
-    return {name: str(folder / path) if not Path(path).is_absolute() else path for name, path in paths.items()}
 
 
 def _save(model: nn.Module, folder: Path | None, relative: str) -> str | None:
@@ -252,7 +201,7 @@ def _load(folder: Path, relative: str, fallback: nn.Module) -> nn.Module:
 
 def _check_folder(folder: Path, resolved: str, resume: bool) -> None:
     check_folder_output(folder, flag="run folder")
-    recipe_file = folder / "recipe.yaml"
+    recipe_file = folder / RECIPE
     if resume:
         if not recipe_file.exists():
             raise TrimkitError(f"{folder} holds no run to resume (no recipe.yaml); drop --resume to start one")

@@ -1,7 +1,11 @@
-"""Reports: charts of exploration and sensitivity results, and one self-contained HTML
-report per run folder."""
+"""Reports: one self-contained HTML report per run folder, drawn from what its stages
+logged; and PNG charts of exploration and sensitivity results (matplotlib, imported on
+first use)."""
 
+from trimkit._lazy import attach
 from trimkit.report.html import write_report
-from trimkit.report.plots import plot_macs_vs_metric, plot_sensitivity, plot_threshold_functions
 
-__all__ = ["plot_macs_vs_metric", "plot_sensitivity", "plot_threshold_functions", "write_report"]
+_PLOTS = {name: "trimkit.report.plots" for name in ("plot_macs_vs_metric", "plot_sensitivity",
+                                                    "plot_threshold_functions")}
+__getattr__, __dir__, _lazy_names = attach(__name__, names=_PLOTS)
+__all__ = ["write_report", *_lazy_names]

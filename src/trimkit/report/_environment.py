@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from trimkit.report._folder import RunFolder
+from trimkit.report._folder import ReportRun
 from trimkit.report._markup import count, esc, figure, general, note, table, text
 from trimkit.report._source import Ref, is_finite
 
 
-def environments(run: RunFolder) -> list[tuple[str, Ref]]:
+def environments(run: ReportRun) -> list[tuple[str, Ref]]:
     """(where, environment record) for each measure stage and each comparison."""
     found = []
     for position, record in enumerate(run.records):
@@ -28,7 +28,7 @@ def environments(run: RunFolder) -> list[tuple[str, Ref]]:
     return found
 
 
-def environment_block(run: RunFolder) -> str:
+def environment_block(run: ReportRun) -> str:
     """A table with a column per environment record, and a warning where the CPUs were
     busy enough to make the timings noisy."""
     found = environments(run)

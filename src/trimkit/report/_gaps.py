@@ -4,11 +4,11 @@ of its folder is missing or damaged."""
 from __future__ import annotations
 
 from trimkit.report._environment import environments
-from trimkit.report._folder import RunFolder
+from trimkit.report._folder import ReportRun
 from trimkit.report._markup import esc, section
 
 
-def lacks(run: RunFolder) -> list[str]:
+def lacks(run: ReportRun) -> list[str]:
     """Each kind of figure the report can show that this run's log does not hold."""
     records = run.records
     details = [r.details for r in records]
@@ -37,7 +37,7 @@ def lacks(run: RunFolder) -> list[str]:
     return found
 
 
-def gaps_section(run: RunFolder, problems: list[str]) -> str:
+def gaps_section(run: ReportRun, problems: list[str]) -> str:
     parts = []
     if problems:
         items = "".join(f"<li>{esc(p)}</li>" for p in problems)

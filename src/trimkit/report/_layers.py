@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trimkit.report._folder import RunFolder
+from trimkit.report._folder import ReportRun
 from trimkit.report._markup import MISSING, esc, figure, long_table, millis, ratio, section, table
 from trimkit.report._source import Ref, is_finite
 from trimkit.report._stages import anchor
@@ -23,7 +23,7 @@ class Profile:
     rows: dict[str, Ref]
 
 
-def profiles(run: RunFolder) -> list[Profile]:
+def profiles(run: ReportRun) -> list[Profile]:
     """Every per-layer profile in the log, in log order. ``per_layer`` maps a batch size to
     rows for the current model, or a model's name to such a map for a named one."""
     found = []
@@ -58,7 +58,7 @@ def _before_after(found: list[Profile]) -> list[Profile]:
     return [before, after]
 
 
-def per_layer_section(run: RunFolder) -> str:
+def per_layer_section(run: ReportRun) -> str:
     found = profiles(run)
     if not found:
         return ""

@@ -3,11 +3,11 @@ with keys, values and comments set apart by colour."""
 
 from __future__ import annotations
 
-from trimkit.report._folder import RunFolder
+from trimkit.report._folder import ReportRun
 from trimkit.report._markup import esc, note, section
 
 
-def recipe_section(run: RunFolder) -> str:
+def recipe_section(run: ReportRun) -> str:
     """The resolved recipe as written to ``recipe.yaml``, keys and values set apart."""
     if run.recipe_text is None:
         return section("recipe", "Recipe", note("recipe.yaml is missing or unreadable; see “Missing or damaged”.",

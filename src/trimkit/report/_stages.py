@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from trimkit.report._files import stage_images
-from trimkit.report._folder import RunFolder, recipe_stage
+from trimkit.report._folder import ReportRun
 from trimkit.report._markup import (MISSING, byte_count, count, esc, figure, general, metric_format, seconds,
                                     section, table, text)
 from trimkit.report._measurement import figures_table, metrics, size_kinds
@@ -25,7 +24,7 @@ def anchor(position: int) -> str:
     return f"record-{position}"
 
 
-def stages_section(run: RunFolder, problems: list[str]) -> str:
+def stages_section(run: ReportRun) -> str:
     if not run.records:
         return ""
     rows = []
@@ -46,7 +45,7 @@ def stages_section(run: RunFolder, problems: list[str]) -> str:
     bars = [Bar(f"{r.index}. {r.stage}" if r.index >= 0 else r.stage, run.ref(i).get("seconds"))
             for i, r in enumerate(run.records) if is_number(r.seconds)]
     chart = bar_chart(bars, title="Wall time per stage", fmt=seconds, value_name="wall time")
-    cards = "".join(_card(run, position, problems) for position in range(len(run.records)))
+    cards = "".join(_card(run, position) for position in range(len(run.records)))
     return section("stages", "Stages", overview + chart + cards,
                    "Each stage's record as the log holds it: the model's figures after the stage, and its details.")
 
@@ -58,7 +57,7 @@ def _metric_cell(metric: Ref | None) -> str:
     return f"{figure(metric.get('value'), metric_format(name))} <small>{esc(name)}</small>"
 
 
-def _card(run: RunFolder, position: int, problems: list[str]) -> str:
+def _card(run: ReportRun, position: int) -> str:
     record = run.records[position]
     ref = run.ref(position)
     details = ref.get("details") or Ref({}, ref.path + ("details",))
@@ -78,12 +77,11 @@ def _card(run: RunFolder, position: int, problems: list[str]) -> str:
     parts += [quant_block(details, measurement), _measured(details)]
     if details.get("comparisons") is not None:
         parts.append('<p>Its comparisons are under <a href="#comparisons">Comparisons</a>.</p>')
-    parts.append(stage_images(run, record, problems) if record.index >= 0 else "")
     return f'<article class="stage" id="{anchor(position)}">{"".join(p for p in parts if p)}</article>'
 
 
-def _options(run: RunFolder, index: int) -> str:
-    entry = recipe_stage(run, index)
+def _options(run: ReportRun, index: int) -> str:
+    entry = run.recipe_stage(index)
     if entry is None:
         return ""
     shown = yaml.safe_dump(entry, sort_keys=False, default_flow_style=None).strip()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trimkit.pipeline import StageRecord
+from trimkit.runs import StageRecord
 from trimkit.report._environment import environments
-from trimkit.report._folder import RunFolder
+from trimkit.report._folder import ReportRun
 from trimkit.report._markup import (Format, byte_count, count, difference, esc, figure, metric_format,
                                     millis, note, per_second, ratio, section, table, text)
 from trimkit.report._measurement import (COUNTS, latencies, latency_label, latency_table, metric_label, metrics,
@@ -21,30 +21,22 @@ class Ends:
     baseline: int
     final: int
 
-    def label(self, run: RunFolder, position: int) -> str:
+    def label(self, run: ReportRun, position: int) -> str:
         record = run.records[position]
         return record.stage if record.index < 0 else f"{record.index}. {record.stage}"
 
 
-def ends(run: RunFolder) -> Ends | None:
-    """Baseline: the model compression starts from: the ``input`` record, or, where the
-    recipe begins by training it (``train`` stages before anything else), the record of
-    the last of those; else the first record with a metric. Final: the ``final`` record,
-    or the last record of a run that did not finish."""
-    if not run.records:
-        return None
-    positions = range(len(run.records))
-    baseline = next((i for i in positions if run.records[i].stage == "input"), None)
+def ends(run: ReportRun) -> Ends | None:
+    """Baseline: the model compression starts from (:func:`trimkit.runs.baseline_position`).
+    Final: the ``final`` record, or the last record of a run that did not finish."""
+    baseline = run.baseline_position()
     if baseline is None:
-        baseline = next((i for i in positions if run.records[i].measurement.metrics), 0)
-    else:
-        while baseline + 1 < len(run.records) and run.records[baseline + 1].stage == "train":
-            baseline += 1
-    final = next((i for i in positions if run.records[i].stage == "final"), len(run.records) - 1)
+        return None
+    final = next((i for i, record in enumerate(run.records) if record.stage == "final"), len(run.records) - 1)
     return Ends(baseline, final)
 
 
-def summary_section(run: RunFolder) -> str:
+def summary_section(run: ReportRun) -> str:
     chosen = ends(run)
     if chosen is None:
         return section("summary", "Summary", note("The log holds no records, so there is nothing to summarise."))
@@ -69,7 +61,7 @@ def summary_section(run: RunFolder) -> str:
     return section("summary", "Summary", body + _environment_line(run), lead)
 
 
-def _environment_line(run: RunFolder) -> str:
+def _environment_line(run: ReportRun) -> str:
     """Where the run's timings were taken, in a line; the Environment section has the rest."""
     found = environments(run)
     if not found:

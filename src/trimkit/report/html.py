@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 from trimkit._atomic import atomic_path
+from trimkit.runs import REPORT
 from trimkit.errors import TrimkitError
 from trimkit.report._compare import comparisons_block
 from trimkit.report._environment import environment_block
 from trimkit.report._files import named_files
-from trimkit.report._folder import RunFolder, read_run
+from trimkit.report._folder import ReportRun, read_run
 from trimkit.report._gaps import gaps_section
 from trimkit.report._layers import per_layer_section
 from trimkit.report._markup import esc, note, section
@@ -28,9 +29,6 @@ from trimkit.report._page import page
 from trimkit.report._recipe import recipe_section
 from trimkit.report._stages import anchor, stages_section
 from trimkit.report._summary import summary_section
-
-REPORT = "report.html"
-
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Write the report of the run in ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``),
@@ -45,7 +43,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     return target
 
 
-def render_report(run: RunFolder) -> str:
+def render_report(run: ReportRun) -> str:
     """The report of ``run`` as one HTML document."""
     problems = list(run.problems)
     sections = [
@@ -53,7 +51,7 @@ def render_report(run: RunFolder) -> str:
         ("comparisons", "Comparisons", lambda: _comparisons_section(run)),
         ("environment", "Environment", lambda: _environment_section(run)),
         ("per-layer", "Per-layer latency", lambda: per_layer_section(run)),
-        ("stages", "Stages", lambda: stages_section(run, problems)),
+        ("stages", "Stages", lambda: stages_section(run)),
         ("recipe", "Recipe", lambda: recipe_section(run)),
         ("files", "Files", lambda: _files_section(run, problems)),
     ]
@@ -80,12 +78,12 @@ def _guarded(anchor_: str, title: str, build: Callable[[], str], problems: list[
                                             "see “What this run lacks”.", "warn"))
 
 
-def _name(run: RunFolder) -> str:
+def _name(run: ReportRun) -> str:
     name = (run.recipe or {}).get("name")
     return str(name) if name else run.path.resolve().name
 
 
-def _subtitle(run: RunFolder) -> str:
+def _subtitle(run: ReportRun) -> str:
     recipe = run.recipe or {}
     model = recipe.get("model") if isinstance(recipe.get("model"), dict) else {}
     task = recipe.get("task") if isinstance(recipe.get("task"), dict) else {}
@@ -98,7 +96,7 @@ def _subtitle(run: RunFolder) -> str:
     return " · ".join(parts)
 
 
-def _comparisons_section(run: RunFolder) -> str:
+def _comparisons_section(run: ReportRun) -> str:
     blocks = []
     for position, record in enumerate(run.records):
         details = run.ref(position).get("details")
@@ -112,7 +110,7 @@ def _comparisons_section(run: RunFolder) -> str:
                    "faster). The same figures as the table `trimkit run` prints.")
 
 
-def _environment_section(run: RunFolder) -> str:
+def _environment_section(run: ReportRun) -> str:
     block = environment_block(run)
     if not block:
         return ""
@@ -120,7 +118,7 @@ def _environment_section(run: RunFolder) -> str:
                                                         "stage recorded it.")
 
 
-def _files_section(run: RunFolder, problems: list[str]) -> str:
+def _files_section(run: ReportRun, problems: list[str]) -> str:
     listing = named_files(run, problems)
     if not listing:
         return ""

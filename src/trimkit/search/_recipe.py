@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from trimkit.pipeline._recipe import Recipe, RecipeError, apply_override, parse_recipe, read_recipe_file
-from trimkit.search._metrics import task_metrics
+from trimkit.tasks import kind
 from trimkit.search._spec import GroupsSpec, ParameterSpec, SearchSpec, parse_search
 
 Part = str | int
@@ -117,7 +117,7 @@ def parse_search_recipe(data: Any, overrides: Sequence[str] = (), *, source: str
                           "(see examples/recipes/lenet5-search.yaml)")
     block = data.pop("search")
     parsed = parse_recipe(data, source=source)
-    spec = parse_search(block, source, task_metrics(parsed.task))
+    spec = parse_search(block, source, kind(parsed.task.kind).metrics(parsed.task))
     resolved = parsed.dump()
     parameters: dict[str, Parameter] = {}
     for name, parameter in spec.parameters.items():

@@ -28,7 +28,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from trimkit.errors import TrimkitError
 from trimkit.search._expr import Expression
-from trimkit.search._metrics import TaskMetrics, task_metrics
+from trimkit.tasks import DEFAULT_KIND, TaskMetrics, kind
 
 METHODS = ("tpe", "random", "grid", "nsga2", "gp")
 #: figures each trial records; ``baseline_<name>`` is the same figure of the model the search starts from
@@ -194,7 +194,7 @@ class SearchSpec(_Strict):
     @model_validator(mode="after")
     def _measured(self, info: ValidationInfo) -> SearchSpec:
         # the task's metrics come in the validation context (parse_search); classification without one
-        self._task_metrics = (info.context or {}).get("task_metrics") or task_metrics()
+        self._task_metrics = (info.context or {}).get("task_metrics") or _default_metrics()
         if self.metric is None:
             self.metric = self._task_metrics.primary
         else:
@@ -231,7 +231,7 @@ class SearchSpec(_Strict):
     @property
     def task_metrics(self) -> TaskMetrics:
         """The metrics of the recipe's task (those ``metric``, objectives and formulas may name)."""
-        return self._task_metrics or task_metrics()
+        return self._task_metrics or _default_metrics()
 
     def _own_fields(self) -> list[str]:
         return list(dict.fromkeys([*FIGURES, *self.task_metrics.names]))
@@ -261,13 +261,19 @@ class SearchSpec(_Strict):
 def parse_search(data: Any, source: str, metrics: TaskMetrics | None = None) -> SearchSpec:
     """The ``search:`` block as a :class:`SearchSpec`, or one line naming the problem;
     ``metrics`` are the recipe's task's (classification when not given)."""
-    from trimkit.pipeline._recipe import RecipeError, describe
+    from trimkit._options import describe
+    from trimkit.pipeline._recipe import RecipeError
 
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: search: a mapping with parameters and objectives, got {type(data).__name__}")
     try:
-        return SearchSpec.model_validate(data, context={"task_metrics": metrics or task_metrics()})
+        return SearchSpec.model_validate(data, context={"task_metrics": metrics or _default_metrics()})
     except ValidationError as error:
         text = describe(error, "search", SearchSpec)
         # describe writes a dotted parameter name as nested keys; it reads as the path it is
         raise RecipeError(f"{source}: {text}") from None
+
+
+def _default_metrics() -> TaskMetrics:
+    """The metrics of a recipe that names no task kind."""
+    return kind(DEFAULT_KIND).metrics()

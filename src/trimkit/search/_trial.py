@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trimkit import measure
-from trimkit.pipeline import RunLog, StageRecord, run_recipe
+from trimkit.pipeline import run_recipe
 from trimkit.errors import TrimkitError
 from trimkit.record import LatencyRecord, Measurement
+from trimkit.runs import LOG, RunLog
 from trimkit.search._recipe import SearchRecipe
 from trimkit.search._spec import LatencySpec, SearchSpec
 
@@ -62,15 +63,6 @@ def figures_of(measurement: Measurement, spec: SearchSpec) -> Figures:
                    bytes=size, metrics=metrics)
 
 
-def baseline_record(log: RunLog) -> StageRecord:
-    """The model compression starts from: after the leading ``train`` stages, else the input."""
-    records = list(log)
-    chosen = 0
-    while chosen + 1 < len(records) and records[chosen + 1].stage == "train":
-        chosen += 1
-    return records[chosen]
-
-
 def run_base(recipe: SearchRecipe, run_dir: Path, say: Callable[[str], None]) -> Path | None:
     """Run the shared prefix once into ``run_dir/base`` (under a lock: the first worker
     runs it, the others wait and reuse it). Returns its model file, or ``None``."""
@@ -82,7 +74,7 @@ def run_base(recipe: SearchRecipe, run_dir: Path, say: Callable[[str], None]) ->
     with open(run_dir / "base.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            finished = (folder / "log.jsonl").exists() and RunLog(folder / "log.jsonl").done(len(prefix.stages))
+            finished = (folder / LOG).exists() and RunLog(folder / LOG).done(len(prefix.stages))
             if not finished:
                 say(f"shared stages 0-{recipe.split - 1} (run once, every trial starts from their model) -> "
                     f"{folder}/")

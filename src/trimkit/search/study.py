@@ -25,13 +25,15 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from trimkit import runs
 from trimkit._atomic import write_text_atomic
 from trimkit.errors import TrimkitError
+from trimkit.runs import RunLog
 from trimkit.search._recipe import SearchRecipe
 from trimkit.search._spec import FIGURES, SearchSpec
 from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, hide_password, is_file_store, open_storage,
                                      retried_from, retry_callback, storage_url, worker_identity)
-from trimkit.search._trial import (Figures, baseline_record, constraint_values, export_baseline, figures_of,
+from trimkit.search._trial import (Figures, constraint_values, export_baseline, figures_of,
                                    objective_values, run_base, run_trial, with_latency)
 
 SEARCH_FILE = "search.yaml"
@@ -184,16 +186,20 @@ class Worker:
 
     def prepare(self) -> None:
         """Run the shared stages (once for all workers here) and measure the baseline."""
-        from trimkit.pipeline import RunLog
-
         self.base_model = run_base(self.recipe, self.run_dir, self.say)
         if self.base_model is not None:
-            folder = self.base_model.parent
-            record = RunLog(folder / "log.jsonl").records[-1]
-            onnx = record.details.get("onnx")
-            figures = figures_of(record.measurement, self.recipe.spec)
-            self.baseline = with_latency(figures, folder / onnx if onnx else None, self.recipe.spec.latency)
-            self.study.set_user_attr("baseline", self.baseline.to_dict())
+            self._measure_baseline(self.base_model.parent)
+
+    def _measure_baseline(self, folder: Path) -> None:
+        """The baseline's figures (:func:`trimkit.runs.baseline` of the run in ``folder``),
+        with its latency where the search times trials."""
+        record = runs.baseline(RunLog(folder / runs.LOG).records)
+        figures = figures_of(record.measurement, self.recipe.spec)
+        onnx = None
+        if self.recipe.spec.latency is not None and record.model_file:
+            onnx = export_baseline(folder / record.model_file, self.run_dir / "baseline.onnx")
+        self.baseline = with_latency(figures, onnx, self.recipe.spec.latency)
+        self.study.set_user_attr("baseline", self.baseline.to_dict())
 
     def objective(self, trial: optuna.Trial) -> list[float]:
         trial.set_user_attr(WORKER_ATTR, worker_identity(trial.number))
@@ -215,16 +221,7 @@ class Worker:
             self.interrupted = trial.number
             raise
         if self.baseline is None:
-            from trimkit.pipeline import RunLog
-
-            log = RunLog(folder / "log.jsonl")
-            base = baseline_record(log)
-            base_onnx = None
-            self.baseline = figures_of(base.measurement, self.recipe.spec)
-            if self.recipe.spec.latency is not None and base.model_file:
-                base_onnx = export_baseline(folder / base.model_file, self.run_dir / "baseline.onnx")
-            self.baseline = with_latency(self.baseline, base_onnx, self.recipe.spec.latency)
-            self.study.set_user_attr("baseline", self.baseline.to_dict())
+            self._measure_baseline(folder)
         objectives = objective_values(self.recipe, figures, self.baseline)
         constraints = constraint_values(self.recipe, figures, self.baseline)
         for key, value in constraints.items():

@@ -9,7 +9,7 @@ crops) and targets of any structure (class indices, per-pixel labels, score maps
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 import torch
@@ -86,6 +86,8 @@ class Task(ABC):
     metric_names: tuple[str, ...] = ()
     #: the metrics a lower value of is better (a loss, an error)
     minimised_metrics: frozenset[str] = frozenset({"loss"})
+    #: what else a task of this kind offers, for stages that need it (see :data:`CAPABILITIES`)
+    capabilities: frozenset[str] = frozenset()
 
     @property
     def higher_is_better(self) -> bool:
@@ -123,6 +125,13 @@ class Task(ABC):
         """The data set behind ``split``, for records."""
         return None
 
+    def prepared_for(self, model: Any, label: str | None = None) -> Task:
+        """The same task with its inputs prepared as ``model`` expects (a zoo model's
+        normalisation), after checking that the model takes them (input shape, classes):
+        a model that does not fit is one line naming ``label`` (default: the model's zoo
+        name). A model from outside the zoo takes the data as it is."""
+        return self
+
     def eval_split(self) -> str:
         """The split a model is judged on by default: ``val``, else ``test``."""
         for name in ("val", "test"):
@@ -134,6 +143,12 @@ class Task(ABC):
         count = self.size(split)
         return count // batch_size if drop_last else -(-count // batch_size)
 
+
+#: capabilities a task kind may offer (its ``capabilities``), by what stages need them for
+CAPABILITIES = {
+    "runtime_scoring": "a runtime can score the model batch by batch (runtime metrics, INT8 PTQ)",
+    "sequences": "held-out sequences are tracked frame by frame (track_scores)",
+}
 
 METRIC_TITLES = {"top1": "top-1 %", "top5": "top-5 %", "pixel_accuracy": "pixel acc %",
                  "mean_class_accuracy": "class acc %", "miou": "mIoU %", "pair_precision": "pair precision %"}
@@ -169,3 +184,26 @@ class SplitDatasets:
     @property
     def num_classes(self) -> int:
         return next(iter(self.datasets.values())).num_classes
+
+    @property
+    def channels(self) -> int:
+        return next(iter(self.datasets.values())).channels
+
+    def prepared_for(self, model: Any, label: str | None = None) -> Any:
+        from trimkit import models
+
+        origin = models.origin(model)
+        if origin is None:
+            return self
+        label = label or origin.name
+        for dataset in self.datasets.values():
+            if origin.spec.task != self.name:
+                raise TrimkitError(f"{label} is a {origin.spec.task} model and {dataset.name} is {self.name} data; "
+                                   f"give {origin.spec.task} data (trimkit models shows each model's task)")
+            self.check_fits(dataset, origin, label)
+        normalization = origin.normalization()
+        return replace(self, datasets={split: dataset.with_normalization(normalization)
+                                       for split, dataset in self.datasets.items()})
+
+    def check_fits(self, dataset: Any, origin: Any, label: str) -> None:
+        """One line where ``dataset`` does not fit the zoo model ``origin`` (see prepared_for)."""

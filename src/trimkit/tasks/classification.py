@@ -8,7 +8,10 @@ from typing import Any, Iterator, Mapping
 import torch
 import torch.nn.functional as F
 
+from trimkit import data as datasets
 from trimkit.data import ImageDataset
+from trimkit.errors import TrimkitError
+from trimkit.tasks._kinds import TaskKind, TaskSpec, register_kind
 from trimkit.tasks._task import Batch, MetricState, SplitDatasets, Task
 
 
@@ -23,6 +26,7 @@ class ClassificationTask(SplitDatasets, Task):
     name = "classification"
     primary_metric = "top1"
     metric_names = ("top1", "top5", "loss")
+    capabilities = frozenset({"runtime_scoring"})
 
     @classmethod
     def of(cls, train: ImageDataset | None = None, val: ImageDataset | None = None, **more: ImageDataset
@@ -51,6 +55,11 @@ class ClassificationTask(SplitDatasets, Task):
     def subset(self, split: str, count: int, seed: int = 0) -> ClassificationTask:
         return replace(self, datasets={**self.datasets, split: self.dataset(split).subset(count, seed)})
 
+    def check_fits(self, dataset: Any, origin: Any, label: str) -> None:
+        if tuple(dataset.image_shape) != tuple(origin.input_shape()):
+            raise TrimkitError(f"data set {dataset.name} has {_shape(dataset.image_shape)} images but {label} takes "
+                               f"{_shape(origin.input_shape())}; choose matching data or model")
+
 
 class _TopK(MetricState):
     def __init__(self, num_classes: int) -> None:
@@ -70,3 +79,42 @@ class _TopK(MetricState):
         count = max(self.count, 1)
         return {"top1": 100.0 * self.correct1 / count, "top5": 100.0 * self.correct5 / count,
                 "loss": self.loss_sum / count, "n": self.count}
+
+
+def _shape(shape: Any) -> str:
+    return "x".join(map(str, shape))
+
+
+def load_splits(spec: TaskSpec, model: Any, seed: int, splits: tuple[str, ...], load: Any) -> dict[str, Any]:
+    """``splits`` of the data ``spec`` names (default: the zoo model's own data), each cut
+    to the spec's ``train_samples`` / ``val_samples`` where given (a fixed random subset)."""
+    from trimkit import models
+
+    origin = models.origin(model) if model is not None else None
+    name = spec.data or (origin.spec.default_data if origin is not None else None)
+    if name is None:
+        raise TrimkitError("task.data: no data set given and the model has no default; give the data (--data, or "
+                           "task.data in a recipe)")
+    samples = {"train": spec.train_samples, "val": spec.val_samples}
+    loaded = {}
+    for split in splits:
+        dataset = load(name, split, spec.data_dir)
+        count = samples.get(split)
+        loaded[split] = dataset.subset(count, seed) if count else dataset
+    return loaded
+
+
+def build(spec: TaskSpec, model: Any = None, seed: int = 0, splits: tuple[str, ...] = ("train", "val")
+          ) -> ClassificationTask:
+    """The classification task of a recipe's task block (or a command's --data)."""
+    task = ClassificationTask(load_splits(spec, model, seed, splits, datasets.load))
+    return task.prepared_for(model) if model is not None else task
+
+
+class ClassificationSpec(TaskSpec):
+    """``task: {kind: classification, data: mnist5k}``: an image data set by name (mnist5k,
+    mnist, cifar10) or an image folder with one subfolder per class."""
+
+
+KIND = register_kind(TaskKind("classification", ClassificationTask, ClassificationSpec, build,
+                              data_type=ImageDataset, of=ClassificationTask.of))

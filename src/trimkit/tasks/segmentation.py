@@ -21,8 +21,12 @@ from typing import Any, Iterator, Mapping
 import torch
 import torch.nn.functional as F
 
-from trimkit.data._segmentation import VOID, SegmentationDataset
+from trimkit.data._segmentation import (VOID, SegmentationDataset, is_segmentation_data, load_segmentation,
+                                       segmentation_classes)
 from trimkit.errors import TrimkitError
+from pydantic import PositiveInt
+
+from trimkit.tasks._kinds import TaskKind, TaskSpec, register_kind
 from trimkit.tasks._task import Batch, MetricState, SplitDatasets, Task
 
 
@@ -40,6 +44,7 @@ class SegmentationTask(SplitDatasets, Task):
     name = "segmentation"
     primary_metric = "miou"  # the field's figure; global pixel accuracy (the robots seed's) is ruled by big classes
     metric_names = ("pixel_accuracy", "mean_class_accuracy", "miou", "loss")  # and class_metric(name) of each class
+    capabilities = frozenset({"runtime_scoring"})
 
     @classmethod
     def of(cls, train: SegmentationDataset | None = None, val: SegmentationDataset | None = None,
@@ -82,6 +87,16 @@ class SegmentationTask(SplitDatasets, Task):
 
     def subset(self, split: str, count: int, seed: int = 0) -> SegmentationTask:
         return replace(self, datasets={**self.datasets, split: self.dataset(split).subset(count, seed)})
+
+    def check_fits(self, dataset: Any, origin: Any, label: str) -> None:
+        if dataset.channels != origin.in_channels:
+            raise TrimkitError(f"{dataset.name} has {dataset.channels}-channel images but {label} takes "
+                               f"{origin.in_channels}; choose matching data or model")
+        classes = origin.kwargs.get("num_classes")
+        if classes is not None and int(classes) != dataset.num_classes:
+            raise TrimkitError(f"{label} predicts {classes} classes but {dataset.name} has {dataset.num_classes}; "
+                               f"use a model built for {dataset.num_classes} classes (--num-classes "
+                               f"{dataset.num_classes}, or model.num_classes in a recipe)")
 
 
 def fit_to(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -155,3 +170,34 @@ class ConfusionMatrix(MetricState):
 
     def result(self) -> dict[str, float]:
         return {**scores(self.matrix, self.classes), "loss": self.loss_sum / max(self.pixels, 1), "n": self.count}
+
+
+class SegmentationSpec(TaskSpec):
+    """``task: {kind: segmentation, data: camvid, image_size: [H, W]}``: a CamVid- or
+    VOC-format folder (or ``camvid`` / ``voc`` under the data folders), images and masks
+    resized to ``image_size`` when given."""
+
+    image_size: tuple[PositiveInt, PositiveInt] | None = None
+
+
+def build(spec: SegmentationSpec, model: Any = None, seed: int = 0, splits: tuple[str, ...] = ("train", "val")
+          ) -> SegmentationTask:
+    """The segmentation task of a recipe's task block (or a command's --data)."""
+    from trimkit.tasks.classification import load_splits
+
+    def load(name: str, split: str, data_dir: Any) -> SegmentationDataset:
+        return load_segmentation(name, split, data_dir, image_size=spec.image_size)
+
+    task = SegmentationTask(load_splits(spec, model, seed, splits, load))
+    return task.prepared_for(model) if model is not None else task
+
+
+def _class_metrics(spec: TaskSpec) -> tuple[str, ...]:
+    if spec.data is None:
+        raise TrimkitError("task.data is not given")
+    return tuple(class_metric(name) for name in segmentation_classes(spec.data, spec.data_dir))
+
+
+KIND = register_kind(TaskKind("segmentation", SegmentationTask, SegmentationSpec, build,
+                              data_type=SegmentationDataset, of=SegmentationTask.of, holds=is_segmentation_data,
+                              data_metrics=_class_metrics))

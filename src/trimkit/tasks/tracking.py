@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from trimkit.errors import TrimkitError
 from trimkit.models._registry import IMAGENET_NORMALIZATION
+from trimkit.tasks._kinds import TaskKind, TaskSpec, register_kind
 from trimkit.tasks._task import Batch, MetricState, Task
 from trimkit.tracking._crop import normalize
 from trimkit.tracking._pairs import PairSource
@@ -84,6 +85,7 @@ class TrackingTask(Task):
     primary_metric = "pair_precision"
     metric_names = ("pair_precision", "pair_centre_error", "loss")
     minimised_metrics = frozenset({"pair_centre_error", "loss"})
+    capabilities = frozenset({"sequences"})
 
     def __post_init__(self) -> None:
         if self.train_source.empty and self.val_source.empty:
@@ -289,3 +291,24 @@ def build_tracking_task(options: TrackingData | None, data: str | None, data_dir
                          val_pairs=options.val_pairs, positive_radius=options.positive_radius, config=config,
                          seed=seed, name=folder.name)
     return replace(task, tracker=options.tracker)
+
+
+class TrackingSpec(TaskSpec):
+    """``task: {kind: tracking, data: tracking, tracking: {...}}``: a folder of sequences
+    (default the shared ``tracking`` folder) and how they train and are held out."""
+
+    tracking: TrackingData | None = None
+
+
+def build(spec: TrackingSpec, model: Any = None, seed: int = 0, splits: tuple[str, ...] = ("train", "val")
+          ) -> TrackingTask:
+    """The tracking task of a recipe's task block: pairs drawn from the training sequences,
+    the held-out ones tracked (``splits`` are always train and val)."""
+    return build_tracking_task(spec.tracking, spec.data, spec.data_dir, model, seed)
+
+
+def _holds(data: str | None, data_dir: Any) -> bool:
+    return (data or "").startswith("tracking:")
+
+
+KIND = register_kind(TaskKind("tracking", TrackingTask, TrackingSpec, build, holds=_holds))

@@ -87,24 +87,11 @@ def _explore(model: nn.Module, ctx: Context, options: PruneOptions, example) -> 
     threshold = prune.recommend_threshold(criteria.curves[criteria.best], choice.max_drop)
     ctx.say("   AUC " + ", ".join(f"{name} {auc:.3f}" for name, auc in criteria.auc.items())
             + f"; best {criteria.best}, threshold {threshold:.3f} (plateau within {choice.max_drop:g} points)")
-    from trimkit.report import plot_threshold_functions
-
-    plot = plot_threshold_functions(criteria, ctx.path("threshold_functions.png"), "Threshold functions")
     curves = {name: {"auc": criteria.auc[name], "baseline": curve.baseline,
                      "points": [vars(point) for point in curve.points]}
               for name, curve in criteria.curves.items()}
     return {"by": "explore", "criterion": criteria.best, "threshold": threshold, "curves": curves,
-            "metric": evaluation.name, "plot": _relative(plot, ctx)}
-
-
-def _relative(path, ctx: Context) -> str:
-    """A file of the run as a path relative to its run folder (so the folder can move)."""
-    if ctx.run_dir is not None:
-        try:
-            return str(path.relative_to(ctx.run_dir))
-        except ValueError:
-            pass
-    return str(path)
+            "metric": evaluation.name}
 
 
 def _sensitivity(model: nn.Module, ctx: Context, options: PruneOptions, example) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from torch import nn
 from trimkit import prune, train
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._distill_options import TeacherOptions, distillation
-from trimkit.pipeline._registry import closest, register_stage
+from trimkit._registry import closest
+from trimkit.pipeline._registry import register_stage
 from trimkit.pipeline._schedule import LrSchedulerSpec, PolicySpec, PrunerSpec, agp_sparsity, lr_factor, step_ratio
 
 
