@@ -37,7 +37,7 @@ def test_models_lists_the_zoo_as_json():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["profile", "resnet57"], "unknown model 'resnet57'. Did you mean 'resnet56'?"),
+    (["profile", "resnet57"], "unknown model 'resnet57' (did you mean 'resnet56'?)"),
     (["eval", "lenet5", "--data", "imagenet"], "unknown data set 'imagenet'"),
     (["eval", "lenet5", "--data", "cifar10", "--data-dir", "/nonexistent"], "--data-dir DIR or set TRIMKIT_DATA"),
     (["eval", "lenet5", "--weights", "/nonexistent.pt"], "does not exist"),

@@ -69,7 +69,7 @@ def test_compare_json_gives_ratios_to_the_first(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["bench", "lenet5", "--backend", "tensorrt"], "unknown backend 'tensorrt'; choose one of: onnxruntime, openvino"),
+    (["bench", "lenet5", "--backend", "tensorrt"], "unknown backend 'tensorrt'; backends: onnxruntime, openvino"),
     (["bench", "/nonexistent.onnx"], "model file /nonexistent.onnx does not exist"),
     (["bench", "lenet5", "--precision", "int3"], "unknown precision 'int3'"),
     (["bench", "lenet5", "--precision", "bf16"], "computes in fp32 only"),

@@ -69,7 +69,7 @@ def test_normalisation_follows_the_weights_the_model_expects():
 
 
 def test_unknown_model_names_the_choices():
-    with pytest.raises(TrimkitError, match=r"unknown model 'resnet57'\. Did you mean 'resnet56'\?.*lenet5"):
+    with pytest.raises(TrimkitError, match=r"unknown model 'resnet57' \(did you mean 'resnet56'\?\); models: .*lenet5"):
         models.create("resnet57")
 
 

@@ -33,11 +33,14 @@ class Options(BaseModel):
 
     @classmethod
     def of(cls: type[O], options: O | None = None, /, **values: Any) -> O:
-        """``options`` (or the defaults) with ``values`` set, validated; a bad value is a
-        :class:`~trimkit.errors.TrimkitError` naming the key: ``ratio: 1.5 is not in [0, 1)``."""
-        if options is not None and not values:
+        """``options`` (or the defaults) with ``values`` set, validated, as a ``cls``; a bad
+        value is a :class:`~trimkit.errors.TrimkitError` naming the key: ``ratio: 1.5 is not
+        in [0, 1)``."""
+        if options is not None and not values and type(options) is cls:
             return options
-        data = {**(options.model_dump() if options is not None else {}), **values}
+        # a subclass's own keys (a stage's) are left out: ``cls`` is built from its fields
+        given = {name: getattr(options, name) for name in cls.model_fields} if options is not None else {}
+        data = {**given, **values}
         try:
             return cls.model_validate(data)
         except ValidationError as error:

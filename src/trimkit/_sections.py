@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from trimkit import _masks
+from trimkit._registry import Registry
 from trimkit._shape_edits import apply_edits, edits_of
 from trimkit.errors import TrimkitError
 
@@ -82,33 +83,29 @@ MASKS = Section("masks", capture=_masks.capture, restore=_masks.restore)
 _PROVIDERS: dict[str, str] = {"quantization": "trimkit.quant"}
 _ORDER = (EDITS.name, *_PROVIDERS, MASKS.name)
 
-_registry: dict[str, Section] = {}
+SECTIONS: Registry[Section] = Registry("header section")
 
 
-def register_section(section: Section) -> None:
+def register_section(section: Section, *, replace: bool = False) -> None:
     """Make ``section`` known to ``trimkit.save`` and ``trimkit.load``."""
-    existing = _registry.get(section.name)
-    if existing is not None and existing is not section:
-        raise ValueError(f"a different header section named {section.name!r} is already registered")
-    _registry[section.name] = section
+    SECTIONS.register(section.name, section, replace=replace)
 
 
 def get_section(name: str, path: str | os.PathLike = "this model file") -> Section:
     """The section called ``name``, importing the package that provides it if need be;
     ``path`` names the file that has it, for the error when no trimkit section does."""
-    if name not in _registry and name in _PROVIDERS:
+    if name not in SECTIONS and name in _PROVIDERS:
         importlib.import_module(_PROVIDERS[name])
-    section = _registry.get(name)
-    if section is None:
+    if name not in SECTIONS:
         raise TrimkitError(f"{path} has header section {name!r}, which this trimkit does not know; upgrade trimkit")
-    return section
+    return SECTIONS.get(name)
 
 
 def sections() -> list[Section]:
     """The registered sections in the order ``trimkit.save`` writes them: trimkit's own
     in a fixed order, then any others in registration order."""
     rank = {name: position for position, name in enumerate(_ORDER)}
-    return sorted(_registry.values(), key=lambda section: rank.get(section.name, len(rank)))
+    return sorted((section for _, section in SECTIONS.items()), key=lambda section: rank.get(section.name, len(rank)))
 
 
 register_section(EDITS)

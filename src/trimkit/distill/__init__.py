@@ -6,7 +6,7 @@ Losses live in :mod:`trimkit.distill.kd`.
 """
 
 from trimkit.distill._distiller import Distiller, FeatureLink, check_outputs, parse_links
-from trimkit.distill._run import distill
+from trimkit.distill._run import distill, distilling
 from trimkit.distill._teacher import TEACHER_PRECISIONS, PrecisionChoice, choose_precision
 from trimkit.distill.kd import (
     attention_loss,
@@ -28,6 +28,7 @@ __all__ = [
     "check_temperature_alpha",
     "choose_precision",
     "distill",
+    "distilling",
     "hint_loss",
     "kd_loss",
     "parse_links",

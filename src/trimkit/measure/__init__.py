@@ -9,6 +9,7 @@ from trimkit.measure._compare import Comparison, ComparedModel, compare
 from trimkit.measure._env import busy_cpus, environment
 from trimkit.measure._latency import Latency, latencies, latency
 from trimkit.measure._layers import LayerTime
+from trimkit.measure._options import RuntimeOptions
 from trimkit.measure._measurement import from_profile, latency_record, measure_model, state_dict_bytes
 from trimkit.measure._registry import BACKENDS, get_backend
 from trimkit.measure._stats import LatencyStats, summarize
@@ -16,6 +17,7 @@ from trimkit.measure._stats import LatencyStats, summarize
 __all__ = [
     "BACKENDS",
     "PRECISIONS",
+    "RuntimeOptions",
     "Backend",
     "ComparedModel",
     "Comparison",

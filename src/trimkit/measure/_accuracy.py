@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from trimkit.data import ImageDataset
 from trimkit.record import precision_name
-from trimkit.tasks import ClassificationTask, Evaluation, Task, evaluate
+from trimkit.tasks import Evaluation, Task, as_split_task, evaluate
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Session
 from trimkit.measure._latency import RunSettings, resolve_targets
 from trimkit.measure._target import ModelOrPath
-from trimkit.measure._timing import TimingPlan
+from trimkit.measure._options import RuntimeOptions
 
 
 class _SessionModule(nn.Module):
@@ -44,48 +43,41 @@ def runtime_evaluation(
     model_or_path: ModelOrPath,
     task: Task,
     split: str | None = None,
+    options: RuntimeOptions | None = None,
     *,
-    backend: str = "onnxruntime",
-    precision: str = "auto",
-    threads: int | None = None,
     batch_size: int = 100,
     input_shapes: Sequence[Sequence[int]] | None = None,
+    **settings: Any,
 ) -> Evaluation:
     """The task's metrics on ``split`` as the backend computes them, with the precision
-    the runtime reports it computed in. The task's data must be normalised as the model
-    expects."""
-    settings = RunSettings.make(backend, batch_size, threads, precision, TimingPlan())
+    the runtime reports it computed in (``options``: a :class:`RuntimeOptions`, or its
+    fields as keywords). The task's data must be normalised as the model expects."""
+    options = RuntimeOptions.of(options, **settings)
+    run = RunSettings.of(options, batch_size)
     with tempfile.TemporaryDirectory(prefix="trimkit-accuracy-") as workdir:
-        target = resolve_targets([model_or_path], Path(workdir), settings.needs_onnx, None, input_shapes)[0]
+        target = resolve_targets([model_or_path], Path(workdir), run.needs_onnx, None, input_shapes)[0]
         expected = len(task.example_inputs(1))
         if len(target.input_shapes) != expected:
             raise TrimkitError(f"{target.label} takes {len(target.input_shapes)} inputs but the task gives "
                                f"{expected}")
         target.check_batch(batch_size)
-        session = settings.backend.open(target, batch_size=batch_size, threads=settings.threads,
-                                        precision=settings.precision)
+        session = run.backend.open(target, batch_size=batch_size, threads=run.threads, precision=run.precision)
         try:
             scored = evaluate(_SessionModule(session, batch_size), task, split, batch_size=batch_size,
-                              device="cpu", channels_last=False, backend=backend)
+                              device="cpu", channels_last=False, backend=options.backend)
         finally:
             session.close()
-    return Evaluation(scored.values, scored.primary, scored.split, precision_name(session.precision), backend,
-                      scored.data)
+    return Evaluation(scored.values, scored.primary, scored.split, precision_name(session.precision),
+                      options.backend, scored.data)
 
 
-def runtime_accuracy(
-    model_or_path: ModelOrPath,
-    data: ImageDataset,
-    *,
-    backend: str = "onnxruntime",
-    precision: str = "auto",
-    threads: int | None = None,
-    batch_size: int = 100,
-    input_shapes: Sequence[Sequence[int]] | None = None,
-) -> dict:
-    """Top-1, top-5, loss and n of the model on an image data set as the backend computes
-    it, plus the ``precision`` it computed in (see :func:`runtime_evaluation`)."""
-    task = ClassificationTask({data.split: data})
-    scored = runtime_evaluation(model_or_path, task, data.split, backend=backend, precision=precision,
-                                threads=threads, batch_size=batch_size, input_shapes=input_shapes)
-    return {**scored.values, "precision": scored.precision, "backend": backend}
+def runtime_accuracy(model_or_path: ModelOrPath, data: Any, options: RuntimeOptions | None = None, *,
+                     batch_size: int = 100, input_shapes: Sequence[Sequence[int]] | None = None,
+                     **settings: Any) -> dict:
+    """The metrics of the model on a data set (judged as the task of its kind: top-1,
+    top-5, loss and n for images) as the backend computes them, plus the ``precision`` it
+    computed in and the ``backend`` (see :func:`runtime_evaluation`)."""
+    task, split = as_split_task(data)
+    scored = runtime_evaluation(model_or_path, task, split, options, batch_size=batch_size,
+                                input_shapes=input_shapes, **settings)
+    return {**scored.values, "precision": scored.precision, "backend": scored.backend}

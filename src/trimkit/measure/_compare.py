@@ -5,11 +5,10 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
-from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
 from trimkit.measure._accuracy import runtime_evaluation
 from trimkit.measure._latency import Latency, RunSettings, measure_targets, resolve_targets
@@ -17,9 +16,9 @@ from trimkit.measure._layers import LayerTime
 from trimkit.measure._measurement import latency_record
 from trimkit.measure._profile import profile
 from trimkit.measure._target import ModelOrPath, ModelTarget
-from trimkit.measure._timing import TimingPlan
+from trimkit.measure._options import RuntimeOptions
 from trimkit.record import Measurement, Metric
-from trimkit.tasks import ClassificationTask, Task
+from trimkit.tasks import Task, as_split_task
 
 RATIO_KEYS = ("params", "macs", "size_bytes", "p50_ms", "throughput")
 
@@ -108,41 +107,38 @@ class Comparison:
 
 def compare(
     models: Sequence[ModelOrPath],
+    options: RuntimeOptions | None = None,
     *,
     labels: Sequence[str] | None = None,
-    backend: str = "onnxruntime",
     batch_size: int = 1,
-    threads: int | None = None,
-    precision: str = "auto",
-    warmup: int = 10,
-    min_time_s: float = 1.0,
-    max_iters: int = 10_000,
-    data: ImageDataset | None = None,
+    data: Any = None,
     task: Task | None = None,
     split: str | None = None,
     input_shapes: Sequence[Sequence[int]] | None = None,
+    **settings: Any,
 ) -> Comparison:
     """Params, MACs, ONNX file bytes and latency of ``models``, timed interleaved in one
-    run. With ``task`` (its ``split``, default the evaluation split) or an image data set
-    ``data`` (classification), each model is also scored as the backend computes it (see
+    run (``options``: a :class:`RuntimeOptions`, or its fields as keywords). With ``task``
+    (its ``split``, default the evaluation split) or a data set ``data`` (judged as the
+    task of its kind), each model is also scored as the backend computes it (see
     ``runtime_evaluation``), on the same images. ``input_shapes`` (without batch) are the
     inputs modules are exported and timed at (default: the zoo's input shape)."""
     if data is not None and task is not None:
-        raise TrimkitError("give compare data (an image data set) or a task, not both")
+        raise TrimkitError("give compare data (a data set) or a task, not both")
     if data is not None:
-        task, split = ClassificationTask({data.split: data}), data.split
+        task, split = as_split_task(data)
     split = None if task is None else split or task.eval_split()
-    settings = RunSettings.make(backend, batch_size, threads, precision,
-                                TimingPlan(warmup=warmup, min_time_s=min_time_s, max_iters=max_iters))
+    options = RuntimeOptions.of(options, **settings)
+    run = RunSettings.of(options, batch_size)
     with tempfile.TemporaryDirectory(prefix="trimkit-compare-") as workdir:
         targets = resolve_targets(models, Path(workdir), True, labels, input_shapes)
-        measured = measure_targets(targets, settings, per_layer=False)
-        rows = [_row(target, result, task, split, settings)
+        measured = measure_targets(targets, run, per_layer=False)
+        rows = [_row(target, result, task, split, options, run)
                 for target, result in zip(targets, measured, strict=True)]
     return Comparison(rows)
 
 
-def _row(target: ModelTarget, result: Latency, task: Task | None, split: str | None,
+def _row(target: ModelTarget, result: Latency, task: Task | None, split: str | None, options: RuntimeOptions,
          settings: RunSettings) -> ComparedModel:
     params = macs = None
     if target.module is not None:
@@ -151,8 +147,8 @@ def _row(target: ModelTarget, result: Latency, task: Task | None, split: str | N
     metric, metrics = None, ()
     if task is not None:
         model = target.module if settings.backend.name == "torch" else target.onnx_path  # exported once, above
-        scored = runtime_evaluation(model, task, split, backend=settings.backend.name, precision=settings.precision,
-                                    threads=settings.threads, input_shapes=target.input_shapes)
+        scored = runtime_evaluation(model, task, split, RuntimeOptions.of(options, threads=settings.threads),
+                                    input_shapes=target.input_shapes)
         metric, metrics = task.primary_metric, tuple(scored.metrics())
     return ComparedModel(target.label, params, macs, target.onnx_path.stat().st_size, result, metric, metrics)
 

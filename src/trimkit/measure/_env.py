@@ -9,7 +9,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from trimkit.train import cpu_flags
+from trimkit._device import cpu_flags
 
 # what each ISA entry of the record means, as /proc/cpuinfo flags (all must be present)
 ISA_FLAGS = {

@@ -6,12 +6,13 @@ import contextlib
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Backend, check_precision
 from trimkit.measure._env import available_cpus, environment
 from trimkit.measure._layers import LayerNames, LayerTime, aggregate_layers
+from trimkit.measure._options import RuntimeOptions
 from trimkit.measure._registry import get_backend
 from trimkit.measure._stats import LatencyStats, summarize
 from trimkit.measure._target import ModelOrPath, ModelTarget, resolve_target
@@ -60,13 +61,12 @@ class RunSettings:
     plan: TimingPlan
 
     @classmethod
-    def make(cls, backend: str, batch_size: int, threads: int | None, precision: str, plan: TimingPlan) -> RunSettings:
-        threads = available_cpus() if threads is None else threads
-        if threads < 1:
-            raise TrimkitError(f"threads must be at least 1, got {threads}")
+    def of(cls, options: RuntimeOptions, batch_size: int) -> RunSettings:
         if batch_size < 1:
             raise TrimkitError(f"batch size must be at least 1, got {batch_size}")
-        return cls(get_backend(backend), batch_size, threads, check_precision(precision), plan)
+        threads = available_cpus() if options.threads is None else options.threads
+        return cls(get_backend(options.backend), batch_size, threads, check_precision(options.precision),
+                   options.plan())
 
     @property
     def needs_onnx(self) -> bool:
@@ -75,54 +75,41 @@ class RunSettings:
 
 def latency(
     model_or_path: ModelOrPath,
+    options: RuntimeOptions | None = None,
     *,
-    backend: str = "onnxruntime",
     batch_size: int = 1,
-    threads: int | None = None,
-    precision: str = "auto",
-    warmup: int = 10,
-    min_time_s: float = 1.0,
-    min_iters: int = 10,
-    max_iters: int = 10_000,
     per_layer: bool = False,
     input_shapes: Sequence[Sequence[int]] | None = None,
+    **settings: Any,
 ) -> Latency:
     """Measure the latency of one model on a runtime backend.
 
     ``model_or_path`` is a module, a trimkit ``.pt`` file or an ``.onnx`` file; a module
-    is exported to ONNX (parity checked) for the ONNX backends. ``threads`` defaults to
-    the CPUs this process may use and is recorded. ``precision`` is ``auto`` (the
-    runtime's own choice), ``fp32`` or ``bf16``. After ``warmup`` untimed calls, calls are
-    timed one by one until ``min_time_s`` seconds and ``min_iters`` calls are reached,
-    at most ``max_iters``. ``input_shapes`` (without batch) is needed only for a module
-    that is not from the zoo.
+    is exported to ONNX (parity checked) for the ONNX backends. ``options`` (a
+    :class:`RuntimeOptions`, or its fields as keywords: ``backend``, ``threads``,
+    ``precision``, ``warmup``, ``min_time_s``, ``min_iters``, ``max_iters``) say how the
+    runtime runs and is timed; the threads are recorded. ``input_shapes`` (without
+    batch) is needed only for a module that is not from the zoo.
     """
-    return latencies([model_or_path], backend=backend, batch_size=batch_size, threads=threads, precision=precision,
-                     warmup=warmup, min_time_s=min_time_s, min_iters=min_iters, max_iters=max_iters,
-                     per_layer=per_layer, input_shapes=input_shapes)[0]
+    return latencies([model_or_path], options, batch_size=batch_size, per_layer=per_layer,
+                     input_shapes=input_shapes, **settings)[0]
 
 
 def latencies(
     models: Sequence[ModelOrPath],
+    options: RuntimeOptions | None = None,
     *,
     labels: Sequence[str] | None = None,
-    backend: str = "onnxruntime",
     batch_size: int = 1,
-    threads: int | None = None,
-    precision: str = "auto",
-    warmup: int = 10,
-    min_time_s: float = 1.0,
-    min_iters: int = 10,
-    max_iters: int = 10_000,
     per_layer: bool = False,
     input_shapes: Sequence[Sequence[int]] | None = None,
+    **settings: Any,
 ) -> list[Latency]:
     """Measure several models side by side, interleaved in one run (see :func:`latency`)."""
-    settings = RunSettings.make(backend, batch_size, threads, precision,
-                                TimingPlan(warmup, min_time_s, min_iters, max_iters))
+    run = RunSettings.of(RuntimeOptions.of(options, **settings), batch_size)
     with tempfile.TemporaryDirectory(prefix="trimkit-latency-") as workdir:
-        targets = resolve_targets(models, Path(workdir), settings.needs_onnx, labels, input_shapes)
-        return measure_targets(targets, settings, per_layer=per_layer)
+        targets = resolve_targets(models, Path(workdir), run.needs_onnx, labels, input_shapes)
+        return measure_targets(targets, run, per_layer=per_layer)
 
 
 def resolve_targets(models: Sequence[ModelOrPath], workdir: Path, need_onnx: bool,

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import difflib
-
-from trimkit.errors import TrimkitError
+from trimkit._registry import Registry
 from trimkit.measure._backend import Backend
 from trimkit.measure._onnxruntime import OnnxRuntimeBackend
 from trimkit.measure._openvino import OpenVinoBackend
 from trimkit.measure._torch import TorchBackend
 
-BACKENDS: dict[str, type[Backend]] = {
-    backend.name: backend for backend in (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend)
-}
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+for _backend in (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend):
+    BACKENDS.register(_backend.name, _backend)
+
+
+def register_backend(backend: type[Backend], *, replace: bool = False) -> type[Backend]:
+    """Make ``backend`` (a :class:`Backend` subclass) known by its ``name``."""
+    return BACKENDS.register(backend.name, backend, replace=replace)
 
 
 def get_backend(name: str) -> Backend:
-    if name not in BACKENDS:
-        close = difflib.get_close_matches(name, list(BACKENDS), n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise TrimkitError(f"unknown backend {name!r}{hint}; choose one of: {', '.join(BACKENDS)}")
-    return BACKENDS[name]()
+    return BACKENDS.get(name)()

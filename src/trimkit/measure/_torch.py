@@ -8,7 +8,7 @@ import torch
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Backend, Session, random_inputs
 from trimkit.measure._target import ModelTarget
-from trimkit.train import autocast
+from trimkit._device import autocast
 
 
 class TorchSession(Session):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from torch import nn
 
-from trimkit.errors import TrimkitError
+from trimkit._registry import Registry
 
 MNIST_NORMALIZATION = ((0.1307,), (0.3081,))
 CIFAR_NORMALIZATION = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -49,7 +48,7 @@ class ModelSpec:
         return ((0.5,) * channels, (0.5,) * channels)
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def register(
@@ -69,9 +68,7 @@ def register(
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
-        if key in _REGISTRY:
-            raise RuntimeError(f"model {key!r} is registered twice")
-        _REGISTRY[key] = ModelSpec(
+        MODELS.register(key, ModelSpec(
             name=key,
             builder=builder,
             family=family,
@@ -82,7 +79,7 @@ def register(
             description=description or (builder.__doc__ or "").strip().splitlines()[0],
             extra_defaults=dict(extra_defaults),
             task=task,
-        )
+        ))
         return builder
 
     return decorate
@@ -90,14 +87,8 @@ def register(
 
 def get_spec(name: str) -> ModelSpec:
     """The spec of zoo model ``name``; a clear error listing the choices otherwise."""
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise TrimkitError(
-            f"unknown model {name!r}.{hint} Choose one of: {', '.join(sorted(_REGISTRY))}."
-        )
-    return _REGISTRY[name]
+    return MODELS.get(name)
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(MODELS.names())

@@ -15,8 +15,7 @@ from typing import Iterator, Literal
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from trimkit.distill import Distiller, parse_links
-from trimkit.distill._run import example_batch
+from trimkit.distill import Distiller, distilling
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._registry import StageOptions
@@ -77,11 +76,10 @@ def distillation(options: TeacherOptions, ctx: Context, student: nn.Module) -> I
         yield None
         return
     teacher = resolve_teacher(options.teacher, ctx)
-    links = parse_links(options.hints, options.attention, hint_weight=options.hint_weight,
-                        attention_weight=options.attention_weight)
-    distiller = Distiller(teacher, temperature=options.kd_temperature, alpha=options.kd_alpha, links=links,
-                          teacher_precision=options.teacher_precision)
-    with distiller.prepare(student, example_batch(ctx.task), ctx.task.loss):
+    with distilling(student, teacher, ctx.task, temperature=options.kd_temperature, alpha=options.kd_alpha,
+                    hints=options.hints, attention=options.attention, hint_weight=options.hint_weight,
+                    attention_weight=options.attention_weight,
+                    teacher_precision=options.teacher_precision) as distiller:
         choice = distiller.precision
         ctx.say(f"   teacher {options.teacher}: T={options.kd_temperature}, alpha={options.kd_alpha}, runs in "
                 f"{choice.precision} ({choice.reason})")

@@ -17,10 +17,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trimkit.pipeline._prune_options import CutOptions
+from trimkit.pipeline._prune_options import CalibratedCut
 
 
-class PrunerSpec(CutOptions):
+class PrunerSpec(CalibratedCut):
     kind: Literal["one_shot", "agp"] = "one_shot"
     initial_sparsity: float = Field(default=0.0, ge=0.0, lt=1.0)
     final_sparsity: float | None = Field(default=None, ge=0.0, lt=1.0)

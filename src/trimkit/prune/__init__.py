@@ -11,6 +11,7 @@ Criteria live in :mod:`trimkit.prune.criteria`; add your own with
 from trimkit.prune import criteria
 from trimkit.prune._evaluation import CachedEvaluation
 from trimkit.prune._dead import DeadRemoval, KeptDead, remove_dead
+from trimkit.prune._options import CutOptions
 from trimkit.prune._result import FrozenGroup, LayerChange, PruneResult
 from trimkit._sparse_size import SparseSize, sparse_size
 from trimkit.prune.criteria import register as register_criterion
@@ -28,6 +29,7 @@ from trimkit.prune.structured import structured
 from trimkit.prune.unstructured import LayerSparsity, UnstructuredResult, nonzero_parameters, unstructured
 
 __all__ = [
+    "CutOptions",
     "CachedEvaluation",
     "CriteriaComparison",
     "DeadRemoval",

@@ -4,12 +4,18 @@ ratio each gets, the calibration batch, the normalisation."""
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import torch
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from trimkit._options import Options
+from trimkit._registry import closest
 from trimkit.errors import TrimkitError
+from trimkit.prune import criteria
 from trimkit.measure._profile import as_input_tuple
 from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGroup
 from trimkit.prune._scoring import NORMALIZATIONS, Calibration
@@ -17,6 +23,77 @@ from trimkit.prune._scoring import NORMALIZATIONS, Calibration
 MODES = ("static", "progressive")
 SCOPES = ("layer", "global")
 LAYER_KINDS = ("conv", "dense", "both")
+
+
+class CutOptions(Options):
+    """How one structured cut chooses what to remove (see :func:`trimkit.prune.structured`):
+    the criterion (a registered name, or a function of the (H, D) weights), how much
+    (``ratio`` or ``threshold``), over which groups, and how scores are normalised."""
+
+    criterion: Any = "l1"
+    ratio: float | dict[str, float] | None = None
+    threshold: float | None = None
+    scope: Literal["layer", "global"] = "layer"
+    layers: Literal["conv", "dense", "both"] | list[str] = "conv"
+    mode: Literal["static", "progressive"] = "progressive"
+    normalize: Literal["rank", "percentile", "max", "mean", "none"] | None = None
+    round_to: int | None = Field(default=None, ge=1)
+    ignore: list[str] = Field(default_factory=list)
+
+    @field_validator("criterion")
+    @classmethod
+    def _known_criterion(cls, value: Any) -> Any:
+        if callable(value) or isinstance(value, criteria.Criterion):
+            return value
+        names = criteria.names()
+        if value not in names:
+            raise ValueError(f"unknown criterion {value!r}{closest(value, names)}; criteria: {', '.join(names)}")
+        return value
+
+    @field_validator("ratio")
+    @classmethod
+    def _ratio_in_range(cls, value: float | dict[str, float] | None) -> Any:
+        values = value.values() if isinstance(value, dict) else ([] if value is None else [value])
+        for item in values:
+            if not (math.isfinite(item) and 0.0 <= item < 1.0):
+                raise ValueError(f"{item} is not in [0, 1): a ratio is the fraction of channels removed")
+        if isinstance(value, dict) and not value:
+            raise ValueError("an empty dict prunes nothing; give PATTERN: RATIO pairs or one number")
+        return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_finite(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{value} is not a threshold; give a finite number >= 0")
+        return value
+
+    @field_validator("layers")
+    @classmethod
+    def _some_layers(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("an empty list selects no layer; give conv, dense, both, or layer names")
+        return value
+
+    @model_validator(mode="after")
+    def _global_ranking(self) -> CutOptions:
+        if self.scope == "global" and isinstance(self.ratio, dict):
+            raise ValueError("ratio: scope 'global' ranks all groups together; give one ratio, not a dict")
+        if self.scope == "global" and self.normalize in ("rank", "percentile"):
+            raise ValueError(f"normalize {self.normalize!r} makes every layer's scores uniform, so a global ranking "
+                             "would prune every layer alike; use max, mean or none with scope global")
+        return self
+
+    @property
+    def normalization(self) -> str:
+        """``normalize``, or its default: ``mean`` for a global ranking, else ``rank``."""
+        if self.normalize is not None:
+            return self.normalize
+        return "mean" if self.scope == "global" else "rank"
+
+    def cut_settings(self) -> dict[str, Any]:
+        """The fields of the cut (a subclass's own keys left out), as records show them."""
+        return {name: getattr(self, name) for name in CutOptions.model_fields}
 
 
 def ignored_names(model: nn.Module, ignore: Sequence[str | nn.Module]) -> list[str]:
@@ -65,35 +142,6 @@ def parse_calibration(calibration) -> Calibration | None:
         inputs = items[0] if len(items) == 2 else items[:-1]
         return Calibration(as_input_tuple(inputs), last)
     return Calibration(as_input_tuple(items), None)
-
-
-def resolve_normalize(normalize, scope, threshold, ratio, mode, layers, round_to) -> str:
-    if (threshold is None) == (ratio is None):
-        raise TrimkitError("say how much to prune with exactly one of threshold=T or ratio=R")
-    if mode not in MODES:
-        raise TrimkitError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
-    if scope not in SCOPES:
-        raise TrimkitError(f"unknown scope {scope!r}; choose one of: {', '.join(SCOPES)}")
-    if isinstance(layers, str) and layers not in LAYER_KINDS:
-        raise TrimkitError(f"unknown layers {layers!r}; choose one of: {', '.join(LAYER_KINDS)}, or a list of names")
-    if round_to is not None and round_to < 1:
-        raise TrimkitError(f"round_to must be a positive integer, got {round_to}")
-    ratios = ratio.values() if isinstance(ratio, Mapping) else ([] if ratio is None else [ratio])
-    for value in ratios:
-        if not 0.0 <= float(value) < 1.0:
-            raise TrimkitError(f"ratio {value} is out of range; a ratio is the fraction removed, in [0, 1)")
-    if scope == "global" and isinstance(ratio, Mapping):
-        raise TrimkitError("scope='global' ranks all groups together; give one ratio, not a dict")
-    if normalize is None:
-        normalize = "mean" if scope == "global" else "rank"
-    if normalize not in NORMALIZATIONS:
-        raise TrimkitError(f"unknown normalize {normalize!r}; choose one of: {', '.join(NORMALIZATIONS)}")
-    if scope == "global" and normalize in ("rank", "percentile"):
-        raise TrimkitError(
-            f"normalize={normalize!r} makes every layer's scores uniform, so a global ranking would prune every "
-            "layer alike; use normalize='max' or 'none' with scope='global'"
-        )
-    return normalize
 
 
 def check_patterns_match(prunable: Sequence[ChannelGroup], selected: Sequence[ChannelGroup],

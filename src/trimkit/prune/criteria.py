@@ -16,13 +16,13 @@ Users add their own with :func:`register`, or pass a callable as ``criterion=``.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
+from trimkit._registry import Registry
 from trimkit.errors import TrimkitError
 
 WeightCriterion = Callable[[torch.Tensor], torch.Tensor]
@@ -44,18 +44,18 @@ class Criterion:
 
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 NEEDS = ("weights", "group", "activations", "gradients")
-_REGISTRY: dict[str, Criterion] = {}
+CRITERIA: Registry[Criterion] = Registry("criterion", "criteria")
 
 
-def register(name: str, function: Callable[..., torch.Tensor], needs: str = "weights") -> Criterion:
+def register(name: str, function: Callable[..., torch.Tensor], needs: str = "weights", *,
+             replace: bool = False) -> Criterion:
     """Add a criterion. Weight criteria take the (H, D) matrix; data criteria take
     ``(weights, response, gradient)`` with response and gradient shaped (N, H, ...); a
-    group criterion is a weight criterion applied to every member of the group."""
+    group criterion is a weight criterion applied to every member of the group. Whether
+    it needs a calibration batch (``needs_data``) follows from ``needs``."""
     if needs not in NEEDS:
         raise TrimkitError(f"criterion {name!r}: needs must be one of {', '.join(NEEDS)}, got {needs!r}")
-    criterion = Criterion(name, function, needs)
-    _REGISTRY[name] = criterion
-    return criterion
+    return CRITERIA.register(name, Criterion(name, function, needs), replace=replace)
 
 
 def get(criterion: str | Callable[..., torch.Tensor] | Criterion) -> Criterion:
@@ -64,15 +64,11 @@ def get(criterion: str | Callable[..., torch.Tensor] | Criterion) -> Criterion:
         return criterion
     if callable(criterion):
         return Criterion(getattr(criterion, "__name__", "custom"), criterion, "weights")
-    if criterion not in _REGISTRY:
-        close = difflib.get_close_matches(str(criterion), _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise TrimkitError(f"unknown criterion {criterion!r}.{hint} Choose one of: {', '.join(names())}.")
-    return _REGISTRY[criterion]
+    return CRITERIA.get(criterion)
 
 
 def names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(CRITERIA.names())
 
 
 def channel_matrix(module: nn.Module, direction: str) -> torch.Tensor | None:

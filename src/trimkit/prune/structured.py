@@ -10,7 +10,8 @@ returned always runs and always equals a channel-masked original.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,8 +19,9 @@ from torch import nn
 from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria
 from trimkit.prune._graph import ChannelGroup
-from trimkit.prune._options import (check_patterns_match, ignored_names, parse_calibration, ratio_for,
-                                    resolve_normalize, selects)
+from trimkit.errors import TrimkitError
+from trimkit.prune._options import (CutOptions, check_patterns_match, ignored_names, parse_calibration, ratio_for,
+                                    selects)
 from trimkit.prune._result import PruneResult
 from trimkit.prune._scoring import GroupScorer
 from trimkit.prune._selection import (
@@ -35,27 +37,24 @@ from trimkit.prune._session import PruningSession
 def structured(
     model: nn.Module,
     example_inputs: ExampleInputs,
+    options: CutOptions | None = None,
     *,
-    criterion: str | Callable[..., torch.Tensor] = "l1",
-    threshold: float | None = None,
-    ratio: float | Mapping[str, float] | None = None,
-    scope: str = "layer",
-    layers: str | Sequence[str] = "conv",
-    mode: str = "progressive",
-    normalize: str | None = None,
-    round_to: int | None = None,
-    ignore: Sequence[str | nn.Module] = (),
     calibration: torch.Tensor | tuple | None = None,
     verify: bool = True,
+    ignore: Sequence[str | nn.Module] | None = None,
+    **settings: Any,
 ) -> PruneResult:
     """Remove filters and neurons from a copy of ``model``; the original is untouched.
 
-    Say how much with ``threshold`` (Combine: a channel goes when its normalised score
-    is below it) or ``ratio`` (a fraction per group; a dict maps layer names or glob
-    patterns to fractions; with ``scope="global"`` one ranking over all groups).
-    ``normalize`` defaults to ``rank`` (so one threshold serves every layer), and to
-    ``mean`` (each layer's scores over their mean, as Torch-Pruning's global ranking
-    does) for a global ranking, where within-layer ranks would be uniform.
+    ``options`` (a :class:`CutOptions`) say what goes; its fields may also be given as
+    keywords (``ratio=0.5, scope="global"``), validated alike. Say how much with
+    ``threshold`` (Combine: a channel goes when its normalised score is below it) or
+    ``ratio`` (a fraction per group; a dict maps layer names or glob patterns to
+    fractions; with ``scope="global"`` one ranking over all groups). ``normalize``
+    defaults to ``rank`` (so one threshold serves every layer), and to ``mean`` (each
+    layer's scores over their mean, as Torch-Pruning's global ranking does) for a global
+    ranking, where within-layer ranks would be uniform. ``ignore`` takes layer names,
+    globs or the modules themselves.
 
     ``mode="static"`` scores every group on the original before any removal;
     ``"progressive"`` visits groups in execution order and scores each after the
@@ -66,14 +65,18 @@ def structured(
     with ``round_to=k``, a multiple of k channels. Data criteria (``mean_activation``,
     ``apoz``, ``taylor``) need ``calibration``: inputs, or (inputs, labels).
     """
-    chosen = criteria.get(criterion)
-    normalize = resolve_normalize(normalize, scope, threshold, ratio, mode, layers, round_to)
-    ignore_patterns = ignored_names(model, ignore)
+    if ignore is not None:
+        settings["ignore"] = ignored_names(model, ignore)
+    options = CutOptions.of(options, **settings)
+    if (options.threshold is None) == (options.ratio is None):
+        raise TrimkitError("say how much to prune with exactly one of threshold=T or ratio=R")
+    chosen = criteria.get(options.criterion)
     session = PruningSession(model, example_inputs, verify=verify)
-    candidates = session.candidates(lambda group: selects(group, layers, ignore_patterns))
-    check_patterns_match(list(session.graph.groups()), candidates, layers, ratio, ignore_patterns)
-    scorer = GroupScorer(session.graph, chosen, normalize, parse_calibration(calibration))
-    plan = _Plan(threshold, ratio, scope, mode, round_to, candidates, scorer)
+    candidates = session.candidates(lambda group: selects(group, options.layers, options.ignore))
+    check_patterns_match(list(session.graph.groups()), candidates, options.layers, options.ratio, options.ignore)
+    scorer = GroupScorer(session.graph, chosen, options.normalization, parse_calibration(calibration))
+    plan = _Plan(options.threshold, options.ratio, options.scope, options.mode, options.round_to, candidates,
+                 scorer)
     for group in candidates:
         removal = plan.removal(group)
         if removal:

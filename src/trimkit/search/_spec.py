@@ -27,6 +27,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
                       model_validator)
 
 from trimkit.errors import TrimkitError
+from trimkit.measure import RuntimeOptions
 from trimkit.search._expr import Expression
 from trimkit.tasks import DEFAULT_KIND, TaskMetrics, kind
 
@@ -103,28 +104,16 @@ class GroupsSpec(_Strict):
         return self
 
 
-class LatencySpec(_Strict):
-    """How each trial's exported model is timed: here, or by a benchmark worker (``queue``)."""
+class LatencySpec(RuntimeOptions):
+    """How each trial's exported model is timed (:class:`trimkit.measure.RuntimeOptions`
+    at ``batch_size``): here, or by a benchmark worker (``queue``)."""
 
-    backend: str = "onnxruntime"
     batch_size: int = Field(default=1, ge=1)
-    threads: int = Field(default=1, ge=1)
-    precision: str = "auto"
+    threads: int | None = Field(default=1, ge=1)
     min_time_s: float = Field(default=0.5, gt=0)
     queue: str | None = None
     queue_name: str | None = None
     timeout_s: float = Field(default=600.0, gt=0)
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, value: str) -> str:
-        from trimkit import measure
-
-        try:
-            measure.get_backend(value)
-        except TrimkitError as error:
-            raise ValueError(str(error)) from None
-        return value
 
     @model_validator(mode="after")
     def _queue_named(self) -> LatencySpec:

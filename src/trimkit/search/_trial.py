@@ -93,8 +93,7 @@ def measure_latency(onnx_path: Path, latency: LatencySpec) -> LatencyRecord:
                               backend=latency.backend, batch_size=latency.batch_size, threads=latency.threads,
                               timeout_s=latency.timeout_s, precision=latency.precision,
                               min_time_s=latency.min_time_s)
-    timed = measure.latency(str(onnx_path), backend=latency.backend, batch_size=latency.batch_size,
-                            threads=latency.threads, precision=latency.precision, min_time_s=latency.min_time_s)
+    timed = measure.latency(str(onnx_path), latency, batch_size=latency.batch_size)
     return measure.latency_record(timed)
 
 

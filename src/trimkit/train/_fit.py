@@ -6,7 +6,7 @@ import itertools
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,10 +18,10 @@ from trimkit._device import autocast, resolve_device, resolve_precision
 from trimkit._masks import MaskKeeper
 from trimkit._model_file import model_from_payload, model_payload
 from trimkit._progress import progress_bar
-from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
-from trimkit.tasks import ClassificationTask, Task, evaluate
-from trimkit.train._schedule import check_schedule, learning_rate, make_optimizer
+from trimkit.tasks import Task, as_task, evaluate
+from trimkit.train._options import FitOptions
+from trimkit.train._schedule import learning_rate, make_optimizer
 
 LossFn = Callable[[tuple[torch.Tensor, ...], Any, Any], torch.Tensor]
 EpochHook = Callable[[int, nn.Module], "nn.Module | None"]
@@ -30,20 +30,15 @@ CHECKPOINT_FORMAT = "trimkit-training-checkpoint"
 
 
 @dataclass(frozen=True)
-class FitConfig:
-    epochs: int
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    step_size: int = 30
-    gamma: float = 0.1
-    seed: int = 0
-    precision: str = "auto"
-    channels_last: bool | None = None
-    augment: bool = True
+class _Config:
+    """What a checkpoint must match to be resumed: the options, the seed, the layout."""
+
+    options: FitOptions
+    seed: int
+    channels_last: bool | None
+
+    def recorded(self) -> dict[str, Any]:
+        return {**self.options.fit_settings(), "seed": self.seed, "channels_last": self.channels_last}
 
 
 @dataclass
@@ -67,23 +62,13 @@ class FitResult:
 
 def fit(
     model: nn.Module,
-    train: Task | ImageDataset,
-    val: ImageDataset | None = None,
+    train: Task | Any,
+    val: Any | None = None,
+    options: FitOptions | None = None,
     *,
-    epochs: int,
-    batch_size: int = 128,
-    optimizer: str = "sgd",
-    lr: float = 0.05,
-    momentum: float = 0.9,
-    weight_decay: float = 5e-4,
-    schedule: str = "cosine",
-    step_size: int = 30,
-    gamma: float = 0.1,
     seed: int = 0,
     device: str | torch.device | None = None,
-    precision: str = "auto",
     channels_last: bool | None = None,
-    augment: bool = True,
     loss_fn: LossFn | None = None,
     lr_schedule: Callable[[float], float] | None = None,
     on_epoch_start: EpochHook | None = None,
@@ -92,18 +77,21 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
+    **settings: Any,
 ) -> FitResult:
     """Train ``model`` in place on a task's ``train`` split; evaluate after each epoch.
 
-    ``train`` is a :class:`~trimkit.tasks.Task`, or an image data set (with ``val``) that
-    is judged as classification. ``eval_split="auto"`` evaluates on the task's ``val``
-    (else ``test``) split when it has one; None skips it. ``loss_fn(inputs, outputs,
-    targets)`` replaces the task's loss (it sees the inputs, so it can run a teacher).
-    ``lr_schedule(epoch_progress) -> lr`` replaces ``schedule``. ``on_epoch_start(epoch,
-    model)`` runs before each epoch and may return a new model (a pruning step): training
-    goes on with it and a fresh optimiser, and ``FitResult.model`` is the last one.
-    ``extra_modules`` are trained with the model (a distiller's adapters: the loss uses
-    them); they are checkpointed with it.
+    ``train`` is a :class:`~trimkit.tasks.Task`, or a data set (with ``val``) that is
+    judged as the task of its kind. ``options`` (a :class:`FitOptions`) say how; the
+    same fields may be given as keywords (``epochs=3, lr=0.01``), validated alike.
+    ``eval_split="auto"`` evaluates on the task's ``val`` (else ``test``) split when it
+    has one; None skips it. ``loss_fn(inputs, outputs, targets)`` replaces the task's
+    loss (it sees the inputs, so it can run a teacher). ``lr_schedule(epoch_progress) ->
+    lr`` replaces the schedule. ``on_epoch_start(epoch, model)`` runs before each epoch
+    and may return a new model (a pruning step): training goes on with it and a fresh
+    optimiser, and ``FitResult.model`` is the last one. ``extra_modules`` are trained
+    with the model (a distiller's adapters: the loss uses them); they are checkpointed
+    with it.
 
     ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs with native
     bf16, fp32 elsewhere. ``channels_last=None`` turns channels-last on for the CPU,
@@ -113,13 +101,12 @@ def fit(
     are seeded per epoch from ``seed``, so a resumed run repeats what the uninterrupted
     run would have done.
     """
-    config = FitConfig(epochs, batch_size, optimizer, lr, momentum, weight_decay, schedule, step_size, gamma,
-                       seed, precision, channels_last, augment)
-    _validate(config)
-    task = train if isinstance(train, Task) else ClassificationTask.of(train, val)
+    options = FitOptions.of(options, **settings)
+    config = _Config(options, seed, channels_last)
+    task = as_task(train, val)
     split = _eval_split(task, eval_split)
     target = resolve_device(device)
-    resolved_precision = resolve_precision(precision, target)
+    resolved_precision = resolve_precision(options.precision, target)
     use_channels_last = target.type == "cpu" if channels_last is None else channels_last
     result = FitResult(device=str(target), precision=resolved_precision, channels_last=use_channels_last)
     start_epoch = 0
@@ -134,23 +121,25 @@ def fit(
     def trained():
         return itertools.chain(model.parameters(), *(extra.parameters() for extra in extra_modules))
 
-    optim = make_optimizer(trained(), optimizer, lr, momentum, weight_decay)
+    optim = make_optimizer(trained(), options.optimizer, options.lr, options.momentum, options.weight_decay)
     if optim_state is not None:
         optim.load_state_dict(optim_state)
-    rate = lr_schedule or (lambda progress: learning_rate(schedule, lr, progress, epochs, step_size, gamma))
+    rate = lr_schedule or (lambda progress: learning_rate(options.schedule, options.lr, progress, options.epochs,
+                                                          options.step_size, options.gamma))
     loss_fn = loss_fn or task.loss
-    drop_last = task.size("train") > batch_size
-    steps_per_epoch = task.num_batches("train", batch_size, drop_last=drop_last)
+    drop_last = task.size("train") > options.batch_size
+    steps_per_epoch = task.num_batches("train", options.batch_size, drop_last=drop_last)
     result.model = model
     try:
         with progress_bar(progress) as bar:
-            for epoch in range(start_epoch, epochs):
+            for epoch in range(start_epoch, options.epochs):
                 if on_epoch_start is not None:
                     replaced = on_epoch_start(epoch, model)
                     if replaced is not None and replaced is not model:
                         model.to(memory_format=torch.contiguous_format)
                         model = replaced.to(target)
-                        optim = make_optimizer(trained(), optimizer, lr, momentum, weight_decay)
+                        optim = make_optimizer(trained(), options.optimizer, options.lr, options.momentum,
+                                               options.weight_decay)
                         result.model = model
                 if use_channels_last:
                     model.to(memory_format=torch.channels_last)
@@ -161,7 +150,7 @@ def fit(
                     record.update({f"val_{name}": value for name, value in scored.values.items() if name != "n"})
                 result.history.append(record)
                 if progress:
-                    bar.console.print(_epoch_line(record, epochs, task.primary_metric))
+                    bar.console.print(_epoch_line(record, options.epochs, task.primary_metric))
                 if checkpoint is not None:
                     _save_checkpoint(Path(checkpoint), model, optim, config, result, epoch + 1, extra_modules)
     finally:
@@ -176,27 +165,18 @@ def _eval_split(task: Task, eval_split: str | None) -> str | None:
     return next((name for name in ("val", "test") if name in task.splits), None)
 
 
-def _validate(config: FitConfig) -> None:
-    if config.epochs < 0:
-        raise TrimkitError(f"epochs must be >= 0, got {config.epochs}")
-    if config.batch_size < 1:
-        raise TrimkitError(f"batch size must be >= 1, got {config.batch_size}")
-    if config.lr <= 0:
-        raise TrimkitError(f"learning rate must be > 0, got {config.lr}")
-    check_schedule(config.schedule)
-
-
 def _train_one_epoch(model, task: Task, optim, loss_fn, rate, config, epoch, steps, drop_last, target, precision,
                      channels_last, bar):
     model.train()
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    progress_task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=steps, stats="")
+    progress_task = bar.add_task(f"epoch {epoch + 1}/{config.options.epochs}", total=steps, stats="")
     masks = MaskKeeper(model)  # unstructured pruning's zeros stay zero
     primary = task.primary_metric
     metrics = task.metric_state()
     loss_sum, seen = 0.0, 0
     started = time.perf_counter()
-    for step, batch in enumerate(task.batches("train", config.batch_size, shuffle=True, augment=config.augment,
+    for step, batch in enumerate(task.batches("train", config.options.batch_size, shuffle=True,
+                                              augment=config.options.augment,
                                               generator=generator, drop_last=drop_last)):
         for group in optim.param_groups:
             group["lr"] = rate(epoch + step / steps)
@@ -241,14 +221,14 @@ def _epoch_line(record: dict, epochs: int, primary: str) -> str:
     return line + f"  ({record['seconds']:.1f} s, {record['images'] / max(record['seconds'], 1e-9):.0f} img/s)"
 
 
-def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitResult, epochs_done: int,
+def _save_checkpoint(path: Path, model, optim, config: _Config, result: FitResult, epochs_done: int,
                      extra_modules: Sequence[nn.Module] = ()) -> None:
     state = {
         "format": CHECKPOINT_FORMAT,
         "epochs_done": epochs_done,
         "model": model_payload(model),
         "optimizer": optim.state_dict(),
-        "config": json.dumps(asdict(config)),
+        "config": json.dumps(config.recorded()),
         "history": json.dumps(result.history),
         "extra_modules": [extra.state_dict() for extra in extra_modules],
     }
@@ -256,7 +236,7 @@ def _save_checkpoint(path: Path, model, optim, config: FitConfig, result: FitRes
         torch.save(state, temporary)
 
 
-def _restore(path: Path, model: nn.Module, result: FitResult, config: FitConfig,
+def _restore(path: Path, model: nn.Module, result: FitResult, config: _Config,
              extra_modules: Sequence[nn.Module] = ()) -> tuple[int, nn.Module, dict]:
     """The epochs done, the model as it was then (its architecture too, if an epoch hook
     changed it), and the optimiser state."""
@@ -267,10 +247,11 @@ def _restore(path: Path, model: nn.Module, result: FitResult, config: FitConfig,
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise TrimkitError(f"{path} is not a trimkit training checkpoint; delete it or choose another --out")
     saved = json.loads(state.get("config") or "{}")
-    changed = [key for key, value in asdict(config).items() if key in saved and saved[key] != value]
+    recorded = config.recorded()
+    changed = [key for key, value in recorded.items() if key in saved and saved[key] != value]
     if changed:
         was = ", ".join(f"{key}={saved[key]}" for key in changed)
-        now = ", ".join(f"{key}={getattr(config, key)}" for key in changed)
+        now = ", ".join(f"{key}={recorded[key]}" for key in changed)
         raise TrimkitError(f"cannot resume from {path}: it was written with {was}, and now {now}; resume with the "
                            "same options, or delete it to start afresh")
     try:

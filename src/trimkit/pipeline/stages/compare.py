@@ -9,11 +9,11 @@ from torch import nn
 from trimkit import measure
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._registry import register_stage
-from trimkit.pipeline._runtime_options import RuntimeOptions
+from trimkit.pipeline._runtime_options import RuntimeStageOptions
 from trimkit.tasks import ClassificationTask, SegmentationTask
 
 
-class CompareOptions(RuntimeOptions):
+class CompareOptions(RuntimeStageOptions):
     models: list[str] = Field(default_factory=lambda: ["original", "current"], min_length=1)
     labels: list[str] | None = None
     metric_at_batch: int | None = 1
@@ -34,9 +34,8 @@ def compare_stage(model: nn.Module, ctx: Context, options: CompareOptions) -> nn
     shapes = None if task is None else [tuple(x.shape[1:]) for x in task.example_inputs(1)]
     comparisons = []
     for batch in options.batch_sizes:
-        comparisons.append(measure.compare(subjects, labels=options.labels or options.models, backend=options.backend,
-                                           batch_size=batch, threads=options.threads, precision=options.precision,
-                                           min_time_s=options.min_time_s, input_shapes=shapes,
+        comparisons.append(measure.compare(subjects, options, labels=options.labels or options.models,
+                                           batch_size=batch, input_shapes=shapes,
                                            task=task if batch == options.metric_at_batch else None))
     ctx.add(comparisons=[c.to_dict() for c in comparisons])
     ctx.keep_model()

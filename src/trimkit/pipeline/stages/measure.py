@@ -14,11 +14,11 @@ from torch import nn
 from trimkit import export, measure
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._registry import register_stage
-from trimkit.pipeline._runtime_options import RuntimeOptions
+from trimkit.pipeline._runtime_options import RuntimeStageOptions
 from trimkit.record import Measurement
 
 
-class MeasureOptions(RuntimeOptions):
+class MeasureOptions(RuntimeStageOptions):
     runtime_metric: bool = True
     samples: int | None = Field(default=None, ge=1)
     model: str | None = None
@@ -40,16 +40,13 @@ def measure_stage(model: nn.Module, ctx: Context, options: MeasureOptions) -> nn
         # export once (parity checked) and time and score that file, not a fresh export per call
         examples = ctx.example_inputs(2)
         subject = export.onnx(subject, examples[0] if len(examples) == 1 else examples, ctx.path("timed.onnx")).path
-    latencies = [measure.latency(subject, backend=options.backend, batch_size=batch, threads=options.threads,
-                                 precision=options.precision, min_time_s=options.min_time_s, input_shapes=shapes,
-                                 per_layer=options.per_layer)
+    latencies = [measure.latency(subject, options, batch_size=batch, input_shapes=shapes, per_layer=options.per_layer)
                  for batch in options.batch_sizes]
     record = Measurement(options.model or "current", latency=[measure.latency_record(x) for x in latencies])
     if options.runtime_metric and options.backend != "torch":
         task = ctx.task if options.samples is None else ctx.task.subset(ctx.task.eval_split(), options.samples,
                                                                          ctx.seed)
-        scored = measure.runtime_evaluation(subject, task, backend=options.backend, precision=options.precision,
-                                            threads=options.threads, input_shapes=shapes)
+        scored = measure.runtime_evaluation(subject, task, options=options, input_shapes=shapes)
         record.metrics.extend(scored.metrics())
     for item in latencies:
         ctx.say(f"   {options.backend} batch {item.batch_size}: p50 {item.p50_ms:.3f} ms, "

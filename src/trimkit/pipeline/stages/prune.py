@@ -12,7 +12,7 @@ from torch import nn
 from trimkit import prune
 from trimkit.measure import from_profile
 from trimkit.pipeline._context import Context
-from trimkit.pipeline._prune_options import CutOptions
+from trimkit.pipeline._prune_options import CalibratedCut
 from trimkit.pipeline._registry import register_stage
 from trimkit.pipeline.stages.train import _calibration
 from trimkit.tasks import CachedEvaluation
@@ -38,7 +38,7 @@ class SensitivityChoice(BaseModel):
     eval_samples: int | None = Field(default=None, ge=1)
 
 
-class PruneOptions(CutOptions):
+class PruneOptions(CalibratedCut):
     choose: Literal["explore", "sensitivity"] | None = None
     explore: ExploreChoice = Field(default_factory=ExploreChoice)
     sensitivity: SensitivityChoice = Field(default_factory=SensitivityChoice)
@@ -58,22 +58,22 @@ class PruneOptions(CutOptions):
 def prune_stage(model: nn.Module, ctx: Context, options: PruneOptions) -> nn.Module:
     example = ctx.example_inputs(4)
     example = example[0] if len(example) == 1 else example
-    kwargs = options.structured_kwargs()
     chosen: dict[str, Any] = {}
+    cut = prune.CutOptions.of(options)
     if options.choose == "explore":
         chosen = _explore(model, ctx, options, example)
-        kwargs.update(criterion=chosen["criterion"], threshold=chosen["threshold"], ratio=None)
+        cut = prune.CutOptions.of(cut, criterion=chosen["criterion"], threshold=chosen["threshold"], ratio=None)
     elif options.choose == "sensitivity":
         chosen = _sensitivity(model, ctx, options, example)
-        kwargs.update(ratio=chosen["ratio"] or {"*": 0.0}, threshold=None, scope="layer")
-    result = prune.structured(model, example, **kwargs,
-                              calibration=_calibration(ctx, options.calibration_samples, kwargs["criterion"]))
+        cut = prune.CutOptions.of(cut, ratio=chosen["ratio"] or {"*": 0.0}, threshold=None, scope="layer")
+    result = prune.structured(model, example, cut,
+                              calibration=_calibration(ctx, options.calibration_samples, cut.criterion))
     ctx.say(f"   {result.groups_pruned} groups cut, each verified against the masked original, "
             f"{len(result.frozen)} frozen; MACs {result.macs_before:,} -> {result.macs_after:,}")
     details = result.to_dict()
     for key in ("params_before", "params_after", "macs_before", "macs_after", "flops_before", "flops_after"):
         details.pop(key)
-    ctx.add(from_profile(result.after, "pruned", result.model), settings={**kwargs, "ignore": list(options.ignore)},
+    ctx.add(from_profile(result.after, "pruned", result.model), settings=cut.model_dump(mode="json"),
             before=from_profile(result.before, "before").to_dict(), chosen=chosen,
             filters_pruned=result.filters_pruned, **details)
     return result.model

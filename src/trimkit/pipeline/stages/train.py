@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from trimkit import prune, train
+from trimkit.train import FitOptions
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._distill_options import TeacherOptions, distillation
 from trimkit._registry import closest
@@ -17,28 +18,13 @@ from trimkit.pipeline._registry import register_stage
 from trimkit.pipeline._schedule import LrSchedulerSpec, PolicySpec, PrunerSpec, agp_sparsity, lr_factor, step_ratio
 
 
-class TrainOptions(TeacherOptions):
-    epochs: int = Field(ge=0)
-    batch_size: int = Field(default=128, ge=1)
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = 0.05
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
-    weight_decay: float = Field(default=5e-4, ge=0.0)
-    schedule: Literal["constant", "step", "cosine", "exponential"] = "cosine"
-    step_size: int = Field(default=30, ge=1)
-    gamma: float = Field(default=0.1, gt=0.0, le=1.0)
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    augment: bool = True
+class TrainOptions(FitOptions, TeacherOptions):
+    """A training stage: :class:`~trimkit.train.FitOptions`, a teacher (distillation) and
+    a schedule of pruners and lr schedulers fired by epoch."""
+
     pruners: dict[str, PrunerSpec] = Field(default_factory=dict)
     lr_schedulers: dict[str, LrSchedulerSpec] = Field(default_factory=dict)
     policies: list[PolicySpec] = Field(default_factory=list)
-
-    @field_validator("lr")
-    @classmethod
-    def _lr_positive(cls, value: float) -> float:
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{value} is not a learning rate; give a finite number > 0")
-        return value
 
     @model_validator(mode="after")
     def _policies_fit(self) -> TrainOptions:
@@ -72,11 +58,6 @@ class TrainOptions(TeacherOptions):
                 raise ValueError(f"pruners.{name}: no policy fires it; add a policy with pruner: {name}")
         return self
 
-    def fit_kwargs(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in ("epochs", "batch_size", "optimizer", "lr", "momentum",
-                                                     "weight_decay", "schedule", "step_size", "gamma",
-                                                     "precision", "augment")}
-
 
 class _ScheduledPruning:
     """The epoch hook that fires the schedule's pruners, each cut verified."""
@@ -97,19 +78,20 @@ class _ScheduledPruning:
         if epoch not in self.plan:
             return None
         name, spec, step, steps = self.plan[epoch]
-        kwargs = spec.structured_kwargs()
+        cut = prune.CutOptions.of(spec)
         target = None
         if spec.kind == "agp":
             final = spec.final_sparsity or 0.0
             target = agp_sparsity(spec.initial_sparsity, final, step, steps)
             # the steps before this one reached their targets (the ramp rises), also in a resumed run
             current = agp_sparsity(spec.initial_sparsity, final, step - 1, steps) if step else 0.0
-            kwargs["ratio"] = step_ratio(current, target)
-            if kwargs["ratio"] <= 0.0:
+            ratio = step_ratio(current, target)
+            if ratio <= 0.0:
                 return None
-        result = prune.structured(model, self.ctx.example_inputs(4), **kwargs,
+            cut = prune.CutOptions.of(cut, ratio=ratio)
+        result = prune.structured(model, self.ctx.example_inputs(4), cut,
                                   calibration=_calibration(self.ctx, spec.calibration_samples, spec.criterion))
-        self.steps.append({"epoch": epoch, "pruner": name, "ratio": kwargs["ratio"], "target_sparsity": target,
+        self.steps.append({"epoch": epoch, "pruner": name, "ratio": cut.ratio, "target_sparsity": target,
                            "filters_pruned": result.filters_pruned, "macs_before": result.macs_before,
                            "macs_after": result.macs_after, "frozen": len(result.frozen)})
         self.ctx.say(f"   epoch {epoch}: pruner {name} cut {result.groups_pruned} groups, MACs "
@@ -118,7 +100,8 @@ class _ScheduledPruning:
 
 
 def _calibration(ctx: Context, samples: int, criterion: str):
-    if criterion not in ("mean_activation", "apoz", "taylor"):
+    """A batch of the task's training data for a criterion that needs data, else None."""
+    if not prune.criteria.get(criterion).needs_data:
         return None
     batch = next(ctx.task.subset("train", samples, ctx.seed).batches("train", samples))
     return (*batch.inputs, batch.targets)
@@ -132,7 +115,7 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
         rate = lambda progress: options.lr * lr_factor(int(progress), options.lr_schedulers, options.policies)  # noqa: E731
     checkpoint = ctx.checkpoint()
     with distillation(options, ctx, model) as distiller:
-        fitted = train.fit(model, ctx.task, **options.fit_kwargs(), seed=ctx.seed, lr_schedule=rate,
+        fitted = train.fit(model, ctx.task, options=options, seed=ctx.seed, lr_schedule=rate,
                            on_epoch_start=hook, checkpoint=checkpoint,
                            resume=ctx.resume and checkpoint is not None and checkpoint.exists(),
                            progress=ctx.progress, loss_fn=distiller,
