@@ -8,6 +8,7 @@ import pytest
 
 from trimkit.errors import TrimkitError
 from trimkit.measure import summarize
+from trimkit.measure import RuntimeOptions
 from trimkit.measure._timing import TimingPlan, time_calls
 
 
@@ -74,10 +75,15 @@ def test_timing_stops_at_max_iters_and_goes_on_to_min_iters():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"warmup": 0}, "warmup must be at least 1"),
-    ({"min_iters": 5, "max_iters": 4}, "min_iters <= max_iters"),
-    ({"min_time_s": -1}, "min_time_s must be >= 0"),
+    ({"warmup": 0}, "warmup: 0: input should be greater than or equal to 1"),
+    ({"min_iters": 0}, "min_iters: 0: input should be greater than or equal to 1"),
+    ({"min_time_s": -1}, "min_time_s: -1: input should be greater than 0"),
 ])
-def test_bad_timing_plans_are_refused(kwargs, message):
+def test_bad_timing_settings_are_refused(kwargs, message):
     with pytest.raises(TrimkitError, match=message):
-        TimingPlan(**kwargs)
+        RuntimeOptions.of(**kwargs)
+
+
+def test_at_most_max_iters_calls_even_below_min_iters():
+    plan = RuntimeOptions.of(min_iters=10, max_iters=3).plan()
+    assert (plan.min_iters, plan.max_iters) == (3, 3)

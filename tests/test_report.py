@@ -282,19 +282,20 @@ def test_quantisation_per_layer_is_the_logs_own(qat_run, small_run):
         sourced = _check_every_figure(run, html)
         log = _log(run)
         quantize = _position(log, "quantize")
-        layers = log[quantize]["details"]["layers"]
+        layers = log[quantize]["details"]["size"]["layers"]
         assert layers and "Quantisation per layer" in html
         for index, layer in enumerate(layers):
-            assert sourced[(quantize, "details", "layers", index, "analytic_bytes")] == layer["analytic_bytes"]
-            assert sourced[(quantize, "details", "layers", index, "weights")] == layer["weights"]
+            assert sourced[(quantize, "details", "size", "layers", index, "analytic_bytes")] == layer["analytic_bytes"]
+            assert sourced[(quantize, "details", "size", "layers", index, "weights")] == layer["weights"]
             assert f"<td>{layer['name']}</td>" in html and layer["weight_format"] in html
     log = _log(qat_run)
     record = log[_position(log, "quantize")]
     details = record["details"]
-    assert details["mode"] == "qat" and set(details["size"]) == {"analytic", "packed"}
-    assert details["size"]["analytic"] == record["measurement"]["size_bytes"]["analytic"]
-    assert sum(layer["analytic_bytes"] for layer in details["layers"]) <= details["size"]["analytic"]
-    assert {layer["weight_format"] for layer in details["layers"]} != {"float32"}
+    size = details["size"]
+    assert details["mode"] == "qat" and size["analytic_bytes"] == record["measurement"]["size_bytes"]["analytic"]
+    assert size["packed_bytes"] == record["measurement"]["size_bytes"]["packed"]
+    assert sum(layer["analytic_bytes"] for layer in size["layers"]) <= size["analytic_bytes"]
+    assert {layer["weight_format"] for layer in size["layers"]} != {"float32"}
 
 
 def test_a_folder_without_a_log_is_refused_in_one_line(tmp_path):

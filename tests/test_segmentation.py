@@ -324,7 +324,7 @@ def test_cli_eval_json_reports_pixel_accuracy_miou_and_per_class_iou(tmp_path):
     assert json.loads(by_runtime.stdout)["pixel_accuracy"] == pytest.approx(expected["pixel_accuracy"], abs=0.5)
     wrong = CliRunner().invoke(app, ["eval", "lraspp_mobilenetv3_large", "--data", str(folder)])
     assert wrong.exit_code == 2
-    assert "predicts 10 classes but cv has 3; build the model with --num-classes 3" in wrong.output
+    assert "predicts 10 classes but cv has 3; use a model built for 3 classes (--num-classes 3" in wrong.output
 
 
 def test_recipe_with_a_segmentation_task_trains_and_prunes(tmp_path):

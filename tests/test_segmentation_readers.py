@@ -122,8 +122,8 @@ def test_bench_scores_segmentation_as_eval_does(world, evaluated):
     assert {"mean_class_accuracy", "iou_a", "iou_b", "iou_c"} <= set(metrics)
     printed = run("bench", world["onnx"], "--data", world["folder"], "--split", "test", *QUICK)  # m.pt's export
     assert printed.exit_code == 0, printed.output
-    assert (f"pixel accuracy {scored['pixel_accuracy']:.2f} %, mean class accuracy "
-            f"{scored['mean_class_accuracy']:.2f} %, mIoU {scored['miou']:.2f} % on 4 cv test images (90x120), "
+    assert (f"pixel acc {scored['pixel_accuracy']:.2f} %, class acc "
+            f"{scored['mean_class_accuracy']:.2f} %, mIoU {scored['miou']:.2f} % on 4 cv test samples (90x120), "
             "computed by onnxruntime in fp32") in printed.stdout
 
 
@@ -149,18 +149,18 @@ def test_compare_shows_miou_and_its_change_against_the_first(world, evaluated):
 
 @pytest.mark.parametrize("args, message", [
     (["bench", "lenet5", "--data", "{folder}"],
-     "lenet5 is a classification model and {folder} is segmentation data; choose a segmentation model "
-     "(trimkit models)"),
+     "--data {folder}: lenet5 is a classification model and cv is segmentation data; give classification data"),
     (["bench", "{model}", "--data", "mnist5k"],
-     "lraspp_mobilenetv3_large is a segmentation model and mnist5k is not segmentation data; give a CamVid- or "
-     "VOC-format folder (or camvid / voc) as --data"),
-    (["bench", "{onnx}", "--data", "mnist5k"], "m1.onnx is a segmentation model and mnist5k is not segmentation"),
+     "--data mnist5k: lraspp_mobilenetv3_large is a segmentation model and mnist5k is classification data; give "
+     "segmentation data"),
+    (["bench", "{onnx}", "--data", "mnist5k"], "--data mnist5k: m1.onnx is a segmentation model and mnist5k is "
+                                               "classification data"),
     (["compare", "{model}", "lenet5", "--data", "{folder}"],
-     "lenet5 is a classification model and {folder} is segmentation data"),
+     "--data {folder}: lenet5 is a classification model and cv is segmentation data"),
     (["compare", "lenet5", "{model}", "--data", "mnist5k"],
-     "lraspp_mobilenetv3_large is a segmentation model and mnist5k is not segmentation data"),
+     "--data mnist5k: lraspp_mobilenetv3_large is a segmentation model and mnist5k is classification data"),
     (["bench", "lraspp_mobilenetv3_large", "--data", "{folder}"],
-     "lraspp_mobilenetv3_large predicts 10 classes but cv has 3; score a model trained on it"),
+     "--data {folder}: lraspp_mobilenetv3_large predicts 10 classes but cv has 3; use a model built for 3 classes"),
 ])
 def test_a_model_and_data_of_different_tasks_are_one_line_errors(world, args, message):
     result = run(*(arg.format(**world) for arg in args))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional, Union
 
@@ -13,17 +12,15 @@ from rich import box
 from rich.table import Table
 from torch import nn
 
-from trimkit import data as datasets
-from trimkit import export, measure, models
-from trimkit.cli._common import (check_fits, console, measurement_of, print_json, require_recorded_input,
-                                 resolve_model)
+from trimkit import export, measure, pipeline
+from trimkit.cli._common import resolve_subject
+from trimkit.cli._console import console, print_json
 from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, at_least, stage_options
-from trimkit.cli._segment import onnx_spatial_size
-from trimkit.errors import TrimkitError
+from trimkit.pipeline import Subject
 from trimkit.pipeline.stages.compare import CompareOptions
 from trimkit.pipeline.stages.measure import MeasureOptions
 from trimkit.record import Measurement
-from trimkit.tasks import ClassificationTask, Evaluation, SegmentationTask, Task, metric_title
+from trimkit.tasks import Evaluation, Task, metric_title
 
 BackendOption = Annotated[str, typer.Option(help=f"Runtime: {', '.join(measure.BACKENDS)}.")]
 BatchOption = Annotated[int, typer.Option(help="Images per inference.")]
@@ -39,110 +36,6 @@ SplitOption = Annotated[str, typer.Option(help="Split for --data.")]
 
 
 RUNTIME_FLAGS = {"batch_sizes": "--batch-size", "min_time_s": "--min-time"}
-
-
-@dataclass(frozen=True)
-class Subject:
-    """A model named on the command line: what to measure and how its inputs look."""
-
-    model: Union[nn.Module, Path]
-    label: str
-    input_shape: tuple[int, ...] | None
-    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None
-    default_data: str | None
-    task: str | None = None  # the zoo's word for its outputs; None for an ONNX file trimkit did not export
-
-
-def resolve_subject(argument: str, weights: Path | None = None, trusted: bool = False) -> Subject:
-    """A zoo name (with --weights), a trimkit .pt file or an .onnx file."""
-    if not argument.endswith(".onnx"):
-        loaded = resolve_model(argument, weights, trusted=trusted)
-        return Subject(loaded.model, loaded.label, loaded.input_shape, loaded.normalization, loaded.default_data,
-                       _zoo_task(loaded.label))
-    path = Path(argument)
-    if weights is not None:
-        raise TrimkitError(f"{argument} is an ONNX file with its own weights; drop --weights")
-    if not path.is_file():
-        raise TrimkitError(f"model file {path} does not exist")
-    recorded = export.read_metadata(export.read_onnx(path))
-    normalization = recorded.get("normalization")
-    return Subject(path, path.name, tuple(recorded["input_shape"]) if "input_shape" in recorded else None,
-                   (tuple(normalization[0]), tuple(normalization[1])) if normalization else None,
-                   _default_data(recorded.get("model")), _zoo_task(recorded.get("model")))
-
-
-def _default_data(zoo_name: str | None) -> str | None:
-    return models.spec(zoo_name).default_data if zoo_name in models.names() else None
-
-
-def _zoo_task(zoo_name: str | None) -> str | None:
-    return models.spec(zoo_name).task if zoo_name in models.names() else None
-
-
-def load_subject_data(subject: Subject, name: str | None, split: str, data_dir: Path | None) -> datasets.ImageDataset:
-    require_recorded_input(subject)
-    dataset_name = name or subject.default_data
-    if dataset_name is None:
-        raise TrimkitError("no data set given; pass --data NAME (mnist5k, mnist, cifar10 or an image folder)")
-    dataset = datasets.load(dataset_name, split, data_dir)
-    check_fits(dataset, subject.input_shape, subject.label)
-    return dataset.with_normalization(subject.normalization)
-
-
-def subject_task(subject: Subject, name: str | None, split: str, data_dir: Path | None) -> Task:
-    """The task ``subject`` is scored on: data set ``name`` (default: the model's own),
-    classification or segmentation by what the data is; a model of another task is refused."""
-    require_recorded_input(subject)
-    dataset_name = name or subject.default_data
-    segmentation = datasets.is_segmentation_data(dataset_name, data_dir)
-    check_kind(subject, dataset_name, segmentation)
-    if not segmentation:
-        return ClassificationTask({split: load_subject_data(subject, name, split, data_dir)})
-    # resized to the input the model is timed at: an exported model's height and width are fixed in its file
-    dataset = datasets.load_segmentation(dataset_name, split, data_dir, image_size=input_shape(subject)[1:])
-    check_segmentation_fit(subject, dataset, dataset_name)
-    return SegmentationTask({split: dataset.with_normalization(subject.normalization)})
-
-
-def check_kind(subject: Subject, dataset_name: str | None, segmentation: bool) -> None:
-    """A segmentation model on segmentation data, a classifier on image data: else one line."""
-    if segmentation and subject.task not in (None, "segmentation"):
-        raise TrimkitError(f"{subject.label} is a {subject.task} model and {dataset_name} is segmentation data; "
-                           "choose a segmentation model (trimkit models)")
-    if not segmentation and subject.task == "segmentation":
-        raise TrimkitError(f"{subject.label} is a segmentation model and {dataset_name} is not segmentation data; "
-                           "give a CamVid- or VOC-format folder (or camvid / voc) as --data")
-    if not segmentation and subject.task not in (None, "classification"):
-        raise TrimkitError(f"{subject.label} is a {subject.task} model, which --data cannot score here; "
-                           "score it with trimkit eval")
-
-
-def check_segmentation_fit(subject: Subject, dataset: datasets.SegmentationDataset, name: str) -> None:
-    """The model takes the data's channels and predicts its classes (where that is known)."""
-    if subject.input_shape is not None and dataset.channels != subject.input_shape[0]:
-        raise TrimkitError(f"{dataset.name} has {dataset.channels}-channel images but {subject.label} takes "
-                           f"{subject.input_shape[0]}; choose matching data or model")
-    classes = _output_classes(subject)
-    if classes is not None and classes != dataset.num_classes:
-        raise TrimkitError(f"{subject.label} predicts {classes} classes but {dataset.name} has {dataset.num_classes}; "
-                           f"score a model trained on it (trimkit train MODEL --data {name})")
-
-
-def input_shape(subject: Subject) -> tuple[int, ...] | None:
-    """The input the model is timed at: an ONNX file's own height and width where fixed."""
-    if subject.input_shape is None or not isinstance(subject.model, Path):
-        return subject.input_shape
-    return (subject.input_shape[0], *(onnx_spatial_size(subject.model) or subject.input_shape[1:]))
-
-
-def _output_classes(subject: Subject) -> int | None:
-    """How many classes a segmentation model predicts, where the zoo record or the file says."""
-    if isinstance(subject.model, nn.Module):
-        origin = models.origin(subject.model)
-        classes = origin.kwargs.get("num_classes") if origin is not None else None
-        return None if classes is None else int(classes)
-    output = export.read_onnx(Path(subject.model)).graph.output[0].type.tensor_type.shape.dim
-    return output[1].dim_value if len(output) > 1 and output[1].HasField("dim_value") else None
 
 
 def bench_command(
@@ -165,21 +58,17 @@ def bench_command(
 ) -> None:
     """Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime backend."""
     options = stage_options(MeasureOptions, RUNTIME_FLAGS, backend=backend, batch_sizes=[batch_size], threads=threads,
-                            precision=precision, min_time_s=min_time)
-    at_least("--warmup", warmup, 0)
-    at_least("--max-iters", max_iters, 1)
+                            precision=precision, min_time_s=min_time, warmup=warmup, max_iters=max_iters)
     at_least("--top", top, 1)
     subject = resolve_subject(model, weights, trust_checkpoint)
-    task = subject_task(subject, data, split, data_dir) if data else None
+    task = pipeline.command_task(subject, data, data_dir, (split,), at_input_size=True) if data else None
     scored = accuracy = None
     with tempfile.TemporaryDirectory(prefix="trimkit-bench-") as workdir:
         timed = _exported(subject, options.backend, Path(workdir))
-        (result,) = measure.latencies([timed], labels=[subject.label], backend=options.backend, batch_size=batch_size,
-                                      threads=options.threads, precision=options.precision, warmup=warmup,
-                                      min_time_s=options.min_time_s, max_iters=max_iters, per_layer=per_layer)
+        (result,) = measure.latencies([timed], options, labels=[subject.label], batch_size=batch_size,
+                                      per_layer=per_layer)
         if task is not None:
-            scored = measure.runtime_evaluation(timed, task, split, backend=options.backend,
-                                                precision=options.precision, threads=result.threads)
+            scored = measure.runtime_evaluation(timed, task, split, options, threads=result.threads)
             accuracy = {**scored.values, "precision": scored.precision, "backend": scored.backend}
     if as_json:
         print_json({**result.to_dict(), "accuracy": accuracy,
@@ -202,16 +91,17 @@ def _exported(subject: Subject, backend: str, workdir: Path) -> Union[nn.Module,
 
 
 def _scores_line(accuracy: dict, task: Task, split: str) -> str:
-    if isinstance(task, SegmentationTask):
-        height, width = task.dataset(split).images.shape[-2:]
-        figures = (f"pixel accuracy {accuracy['pixel_accuracy']:.2f} %, mean class accuracy "
-                   f"{accuracy['mean_class_accuracy']:.2f} %, mIoU {accuracy['miou']:.2f} %")
-        images = f"{task.data_name(split)} {split} images ({height}x{width})"
-    else:
-        figures = f"top-1 {accuracy['top1']:.2f} %, top-5 {accuracy['top5']:.2f} %"
-        images = f"{task.data_name(split)} {split} images"
-    return (f"{figures} on {accuracy['n']:,} {images}, computed by {accuracy['backend']} in "
-            f"{accuracy['precision']}")
+    shown = ", ".join(_figure(name, accuracy[name]) for name in task.metric_names
+                      if name in accuracy and name not in task.minimised_metrics)
+    size = "x".join(map(str, task.example_inputs(1)[0].shape[-2:]))
+    return (f"{shown} on {accuracy['n']:,} {task.data_name(split)} {split} samples ({size}), computed by "
+            f"{accuracy['backend']} in {accuracy['precision']}")
+
+
+def _figure(name: str, value: float) -> str:
+    """``mIoU 19.34 %``: a metric by its title, the unit after the value."""
+    title = metric_title(name)
+    return f"{title.removesuffix(' %')} {value:.2f} %" if title.endswith(" %") else f"{title} {value:.4g}"
 
 
 def compare_command(
@@ -231,44 +121,24 @@ def compare_command(
 ) -> None:
     """Measure models side by side, interleaved in one run: params, MACs, bytes, latency as ratios to the first."""
     options = stage_options(CompareOptions, RUNTIME_FLAGS, models=models_, backend=backend, batch_sizes=[batch_size],
-                            threads=threads, precision=precision, min_time_s=min_time)
-    at_least("--warmup", warmup, 0)
-    at_least("--max-iters", max_iters, 1)
+                            threads=threads, precision=precision, min_time_s=min_time, warmup=warmup,
+                            max_iters=max_iters)
     subjects = [resolve_subject(argument) for argument in options.models]
-    task = _shared_task(subjects, data, split, data_dir) if data else None
-    result = measure.compare([subject.model for subject in subjects], labels=[subject.label for subject in subjects],
-                             backend=options.backend, batch_size=batch_size, threads=options.threads,
-                             precision=options.precision, warmup=warmup, min_time_s=options.min_time_s,
-                             max_iters=max_iters, task=task, split=split)
+    task = pipeline.shared_task(subjects, data, data_dir, split) if data else None
+    result = measure.compare([subject.model for subject in subjects], options,
+                             labels=[subject.label for subject in subjects], batch_size=batch_size, task=task,
+                             split=split)
     if as_json:
         print_json(result.to_dict())
         return
     print_comparison(result)
 
 
-def _shared_task(subjects: list[Subject], data: str, split: str, data_dir: Path | None) -> Task:
-    """One task that scores every model on the same images; each model is checked against it."""
-    task = subject_task(subjects[0], data, split, data_dir)
-    segmentation = isinstance(task, SegmentationTask)
-    shape = tuple(task.example_inputs(1)[0].shape[1:])
-    for subject in subjects[1:]:
-        check_kind(subject, data, segmentation)
-        if segmentation:
-            check_segmentation_fit(subject, task.dataset(split), data)
-        taken = input_shape(subject)
-        if tuple(taken or ()) != shape or subject.normalization != subjects[0].normalization:
-            shown = "x".join(map(str, taken or ())) or "an unknown shape"
-            raise TrimkitError(f"--data scores every model on the same images, but {subject.label} takes {shown} "
-                               f"inputs normalised its own way, unlike {subjects[0].label}; compare models of one "
-                               "input, or drop --data")
-    return task
-
-
 def _measurement(subject: Subject, result: measure.Latency, scored: Evaluation | None) -> Measurement:
     """What ``bench --json`` measured, as the record: counts of a PyTorch model, the ONNX
     file's size, the latency, and the runtime's own metrics."""
     if isinstance(subject.model, nn.Module) and subject.input_shape is not None:
-        record = measurement_of(subject.model, subject.label, subject.input_shape)
+        record = pipeline.measurement_of(subject)
     else:
         record = Measurement(subject.label, size_bytes={"onnx": Path(subject.model).stat().st_size})
     record.latency.append(measure.latency_record(result))

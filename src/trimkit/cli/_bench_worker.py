@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from trimkit.cli._common import console
+from trimkit.cli._console import console
 from trimkit.search import _bench_queue as bench_queue
 
 

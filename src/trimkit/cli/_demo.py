@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import typer
 
 from trimkit import pipeline
-from trimkit.cli._common import console, print_json
+from trimkit.cli._console import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.cli._run import print_run
 from trimkit.errors import TrimkitError

@@ -10,12 +10,14 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from trimkit import prune
+from trimkit import pipeline, prune
 from trimkit._atomic import write_text_atomic
-from trimkit.cli._common import LoadedModel, console, load_data, print_json, resolve_model
+from trimkit.cli._common import resolve_model
+from trimkit.cli._console import console, print_json
 from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, WeightsOption, at_least
 from trimkit._outputs import check_folder_output
 from trimkit.errors import TrimkitError
+from trimkit.pipeline import Subject
 from trimkit.prune._options import LAYER_KINDS
 from trimkit.report import plot_macs_vs_metric, plot_sensitivity, plot_threshold_functions
 
@@ -26,14 +28,15 @@ SamplesOption = Annotated[Optional[int], typer.Option(help="Evaluate on this man
 
 def _setup(model: str, weights: Optional[Path], data: Optional[str], data_dir: Optional[Path],
            eval_samples: Optional[int], trust_checkpoint: bool):
-    loaded = resolve_model(model, weights, trusted=trust_checkpoint)
-    dataset = load_data(data, "val", data_dir, loaded)
-    evaluation = prune.CachedEvaluation(dataset, eval_samples)
-    return loaded, dataset, evaluation, dataset.example_inputs(EXAMPLE_BATCH)
+    subject = resolve_model(model, weights, trusted=trust_checkpoint)
+    task = pipeline.command_task(subject, data, data_dir, ("val",))
+    evaluation = prune.CachedEvaluation(task, eval_samples)
+    examples = task.example_inputs(EXAMPLE_BATCH)
+    return subject, evaluation, examples[0] if len(examples) == 1 else examples
 
 
-def _title(loaded: LoadedModel, evaluation: prune.CachedEvaluation) -> str:
-    return f"{loaded.label} on {evaluation.name} ({evaluation.count:,} images, {evaluation.precision})"
+def _title(subject: Subject, evaluation: prune.CachedEvaluation) -> str:
+    return f"{subject.label} on {evaluation.name} ({evaluation.count:,} samples, {evaluation.precision})"
 
 
 def _above(flag: str, value: float, lowest: float) -> None:
@@ -80,7 +83,7 @@ def explore_command(
     names = _names(criteria, "criteria")
     for name in names:
         prune.criteria.get(name)
-    loaded, _, evaluation, example = _setup(model, weights, data, data_dir, eval_samples, trust_checkpoint)
+    loaded, evaluation, example = _setup(model, weights, data, data_dir, eval_samples, trust_checkpoint)
     comparison = prune.compare_criteria(loaded.model, example, evaluation, criteria=names, layers=layers, mode=mode,
                                         max_gap=max_gap, max_evals=max_evals, refine_drop=max_drop)
     best = comparison.curves[comparison.best]
@@ -137,7 +140,7 @@ def sensitivity_command(
     if any(not 0 < s < 1 for s in levels):
         raise TrimkitError(f"sparsities must lie in (0, 1), got {sparsities}")
     prune.criteria.get(criterion)
-    loaded, _, evaluation, example = _setup(model, weights, data, data_dir, eval_samples, trust_checkpoint)
+    loaded, evaluation, example = _setup(model, weights, data, data_dir, eval_samples, trust_checkpoint)
     result = prune.sensitivity(loaded.model, example, evaluation, sparsities=levels, criterion=criterion,
                                layers=layers, progress=True)
     grouped = prune.group_by_sensitivity(result, clusters)

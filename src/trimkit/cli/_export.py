@@ -1,18 +1,18 @@
-"""`trimkit export`: a model to ONNX, checked against PyTorch."""
+"""`trimkit export`: the export stage on the command's model, to --out."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Optional
 
-import torch
 import typer
 
-from trimkit import export
-from trimkit.cli._common import console, measurement_of, print_json, resolve_model
+from trimkit import export, pipeline
+from trimkit._outputs import check_output
+from trimkit.cli._common import example_batch, resolve_model
+from trimkit.cli._console import console, print_json
 from trimkit.cli._options import (InChannelsOption, JsonOption, NumClassesOption, TrustOption, WeightsOption,
                                   stage_options)
-from trimkit._outputs import check_output
 from trimkit.pipeline.stages.export import ExportOptions
 
 PARITY_BATCH = 2
@@ -33,14 +33,18 @@ def export_command(
 ) -> None:
     """Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is written."""
     check_output(out, example="model.onnx")
-    options = stage_options(ExportOptions, opset=opset, dynamic_batch=not static_batch)
-    loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
-    example = torch.randn(PARITY_BATCH, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
-    result = export.onnx(loaded.model, example, out, opset=options.opset, dynamic_batch=options.dynamic_batch)
+    options = stage_options(ExportOptions, opset=opset, dynamic_batch=not static_batch, parity_samples=PARITY_BATCH)
+    subject = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
+    job = pipeline.run_job(subject.model, None, [("export", options)], measure_input=False, output=out,
+                           examples=(example_batch(subject, PARITY_BATCH),))
+    exported = job.record("export")
+    details = exported.details
+    record = {"path": details["path"], "size_bytes": exported.measurement.size_bytes["onnx"],
+              **{key: details[key] for key in ("opset", "max_abs_err", "max_rel_err")}}
     if as_json:
-        print_json({**result.to_dict(), "measurement": measurement_of(loaded.model, loaded.label, loaded.input_shape,
-                                                                       files={"onnx": result.path}).to_dict()})
+        measurement = pipeline.measurement_of(subject, files={"onnx": out})
+        print_json({**record, "measurement": measurement.to_dict()})
         return
     batch = f"batch fixed at {PARITY_BATCH}" if static_batch else "dynamic batch"
-    console.print(f"wrote {result.path} ({result.size_bytes:,} bytes, opset {result.opset}, {batch}); parity with "
-                  f"PyTorch: max abs error {result.max_abs_err:.2e}, max rel error {result.max_rel_err:.2e}")
+    console.print(f"wrote {record['path']} ({record['size_bytes']:,} bytes, opset {record['opset']}, {batch}); parity "
+                  f"with PyTorch: max abs error {record['max_abs_err']:.2e}, max rel error {record['max_rel_err']:.2e}")

@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from trimkit import models
-from trimkit.cli._common import console, print_json, resolve_model
+from trimkit.cli._common import resolve_model
+from trimkit.cli._console import console, print_json
 from trimkit.cli._options import InChannelsOption, JsonOption, NumClassesOption, TrustOption, WeightsOption
 from trimkit.measure import from_profile
 from trimkit.measure import profile as profile_model

@@ -9,14 +9,14 @@ from typing import Annotated, Any, Optional, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from trimkit import data as datasets
 from trimkit.errors import TrimkitError
 from trimkit._options import describe
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-DataOption = Annotated[Optional[str], typer.Option("--data", help="mnist5k, mnist, cifar10 or an image folder.")]
+DataOption = Annotated[Optional[str], typer.Option(
+    "--data", help="mnist5k, mnist, cifar10, an image folder, or a CamVid- or VOC-format segmentation folder.")]
 DataDirOption = Annotated[
-    Optional[Path], typer.Option(help=f"Folder with the data files (default: ${datasets.ENV_VARIABLE}, ./data).")
+    Optional[Path], typer.Option(help="Folder with the data files (default: $TRIMKIT_DATA, ./data, ../shared/data).")
 ]
 WeightsOption = Annotated[Optional[Path], typer.Option(help="Checkpoint to load into the zoo model.")]
 TrustOption = Annotated[bool, typer.Option(help="Allow pickled objects in --weights (only for files you trust).")]
@@ -62,3 +62,21 @@ def at_least(flag: str, value: float | None, lowest: float) -> None:
 
     if value is not None and not (math.isfinite(value) and value >= lowest):
         raise TrimkitError(f"{flag} {value} is out of range; give a number >= {lowest:g}")
+
+
+ImageSizeOption = Annotated[Optional[str], typer.Option(
+    "--image-size", help="HxW to resize segmentation images and masks to (e.g. 180x240 for CamVid at half size).")]
+
+
+def parse_image_size(text: str | None) -> tuple[int, int] | None:
+    """``"180x240"`` -> (180, 240); None stays None; anything else is a one-line error."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        height, width = (int(part) for part in parts)
+    except ValueError:
+        raise TrimkitError(f"--image-size {text!r}: give HEIGHTxWIDTH in pixels, e.g. 180x240") from None
+    if height < 1 or width < 1:
+        raise TrimkitError(f"--image-size {text!r}: height and width must be at least 1")
+    return height, width

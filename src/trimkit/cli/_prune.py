@@ -1,25 +1,31 @@
-"""`trimkit prune`: structured pruning, optionally evaluated and fine-tuned on data."""
+"""`trimkit prune`: the prune stage (or prune_unstructured), then the finetune stage where
+asked, on the command's model and data; the smaller model saved."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
 
 import trimkit
-from trimkit import prune, train
-from trimkit.cli._common import console, print_json, prune_data, resolve_model
-from trimkit.cli._prune_unstructured import run_unstructured
+from trimkit import pipeline, prune
+from trimkit._outputs import check_output
+from trimkit.cli._common import example_batch, resolve_model
+from trimkit.cli._console import console, err_console, print_json
 from trimkit.cli._options import (DataDirOption, JsonOption, NumClassesOption, TrustOption, WeightsOption,
                                   parse_layers, stage_options)
-from trimkit._outputs import check_output
+from trimkit.cli._prune_unstructured import print_unstructured, unstructured_options
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.prune import PruneOptions
 from trimkit.pipeline.stages.train import TrainOptions
+from trimkit.tasks import metric_title
 
 VERIFY_BATCH = 4
+EXAMPLE_BATCH = 8
+#: keys of a stage record's details that are the run's bookkeeping, not the stage's result
+BOOKKEEPING = ("artifacts", "save_as", "named_files", "settings", "chosen")
 
 
 def parse_ratio(text: str) -> float | dict[str, float]:
@@ -66,72 +72,80 @@ def prune_command(
     if unstructured is not None:
         if ratio is not None or threshold is not None:
             raise TrimkitError("--unstructured takes --sparsity, not --ratio or --threshold; drop one of them")
-        if finetune_epochs and data is None:
-            raise TrimkitError("--finetune-epochs needs --data to train on")
-        run_unstructured(model=model, out=out, weights=weights, method=unstructured, sparsity=sparsity,
-                         include=include, skip=skip, remove_dead=remove_dead, data=data, data_dir=data_dir,
-                         finetune_epochs=finetune_epochs, lr=lr, num_classes=num_classes, trusted=trust_checkpoint,
-                         resume=resume, as_json=as_json)
-        return
-    if sparsity is not None or include is not None or skip is not None:
-        raise TrimkitError("--sparsity, --include and --skip go with --unstructured METHOD; for structured "
-                           "pruning give --ratio or --threshold")
-    if ratio is None and threshold is None:
-        raise TrimkitError("say how much to prune: --ratio R or --threshold T")
+        stage = ("prune_unstructured", unstructured_options(unstructured, sparsity, include, skip, remove_dead))
+    else:
+        if sparsity is not None or include is not None or skip is not None:
+            raise TrimkitError("--sparsity, --include and --skip go with --unstructured METHOD; for structured "
+                               "pruning give --ratio or --threshold")
+        if ratio is None and threshold is None:
+            raise TrimkitError("say how much to prune: --ratio R or --threshold T")
+        stage = ("prune", stage_options(PruneOptions, criterion=criterion, threshold=threshold,
+                                        ratio=parse_ratio(ratio) if ratio is not None else None, scope=scope,
+                                        layers=parse_layers(layers), mode=mode, normalize=normalize,
+                                        round_to=round_to))
     if finetune_epochs and data is None:
         raise TrimkitError("--finetune-epochs needs --data to train on")
-    options = stage_options(PruneOptions, criterion=criterion, threshold=threshold,
-                            ratio=parse_ratio(ratio) if ratio is not None else None, scope=scope,
-                            layers=parse_layers(layers), mode=mode, normalize=normalize, round_to=round_to)
     finetune = stage_options(TrainOptions, {"epochs": "--finetune-epochs"}, epochs=finetune_epochs, lr=lr,
                              weight_decay=5e-4)
-    loaded = resolve_model(model, weights, num_classes=num_classes, trusted=trust_checkpoint)
-    train_set, val_set, example = prune_data(loaded, data, data_dir, VERIFY_BATCH)
-    calibration = None
-    if train_set is not None:
-        images, labels = next(train_set.subset(options.calibration_samples).batches(options.calibration_samples))
-        calibration = (images, labels)
-    record: dict = {}
-    if val_set is not None:
-        record["top1_before"] = train.evaluate(loaded.model, val_set)["top1"]
-    result = prune.structured(loaded.model, example, **options.structured_kwargs(), calibration=calibration)
-    if val_set is not None:
-        record["top1_pruned"] = train.evaluate(result.model, val_set)["top1"]
-        if finetune_epochs:
-            train.fit(result.model, train_set, val_set, **finetune.fit_kwargs(),
-                      checkpoint=out.with_suffix(out.suffix + ".ckpt"), resume=resume, progress=True)
-        record["top1_after"] = train.evaluate(result.model, val_set)["top1"]
-    settings = {**options.model_dump(mode="json", include={"criterion", "ratio", "threshold", "mode", "layers",
-                                                           "scope", "round_to", "normalize"}),
-                "finetune_epochs": finetune_epochs, "data": data}
-    trimkit.save(result.model, out, metadata={"pruning": settings, **record})
-    record = {**result.to_dict(), **record, "out": str(out)}
+    subject = resolve_model(model, weights, num_classes=num_classes, trusted=trust_checkpoint)
+    task = pipeline.command_task(subject, data, data_dir, ("train", "val")) if data is not None else None
+    examples = (example_batch(subject, EXAMPLE_BATCH if unstructured else VERIFY_BATCH),)
+    stages = [stage] + ([("finetune", finetune)] if finetune_epochs else [])
+    job = pipeline.run_job(subject.model, task, stages, checkpoint_file=out.with_suffix(out.suffix + ".ckpt"),
+                           resume=resume, examples=examples, trusted=trust_checkpoint, say=err_console.print)
+    cut = job.records[1]
+    scores = _scores(job, task)
+    trimkit.save(job.model, out, metadata={"pruning": {**cut.details["settings"], "finetune_epochs": finetune_epochs,
+                                                       "data": data}, **scores})
+    result = {key: value for key, value in cut.details.items() if key not in BOOKKEEPING}
+    if unstructured is not None:
+        summary = {"measurement": job.records[-1].measurement.to_dict(), **result, **scores,
+                   "nonzero_params_final": prune.nonzero_parameters(job.model), "out": str(out)}
+        if as_json:
+            print_json(summary)
+        else:
+            print_unstructured(subject.label, summary, job.model, task)
+        return
+    record = {**result, **scores, "out": str(out)}
     if as_json:
         print_json(record)
     else:
-        _print_tables(loaded.label, result, record)
+        _print_tables(subject.label, record, task)
 
 
-def _print_tables(label: str, result: prune.PruneResult, record: dict) -> None:
+def _scores(job: pipeline.JobResult, task: Any) -> dict[str, float]:
+    """The task's primary metric before pruning, after it, and after fine-tuning (where
+    the job had data), as ``top1_before``, ``top1_pruned``, ``top1_after``."""
+    if task is None:
+        return {}
+    primary = task.primary_metric
+    before, cut, last = job.records[0], job.records[1], job.records[-1]
+    return {f"{primary}_before": before.measurement.metric(primary).value,
+            f"{primary}_pruned": cut.measurement.metric(primary).value,
+            f"{primary}_after": last.measurement.metric(primary).value}
+
+
+def _print_tables(label: str, record: dict, task: Any) -> None:
     table = Table(title=f"{label}: before and after pruning")
     for column in ("", "before", "after", "after / before"):
         table.add_column(column, justify="right" if column else "left")
-    for name, before, after in (("params", result.params_before, result.params_after),
-                                ("MACs", result.macs_before, result.macs_after),
-                                ("FLOPs", result.flops_before, result.flops_after)):
+    for name, key in (("params", "params"), ("MACs", "macs"), ("FLOPs", "flops")):
+        before, after = record[f"{key}_before"], record[f"{key}_after"]
         table.add_row(name, f"{before:,}", f"{after:,}", f"{after / max(before, 1):.3f}")
-    if "top1_before" in record:
-        table.add_row("top-1 % (pruned, not fine-tuned)", f"{record['top1_before']:.2f}",
-                      f"{record['top1_pruned']:.2f}", "")
-        table.add_row("top-1 % (after fine-tuning)", f"{record['top1_before']:.2f}", f"{record['top1_after']:.2f}",
-                      f"{record['top1_after'] - record['top1_before']:+.2f} pts")
+    if task is not None:
+        primary = task.primary_metric
+        title = metric_title(primary)
+        before, pruned, after = (record[f"{primary}_{when}"] for when in ("before", "pruned", "after"))
+        table.add_row(f"{title} (pruned, not fine-tuned)", f"{before:.2f}", f"{pruned:.2f}", "")
+        table.add_row(f"{title} (after fine-tuning)", f"{before:.2f}", f"{after:.2f}", f"{after - before:+.2f} pts")
     console.print(table)
     layers = Table(title="channels per layer")
     for column in ("layer", "kept", "removed"):
         layers.add_column(column, justify="left" if column == "layer" else "right")
-    for name, change in result.layers.items():
-        layers.add_row(name, str(change.kept), str(change.removed))
+    for name, change in record["layers"].items():
+        layers.add_row(name, str(change["kept"]), str(change["removed"]))
     console.print(layers)
-    for frozen in result.frozen:
-        console.print(f"[yellow]frozen[/] {frozen.group}: {frozen.reason}")
-    console.print(f"{result.groups_pruned} groups cut and verified in {result.seconds:.1f} s; saved {record['out']}")
+    for frozen in record["frozen"]:
+        console.print(f"[yellow]frozen[/] {frozen['group']}: {frozen['reason']}")
+    console.print(f"{record['groups_pruned']} groups cut and verified in {record['seconds']:.1f} s; saved "
+                  f"{record['out']}")

@@ -9,13 +9,15 @@ import typer
 from rich import box
 from rich.table import Table
 
-from trimkit import quant, train
-from trimkit.cli._common import console, load_data, print_json, resolve_model
+import trimkit
+from trimkit import pipeline, quant, train
+from trimkit.cli._common import resolve_model
+from trimkit.cli._console import console, err_console, print_json
 from trimkit.cli._options import DataDirOption, DataOption, JsonOption, TrustOption, WeightsOption, stage_options
 from trimkit._outputs import all_or_nothing, check_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.quantize import QuantizeOptions
-from trimkit.pipeline.stages.train import TrainOptions
+from trimkit.tasks import metric_title
 
 PolicyOption = Annotated[Optional[str], typer.Option(
     help=f"Formats per layer, e.g. first=int16,hidden=int4,last=int8,act=int8 or int8. Keys: {quant.KEYS_HELP}. "
@@ -47,46 +49,54 @@ def quantize_command(
 ) -> None:
     """Quantise by a per-layer policy (QAT) or to INT8 for CPUs (PTQ); write the files and measure them."""
     check_output(out, example="model.pt" if mode == "qat" else "model.int8.onnx")
-    options = stage_options(QuantizeOptions, {"calibration_samples": "--calibration-images"}, mode=mode,
-                            policy=policy, epochs=epochs, lr=lr, batch_size=batch_size,
-                            calibration_samples=calibration_images)
-    stage_options(TrainOptions, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
-                  weight_decay=weight_decay, precision=precision)
-    if method not in ("minmax", "entropy", "percentile"):
-        raise TrimkitError(f"--method {method!r}: choose minmax, entropy or percentile")
-    if int8_format is not None and int8_format not in ("u8s8", "s8s8"):
-        raise TrimkitError(f"--int8-format {int8_format!r}: choose u8s8 or s8s8")
     if mode == "qat" and policy is None:
         raise TrimkitError("QAT needs --policy, e.g. --policy first=int16,hidden=int4,last=int8,act=int8")
-    parsed = quant.Policy.parse(options.policy)
-    loaded = resolve_model(model, weights, trusted=trust_checkpoint)
-    train_data = load_data(data, "train", data_dir, loaded)
-    eval_data = load_data(data, "val", data_dir, loaded)
+    options = stage_options(QuantizeOptions, {"calibration_samples": "--calibration-images"}, mode=mode,
+                            policy=policy, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+                            weight_decay=weight_decay, precision=precision, method=method, int8_format=int8_format,
+                            calibration_samples=calibration_images, exports=["qonnx", "qcdq"])
+    subject = resolve_model(model, weights, trusted=trust_checkpoint)
+    task = pipeline.command_task(subject, data, data_dir, ("train", "val"))
     with all_or_nothing(*quant.written_files(out, options.mode)):
+        job = pipeline.run_job(subject.model, task, [("quantize", options)], seed=seed, measure_input=False,
+                               output=out, say=err_console.print)
         if options.mode == "qat":
-            train.seed_everything(seed)
-            report = quant.run_qat(loaded.model, parsed, train_data, eval_data, out, epochs=options.epochs,
-                                   lr=options.lr, batch_size=options.batch_size, optimizer=optimizer,
-                                   weight_decay=weight_decay, precision=precision, seed=seed, progress=True)
-        else:
-            report = quant.run_ptq(loaded.model, train_data, eval_data, out, policy=parsed, method=method,
-                                   calibration_images=options.calibration_samples, int8_format=int8_format)
+            trimkit.save(job.model, out, metadata={"policy": options.policy, "data": task.data_name("val")})
+    details = job.record("quantize").details
+    report = {key: details[key] for key in _REPORT_KEYS(details)}
+    if options.mode == "qat":
+        report["size"]["files"] = {str(out): out.stat().st_size, **report["size"]["files"]}
+    report["measurement"] = details["int8"] if options.mode == "ptq" else _qat_measurement(job, out)
     if as_json:
-        print_json(report.to_dict())
+        print_json(report)
         return
-    print_size(report.size, f"{loaded.label}, {report.policy} ({mode})")
-    console.print(f"top-1 on {eval_data.name} val: {report.top1_before:.2f} % before, {report.top1_after:.2f} % "
-                  f"after, measured by {report.top1_after_by}")
-    for name, export in report.exports.items():
-        parity = export.parity
-        console.print(f"{name}: {export.path} ({export.size_bytes:,} B), parity with PyTorch "
-                      f"{'passed' if parity.passed else 'FAILED'}: mean relative difference "
-                      f"{parity.mean_relative_diff:.2e}, prediction agreement {parity.agreement:.1f} %")
-    if report.ptq is not None:
-        console.print(f"INT8 {report.ptq.int8_format.upper()} QDQ, {report.ptq.method} calibration on "
-                      f"{report.ptq.calibration_images} images: {report.ptq.path}")
-        if report.ptq.cpu_warning:
-            console.print(f"[yellow]warning:[/] {report.ptq.cpu_warning}")
+    print_size(quant.SizeReport.from_dict(report["size"]), f"{subject.label}, {report['policy']} ({mode})")
+    metric = report["metric"]
+    console.print(f"{metric_title(metric)} on {task.data_name('val')} val: {report[f'{metric}_before']:.2f} before, "
+                  f"{report[f'{metric}_after']:.2f} after, measured by {report[f'{metric}_after_by']}")
+    for name, export in report["exports"].items():
+        parity = export["parity"]
+        console.print(f"{name}: {export['path']} ({export['size_bytes']:,} B), parity with PyTorch "
+                      f"{'passed' if parity['passed'] else 'FAILED'}: mean relative difference "
+                      f"{parity['mean_relative_diff']:.2e}, prediction agreement {parity['agreement']:.1f} %")
+    ptq = report["ptq"]
+    if ptq is not None:
+        console.print(f"INT8 {ptq['int8_format'].upper()} QDQ, {ptq['method']} calibration on "
+                      f"{ptq['calibration_images']} images: {ptq['path']}")
+        if ptq["cpu_warning"]:
+            console.print(f"[yellow]warning:[/] {ptq['cpu_warning']}")
+
+
+def _REPORT_KEYS(details: dict) -> list[str]:
+    """The keys of the stage's details that are the quantisation report (not the run's)."""
+    return [key for key in details if key not in ("artifacts", "save_as", "named_files", "int8")]
+
+
+def _qat_measurement(job, out: Path) -> dict:
+    """The QAT model's record: the stage's figures (sizes, the metric as computed after) and its file."""
+    record = job.record("quantize").measurement
+    record.size_bytes["model_file"] = out.stat().st_size
+    return record.to_dict()
 
 
 def size_command(

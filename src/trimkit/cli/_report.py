@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from trimkit.cli._common import console, print_json
+from trimkit.cli._console import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.report import write_report
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from trimkit import measure, pipeline
 from trimkit.cli._bench import print_comparison
-from trimkit.cli._common import console, print_json
+from trimkit.cli._console import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.record import Measurement
 from trimkit.report import write_report

@@ -15,7 +15,7 @@ from rich.table import Table
 from trimkit import search
 from trimkit._outputs import check_folder_output
 from trimkit._progress import progress_bar
-from trimkit.cli._common import console, print_json
+from trimkit.cli._console import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.errors import TrimkitError
 

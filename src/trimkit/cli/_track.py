@@ -11,7 +11,8 @@ from rich.table import Table
 
 from trimkit._atomic import atomic_path
 from trimkit._outputs import check_output
-from trimkit.cli._common import console, err_console, print_json, resolve_model
+from trimkit.cli._common import resolve_model
+from trimkit.cli._console import console, err_console, print_json
 from trimkit.cli._options import JsonOption, TrustOption, WeightsOption
 from trimkit.errors import TrimkitError
 

@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from trimkit.errors import TrimkitError
 
 Clock = Callable[[], float]
 
@@ -21,21 +20,14 @@ Clock = Callable[[], float]
 @dataclass(frozen=True)
 class TimingPlan:
     """How long to time: ``warmup`` untimed calls, then at least ``min_iters`` calls and
-    ``min_time_s`` seconds of calls per model, and never more than ``max_iters`` calls."""
+    ``min_time_s`` seconds of calls per model, and never more than ``max_iters`` calls.
+    Built from :class:`~trimkit.measure.RuntimeOptions`, which checks the values."""
 
     warmup: int = 10
     min_time_s: float = 1.0
     min_iters: int = 10
     max_iters: int = 10_000
     round_s: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.warmup < 1:
-            raise TrimkitError(f"warmup must be at least 1 call (got {self.warmup}): it also sizes the timing blocks")
-        if self.min_iters < 1 or self.max_iters < self.min_iters:
-            raise TrimkitError(f"need 1 <= min_iters <= max_iters, got {self.min_iters} and {self.max_iters}")
-        if self.min_time_s < 0 or self.round_s <= 0:
-            raise TrimkitError(f"min_time_s must be >= 0 and round_s > 0, got {self.min_time_s} and {self.round_s}")
 
     def done(self, times_s: Sequence[float]) -> bool:
         count = len(times_s)

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from trimkit.errors import TrimkitError
 from trimkit.measure import measure_model
 from trimkit.record import Measurement
 from trimkit.runs import RunLog
@@ -29,7 +30,7 @@ class Context:
     (``original``, and each stage's output under the stage's ``name`` when it has one).
     """
 
-    task: Task
+    task: Task | None
     original: nn.Module
     seed: int = 0
     run_dir: Path | None = None
@@ -44,6 +45,14 @@ class Context:
     report: Measurement | None = None
     details: dict[str, Any] = field(default_factory=dict)
     unchanged: bool = False
+    #: where a command wants the stage's main file (``trimkit quantize --out``); None in a run
+    output: Path | None = None
+    #: the training checkpoint a command keeps (``OUT.ckpt``); None: the stage folder's
+    checkpoint_file: Path | None = None
+    #: inputs for a model without data (a command given no --data): tracing and verification only
+    examples: tuple[torch.Tensor, ...] | None = None
+    #: whether model files a stage loads by name (a teacher) may hold pickled objects
+    trusted: bool = False
 
     def __post_init__(self) -> None:
         self.models.setdefault("original", self.original)
@@ -82,13 +91,27 @@ class Context:
         return self.stage_dir / name
 
     def checkpoint(self) -> Path | None:
-        """The training checkpoint of the stage, where a run folder keeps one."""
+        """The training checkpoint of the stage: the command's, or the run folder's."""
+        if self.checkpoint_file is not None:
+            return self.checkpoint_file
         return None if self.run_dir is None else self.path("checkpoint.ckpt")
 
     def example_inputs(self, count: int = 2) -> tuple[torch.Tensor, ...]:
+        if self.task is None:
+            if self.examples is None:
+                raise TrimkitError("this stage needs data (a task) or example inputs; give --data")
+            return tuple(tensor[:count] for tensor in self.examples)
         return self.task.example_inputs(count)
 
+    def require_task(self, why: str) -> Task:
+        """The task, or one line saying that ``why`` needs data."""
+        if self.task is None:
+            raise TrimkitError(f"{why} needs data; give --data")
+        return self.task
+
     def measure(self, model: nn.Module, label: str) -> Measurement:
+        if self.task is None:
+            return measure_model(model, label=label, example_inputs=self.example_inputs(1))
         return measure_model(model, label=label, task=self.task)
 
     def model_or_artifact(self, name: str) -> Any:
@@ -97,7 +120,5 @@ class Context:
             return self.models[name]
         if name in self.artifacts:
             return self.artifacts[name]
-        from trimkit.errors import TrimkitError
-
         known = ", ".join([*self.models, *self.artifacts]) or "none"
         raise TrimkitError(f"no model or file named {name!r} in this run yet; known so far: {known}")

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from trimkit.pipeline._registry import StageOptions
 from trimkit.prune import CutOptions
 
 
-class CalibratedCut(CutOptions):
+class CalibratedCut(CutOptions, StageOptions):
     """A cut whose data criterion (``mean_activation``, ``apoz``, ``taylor``) is fed
     ``calibration_samples`` training samples of the run's task."""
 

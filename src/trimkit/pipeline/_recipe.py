@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trimkit._options import describe
 from trimkit._registry import closest
 from trimkit.errors import TrimkitError
-from trimkit.pipeline._registry import StageOptions, get_stage, stage_names
+from trimkit.pipeline._registry import StageOptions, get_stage, stage_names, unsupported
 from trimkit.pipeline import stages as _stages  # noqa: F401  (registers the built-in stages)
 from trimkit.tasks import DEFAULT_KIND, TaskSpec, kind, parse_task_spec
 
@@ -136,6 +136,12 @@ def parse_recipe(data: Any, overrides: Sequence[str] = (), *, source: str = "rec
         raise RecipeError(f"{source}: {describe(error, '', Recipe)}") from None
     recipe.stages = [_stage_entry(raw, index, source) for index, raw in enumerate(raw_stages)]
     _check_names(recipe.stages, source)
+    task_kind = kind(recipe.task.kind)
+    for index, entry in enumerate(recipe.stages):
+        problem = unsupported(entry.options, task_kind.capabilities, task_kind.name)
+        if problem:
+            raise RecipeError(f"{source}: stages[{index}]: stage {entry.stage} {problem}; drop the stage or change "
+                              "task.kind")
     return recipe
 
 

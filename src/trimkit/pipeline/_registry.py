@@ -11,8 +11,14 @@ from torch import nn
 from trimkit._options import Options
 from trimkit._registry import Registry
 
-#: the options of every stage derive from this: unknown keys are errors, values are checked
-StageOptions = Options
+class StageOptions(Options):
+    """The options of every stage derive from this: unknown keys are errors, values are
+    checked."""
+
+    def needs(self) -> frozenset[str]:
+        """What the stage, run with these options, needs of its task: capabilities a task
+        kind offers (:data:`trimkit.tasks.CAPABILITIES`). None by default."""
+        return frozenset()
 
 StageFunction = Callable[[nn.Module, "object", StageOptions], nn.Module]
 
@@ -35,6 +41,8 @@ def register_stage(name: str, options: type[StageOptions], summary: str = "", *,
     """Decorator: register ``function`` as stage ``name`` taking ``options``."""
 
     def decorate(function: StageFunction) -> StageFunction:
+        if not issubclass(options, StageOptions):
+            raise TypeError(f"stage {name!r}: its options must derive from StageOptions")
         STAGES.register(name, Stage(name, options, function, summary or (function.__doc__ or "").strip()
                                     .split("\n")[0]), replace=replace)
         return function
@@ -48,3 +56,15 @@ def get_stage(name: str) -> Stage:
 
 def stage_names() -> tuple[str, ...]:
     return STAGES.names()
+
+
+def unsupported(options: StageOptions, capabilities: frozenset[str], kind: str) -> str | None:
+    """Why a stage with ``options`` cannot run on a task of ``kind`` that offers
+    ``capabilities``, in words; None when it can."""
+    missing = sorted(options.needs() - capabilities)
+    if not missing:
+        return None
+    from trimkit.tasks import CAPABILITIES
+
+    return (f"needs a task that offers {', '.join(missing)} ({'; '.join(CAPABILITIES[m] for m in missing)}), "
+            f"which a {kind} task does not")

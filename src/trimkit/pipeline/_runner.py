@@ -18,7 +18,7 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
@@ -28,8 +28,8 @@ from trimkit._outputs import check_folder_output
 from trimkit._model_file import load, load_weights, read_header, save
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._context import Context
-from trimkit.pipeline._recipe import ModelSpec, Recipe, RecipeError, dump_recipe
-from trimkit.pipeline._registry import get_stage
+from trimkit.pipeline._recipe import ModelSpec, Recipe, RecipeError, StageEntry, dump_recipe
+from trimkit.pipeline._registry import StageOptions, get_stage, unsupported
 from trimkit.pipeline.stages.export import export_model
 from trimkit.record import Measurement
 from trimkit.runs import (LOG, MODEL, ONNX, ORIGINAL, RECIPE, RunLog, StageRecord, baseline, from_run, in_run,
@@ -60,7 +60,10 @@ class RunResult:
         return self.log.records[-1].measurement
 
 
-def build_model(spec: ModelSpec) -> nn.Module:
+def build_model(spec: ModelSpec, *, weights_flag: str = "model.weights", model_flag: str = "model.name") -> nn.Module:
+    """The model a recipe's ``model:`` (or a command's MODEL and --weights) names: a
+    trimkit model file, or a zoo model with fresh weights, a checkpoint's, or a trimkit
+    file's of the same zoo model. ``weights_flag`` and ``model_flag`` word the errors."""
     if spec.file is not None:
         return load(spec.file, trusted=spec.trust_checkpoint)
     if spec.weights is not None:
@@ -68,8 +71,8 @@ def build_model(spec: ModelSpec) -> nn.Module:
         if header is not None:
             saved = (header.get("model") or {}).get("name")
             if saved != spec.name:
-                raise RecipeError(f"model.weights: {spec.weights} holds a {saved} model, not {spec.name}; "
-                                  f"set model.name: {saved}, or model.file: {spec.weights}")
+                raise RecipeError(f"{weights_flag}: {spec.weights} holds a {saved} model, not {spec.name}; give "
+                                  f"{model_flag} {saved}, or the file itself as the model")
             return load(spec.weights, trusted=spec.trust_checkpoint)
     try:
         model = models.create(spec.name, num_classes=spec.num_classes, in_channels=spec.in_channels, **spec.kwargs)
@@ -124,17 +127,54 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: boo
     return RunResult(model, log, folder, ctx)
 
 
-def _run_stage(model: nn.Module, ctx: Context, index: int, entry, folder: Path | None) -> nn.Module:
+@dataclass
+class JobResult:
+    """What a command's stages did: the model they end with, one record per stage (after
+    the ``input`` record, where the job measured it), and the context."""
+
+    model: nn.Module
+    records: list[StageRecord]
+    context: Context
+
+    def record(self, stage: str) -> StageRecord:
+        """The last record of ``stage`` (or ``input``)."""
+        return next(record for record in reversed(self.records) if record.stage == stage)
+
+
+def run_job(model: nn.Module, task: Task | None, stages: Sequence[tuple[str, StageOptions]], *, seed: int = 0,
+            measure_input: bool = True, progress: bool = True, say: Callable[[str], None] = lambda text: None,
+            **context: Any) -> JobResult:
+    """Run ``stages`` (name and options) on ``model`` without a run folder: what a single
+    command (``trimkit train``, ``prune``, ``quantize``, ``export``) does, by the same stage
+    functions, seeds and records as a recipe run. ``context`` sets the
+    :class:`Context` fields a command fills: ``output`` (its ``--out``),
+    ``checkpoint_file``, ``resume``, ``examples`` (inputs when there is no data) and
+    ``trusted``."""
+    seed_everything(seed)
+    ctx = Context(task=task, original=model, seed=seed, progress=progress, say=say, **context)
+    if measure_input:
+        ctx.log.append(StageRecord("input", INPUT_INDEX, 0.0, ctx.measure(model, "original")))
+    for index, (name, options) in enumerate(stages):
+        entry = StageEntry(stage=name, options=options)
+        model = _run_stage(model, ctx, index, entry, None)
+    return JobResult(model, list(ctx.log.records), ctx)
+
+
+def _run_stage(model: nn.Module, ctx: Context, index: int, entry: StageEntry, folder: Path | None) -> nn.Module:
     stage = get_stage(entry.stage)
+    if ctx.task is not None:
+        problem = unsupported(entry.options, ctx.task.capabilities, ctx.task.name)
+        if problem:
+            raise TrimkitError(f"stage {entry.stage} {problem}")
     stage_dir = folder / stage_folder(index, entry.stage) if folder is not None else None
     ctx.begin(index, stage_dir)
     seed_everything(ctx.seed + index)
     started = time.perf_counter()
     model = stage.run(model, ctx, entry.options)
     seconds = time.perf_counter() - started
-    previous = ctx.log.records[-1]
     label = entry.save_as or entry.stage
-    if ctx.unchanged:
+    if ctx.unchanged and ctx.log.records:
+        previous = ctx.log.records[-1]
         # the stage measured or wrote something but left the model as it was: the figures
         # of the model stand, and are not measured again
         model_file = previous.model_file

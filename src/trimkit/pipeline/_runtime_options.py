@@ -6,9 +6,10 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from trimkit.measure import RuntimeOptions
+from trimkit.pipeline._registry import StageOptions
 
 
-class RuntimeStageOptions(RuntimeOptions):
+class RuntimeStageOptions(RuntimeOptions, StageOptions):
     batch_sizes: list[int] = Field(default_factory=lambda: [1], min_length=1)
 
     @field_validator("batch_sizes")

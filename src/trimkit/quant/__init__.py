@@ -22,7 +22,7 @@ from trimkit.quant._qonnx import qonnx_parity, qonnx_ready
 from trimkit.quant._ptq import FORMAT_BY_BACKEND, PtqResult, cpu_int8_warning, ptq_int8
 from trimkit.quant._qat import QatResult, qat, quantize
 from trimkit.quant._size import LayerSize, SizeReport, size_report
-from trimkit.quant._workflow import QuantizeReport, qcdq_supported, run_ptq, run_qat, written_files
+from trimkit.quant._workflow import QuantizeReport, beside, qcdq_supported, run_ptq, run_qat, written_files
 
 __all__ = [
     "FORMAT_BY_BACKEND",
@@ -43,6 +43,7 @@ __all__ = [
     "SizeReport",
     "WeightSpec",
     "apply_plan",
+    "beside",
     "check_parity",
     "cpu_int8_warning",
     "export_qcdq",

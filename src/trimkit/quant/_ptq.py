@@ -34,9 +34,9 @@ from torch import nn
 
 from trimkit import export
 from trimkit._atomic import atomic_path
-from trimkit.data import ImageDataset
+from trimkit.tasks import Batch, Task, as_task
 from trimkit.errors import TrimkitError
-from trimkit.train import cpu_flags
+from trimkit._device import cpu_flags
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}
@@ -70,7 +70,7 @@ class PtqResult:
 
 def ptq_int8(
     model_or_onnx: nn.Module | str | os.PathLike,
-    calibration_data: ImageDataset,
+    calibration_data: Any,
     *,
     out: str | os.PathLike,
     method: str = "minmax",
@@ -79,10 +79,11 @@ def ptq_int8(
     int8_format: str | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
 ) -> PtqResult:
-    """Quantise to INT8 QDQ ONNX at ``out``, calibrated on ``calibration_images`` images
-    of ``calibration_data`` (normalised as the model expects; a training split, not the
-    one you will score on). A module is first exported to FP32 ONNX beside ``out``
-    (``NAME.fp32.onnx``). ``int8_format`` defaults to the fastest measured for ``backend``."""
+    """Quantise to INT8 QDQ ONNX at ``out``, calibrated on ``calibration_images`` samples
+    of ``calibration_data`` (a task's training split, or a data set; normalised as the
+    model expects; not what you will score on). A module is first exported to FP32 ONNX
+    beside ``out`` (``NAME.fp32.onnx``). ``int8_format`` defaults to the fastest measured
+    for ``backend``."""
     if method not in METHODS:
         raise TrimkitError(f"unknown calibration method {method!r}; choose one of: {', '.join(METHODS)}")
     if backend not in FORMAT_BY_BACKEND:
@@ -96,17 +97,18 @@ def ptq_int8(
     if warning:
         warnings.warn(warning, stacklevel=2)
     out = Path(out)
-    fp32_path = _fp32_onnx(model_or_onnx, calibration_data, out)
-    images = calibration_data.subset(calibration_images, seed=1)
+    task = as_task(calibration_data)  # a data set alone is the training split of its kind's task
+    fp32_path = _fp32_onnx(model_or_onnx, task, out)
+    samples = task.subset("train", min(calibration_images, task.size("train")), seed=1)
     with tempfile.TemporaryDirectory(prefix="trimkit-ptq-") as folder:
         prepared = Path(folder) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         with atomic_path(out) as temporary:
-            quantize_static(str(prepared), str(temporary), _Reader(images, _input_name(prepared)),
+            quantize_static(str(prepared), str(temporary), _Reader(samples, _input_names(prepared)),
                             quant_format=QuantFormat.QDQ, activation_type=INT8_FORMATS[chosen],
                             weight_type=QuantType.QInt8, per_channel=per_channel, calibrate_method=METHODS[method])
             _copy_metadata(fp32_path, temporary)
-    return PtqResult(out, fp32_path, chosen, method, per_channel, backend, len(images), out.stat().st_size,
+    return PtqResult(out, fp32_path, chosen, method, per_channel, backend, samples.size("train"), out.stat().st_size,
                      fp32_path.stat().st_size, warning)
 
 
@@ -120,24 +122,27 @@ def cpu_int8_warning() -> str | None:
 
 
 class _Reader(CalibrationDataReader):
-    """Feeds calibration batches to ONNX Runtime's calibrator."""
+    """Feeds a task's training batches to ONNX Runtime's calibrator, one array per input."""
 
-    def __init__(self, data: ImageDataset, input_name: str) -> None:
-        self._batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = data.batches(CALIBRATION_BATCH)
-        self._input_name = input_name
+    def __init__(self, task: Task, input_names: list[str]) -> None:
+        self._batches: Iterator[Batch] = task.batches("train", CALIBRATION_BATCH)
+        self._input_names = input_names
 
     def get_next(self) -> dict | None:
         batch = next(self._batches, None)
-        return None if batch is None else {self._input_name: batch[0].numpy()}
+        if batch is None:
+            return None
+        return {name: tensor.numpy() for name, tensor in zip(self._input_names, batch.inputs, strict=True)}
 
 
-def _fp32_onnx(model_or_onnx: nn.Module | str | os.PathLike, data: ImageDataset, out: Path) -> Path:
+def _fp32_onnx(model_or_onnx: nn.Module | str | os.PathLike, task: Task, out: Path) -> Path:
     if not isinstance(model_or_onnx, nn.Module):
         path = Path(model_or_onnx)
         if path.suffix != ".onnx" or not path.is_file():
             raise TrimkitError(f"{path} is not an ONNX file; pass a model or an FP32 .onnx file")
         return path
-    return export.onnx(model_or_onnx, data.example_inputs(2), fp32_path_for(out)).path
+    example = next(iter(task.batches("train", 2))).inputs
+    return export.onnx(model_or_onnx, example if len(example) > 1 else example[0], fp32_path_for(out)).path
 
 
 def fp32_path_for(out: str | os.PathLike) -> Path:
@@ -146,13 +151,10 @@ def fp32_path_for(out: str | os.PathLike) -> Path:
     return out.with_name(out.name.removesuffix(".onnx").removesuffix(".int8") + ".fp32.onnx")
 
 
-def _input_name(path: Path) -> str:
+def _input_names(path: Path) -> list[str]:
     graph = onnx.load(str(path), load_external_data=False).graph
     initializers = {init.name for init in graph.initializer}
-    names = [value.name for value in graph.input if value.name not in initializers]
-    if len(names) != 1:
-        raise TrimkitError(f"INT8 calibration on images needs a model with one input, this one has {len(names)}")
-    return names[0]
+    return [value.name for value in graph.input if value.name not in initializers]
 
 
 def _copy_metadata(source: Path, target: Path) -> None:

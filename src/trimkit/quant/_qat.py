@@ -9,9 +9,8 @@ from typing import Any
 from torch import nn
 
 from trimkit import train
-from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
-from trimkit.tasks import Task
+from trimkit.tasks import as_task
 from trimkit.quant._calibrate import calibrate
 from trimkit.quant._convert import quantize_model
 from trimkit.quant._plan import ExampleInputs, QuantPlan, plan
@@ -31,7 +30,7 @@ class QatResult:
     calibration_batches: int
 
 
-def quantize(model: nn.Module, policy: PolicyLike, data: ImageDataset | Task | None = None, *,
+def quantize(model: nn.Module, policy: PolicyLike, data: Any = None, *,
              example_inputs: ExampleInputs | None = None,
              calibration_batches: int = CALIBRATION_BATCHES) -> nn.Module:
     """A quantised copy of ``model`` (the original is untouched), its activation scales
@@ -41,12 +40,13 @@ def quantize(model: nn.Module, policy: PolicyLike, data: ImageDataset | Task | N
     """
     if example_inputs is None and data is None:
         raise TrimkitError("quantize needs data (to calibrate activations) or example_inputs")
-    if isinstance(data, Task):
-        inputs = example_inputs if example_inputs is not None else data.example_inputs(CALIBRATION_BATCH_SIZE)
-        batches = (batch.inputs for batch in data.batches("train", CALIBRATION_BATCH_SIZE))
-    else:
-        inputs = example_inputs if example_inputs is not None else data.example_inputs(CALIBRATION_BATCH_SIZE)
-        batches = (images for images, _ in data.batches(CALIBRATION_BATCH_SIZE)) if data is not None else None
+    batches = None
+    inputs = example_inputs
+    if data is not None:
+        task = as_task(data)  # a data set alone is the training split of its kind's task
+        batches = (batch.inputs for batch in task.batches("train", CALIBRATION_BATCH_SIZE))
+        if inputs is None:
+            inputs = next(iter(task.batches("train", CALIBRATION_BATCH_SIZE))).inputs
     quant_plan = plan(model, policy, inputs)
     quantized = quantize_model(model, quant_plan)
     if batches is not None:
@@ -54,8 +54,7 @@ def quantize(model: nn.Module, policy: PolicyLike, data: ImageDataset | Task | N
     return quantized
 
 
-def qat(model: nn.Module, policy: PolicyLike, train_data: ImageDataset | Task,
-        val_data: ImageDataset | None = None, *,
+def qat(model: nn.Module, policy: PolicyLike, train_data: Any, val_data: Any = None, *,
         epochs: int, lr: float = 0.01, example_inputs: ExampleInputs | None = None,
         calibration_batches: int = CALIBRATION_BATCHES, **fit_options: Any) -> QatResult:
     """Quantisation-aware training: quantise a copy of ``model`` by ``policy``, calibrate

@@ -77,6 +77,11 @@ class SizeReport:
         record["layers"] = [asdict(layer) for layer in self.layers]
         return record
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SizeReport:
+        """The report :meth:`to_dict` wrote (a stage's log, a command's JSON)."""
+        return cls(**{**data, "layers": [LayerSize(**row) for row in data["layers"]]})
+
 
 def size_report(model: nn.Module, policy: PolicyLike | None = None, *, example_inputs: ExampleInputs | None = None,
                 zero_point_bits: int = 0) -> SizeReport:

@@ -11,15 +11,15 @@ PTQ, so the INT8 accuracy is the runtime's own.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from torch import nn
 
-from trimkit import measure, train
+from trimkit.measure import runtime_evaluation
+from trimkit.tasks import as_task, evaluate
 from trimkit._model_file import save
-from trimkit.data import ImageDataset
 from trimkit.errors import TrimkitError
 from trimkit.record import Measurement, Metric
 from trimkit.quant._export import QuantExport, export_qcdq, export_qonnx
@@ -36,13 +36,16 @@ ORT_ZERO_POINT_BITS = 8
 
 @dataclass
 class QuantizeReport:
-    """What ``trimkit quantize --json`` prints."""
+    """What ``trimkit quantize --json`` prints: the task's primary ``metric`` before
+    (PyTorch, fp32) and after (``after_by``: the fake-quantised model in PyTorch for QAT,
+    the INT8 file in ONNX Runtime for PTQ), sizes and the files written."""
 
     policy: str
     mode: str
-    top1_before: float
-    top1_after: float
-    top1_after_by: str
+    metric: str
+    before: float
+    after: float
+    after_by: str
     size: SizeReport
     exports: dict[str, QuantExport]
     ptq: PtqResult | None = None
@@ -50,6 +53,8 @@ class QuantizeReport:
     history: list[dict[str, float]] | None = None
     samples: int = 0
     split: str = ""
+    data: str | None = None
+    model: nn.Module | None = field(default=None, repr=False)
 
     @property
     def measurement(self) -> Measurement:
@@ -60,18 +65,15 @@ class QuantizeReport:
         if self.size.onnx_bytes is not None:
             sizes["int8_onnx" if self.mode == "ptq" else "onnx"] = self.size.onnx_bytes
         backend, precision = ("onnxruntime", "int8") if self.mode == "ptq" else ("pytorch", f"fake-quant {self.policy}")
-        metric = Metric("top1", self.top1_after, self.split, self.samples, precision, backend)
+        metric = Metric(self.metric, self.after, self.split, self.samples, precision, backend, self.data)
         label = str(self.model_path.name) if self.model_path is not None else self.mode
         return Measurement(label, size_bytes=sizes, metrics=[metric])
 
     def to_dict(self) -> dict[str, Any]:
-        size = self.size.to_dict()
         return {
-            "policy": self.policy, "mode": self.mode, "top1_before": self.top1_before, "top1_after": self.top1_after,
-            "top1_after_by": self.top1_after_by,
-            "size": {key: size[key] for key in ("analytic_bytes", "packed_bytes", "onnx_bytes", "conv_param_bytes",
-                                               "layers", "analytic_bits", "other_bytes", "float32_bytes",
-                                               "float32_conv_param_bytes", "files")},
+            "policy": self.policy, "mode": self.mode, "metric": self.metric, f"{self.metric}_before": self.before,
+            f"{self.metric}_after": self.after, f"{self.metric}_after_by": self.after_by,
+            "size": self.size.to_dict(),
             "exports": {name: export.to_dict() for name, export in self.exports.items()},
             "ptq": None if self.ptq is None else self.ptq.to_dict(),
             "model_path": None if self.model_path is None else str(self.model_path),
@@ -80,44 +82,70 @@ class QuantizeReport:
         }
 
 
-def run_qat(model: nn.Module, policy: PolicyLike, train_data: ImageDataset, eval_data: ImageDataset,
-            out: str | os.PathLike, *, epochs: int, **qat_options: Any) -> QuantizeReport:
-    """QAT of ``model`` by ``policy`` on ``train_data``; scored on ``eval_data``; files
-    written beside ``out`` (a ``.pt`` path)."""
+def run_qat(model: nn.Module, policy: PolicyLike, train: Any, val: Any = None, out: str | os.PathLike | None = None,
+            *, epochs: int, save_model: bool = True, exports: Sequence[str] = ("qonnx", "qcdq"),
+            **qat_options: Any) -> QuantizeReport:
+    """QAT of ``model`` by ``policy`` on a task (or train and val data sets), scored on its
+    evaluation split; the model (``out``, a ``.pt`` path, unless ``save_model`` is off),
+    its packed file (``.tpk``) and the ONNX ``exports`` asked for (``qonnx``; ``qcdq``
+    where the policy allows it) are written beside ``out``. The report's ``model`` is the
+    fake-quantised model."""
+    if out is None:
+        raise TrimkitError("run_qat needs out=, the .pt path the files are written beside")
     policy = Policy.parse(policy)
     out = Path(out)
-    top1_before = train.evaluate(model, eval_data)["top1"]
-    result = qat(model, policy, train_data, eval_data, epochs=epochs, **qat_options)
-    top1_after = train.evaluate(result.model, eval_data)["top1"]
-    save(result.model, out, metadata={"policy": str(policy), "top1": top1_after, "data": eval_data.name})
+    task = as_task(train, val)
+    split = task.eval_split()
+    before = evaluate(model, task, split).values[task.primary_metric]
+    result = qat(model, policy, task, epochs=epochs, **qat_options)
+    after = evaluate(result.model, task, split).values[task.primary_metric]
+    files = {}
+    if save_model:
+        save(result.model, out, metadata={"policy": str(policy), task.primary_metric: after,
+                                          "data": task.data_name(split)})
+        files[str(out)] = out.stat().st_size
     size = size_report(result.model)
-    size.packed_bytes = save_packed(result.model, _beside(out, ".tpk"))
-    example = eval_data.example_inputs(PARITY_IMAGES)
-    exports = {"qonnx": export_qonnx(result.model, _beside(out, ".qonnx.onnx"), example)}
-    if qcdq_supported(policy):
-        exports["qcdq"] = export_qcdq(result.model, _beside(out, ".qcdq.onnx"), example)
-    size.onnx_bytes = exports.get("qcdq", exports["qonnx"]).size_bytes
-    size.files = {str(out): out.stat().st_size, str(_beside(out, ".tpk")): size.packed_bytes,
-                  **{str(export.path): export.size_bytes for export in exports.values()}}
-    return QuantizeReport(str(policy), "qat", top1_before, top1_after, "pytorch (fake-quantised)", size, exports,
-                          model_path=out, history=result.fit.history, samples=len(eval_data), split=eval_data.split)
+    size.packed_bytes = save_packed(result.model, beside(out, ".tpk"))
+    example = task.example_inputs(PARITY_IMAGES)
+    example = example if len(example) > 1 else example[0]
+    written: dict[str, QuantExport] = {}
+    if "qonnx" in exports:
+        written["qonnx"] = export_qonnx(result.model, beside(out, ".qonnx.onnx"), example, prediction=task.prediction)
+    if "qcdq" in exports and qcdq_supported(policy):
+        written["qcdq"] = export_qcdq(result.model, beside(out, ".qcdq.onnx"), example, prediction=task.prediction)
+    if written:
+        size.onnx_bytes = written.get("qcdq", written.get("qonnx")).size_bytes
+    size.files = {**files, str(beside(out, ".tpk")): size.packed_bytes,
+                  **{str(export.path): export.size_bytes for export in written.values()}}
+    return QuantizeReport(str(policy), "qat", task.primary_metric, before, after, "pytorch (fake-quantised)", size,
+                          written, model_path=out, history=result.fit.history, samples=task.size(split), split=split,
+                          data=task.data_name(split), model=result.model)
 
 
-def run_ptq(model: nn.Module, calibration_data: ImageDataset, eval_data: ImageDataset, out: str | os.PathLike, *,
-            policy: PolicyLike = "int8", **ptq_options: Any) -> QuantizeReport:
-    """INT8 PTQ of ``model`` calibrated on ``calibration_data``, written to ``out``
-    (``.onnx``); accuracy of the INT8 file measured by ONNX Runtime on ``eval_data``."""
+def run_ptq(model: nn.Module, train: Any, val: Any = None, out: str | os.PathLike | None = None, *,
+            policy: PolicyLike = "int8", calibration_samples: int | None = None, seed: int = 0,
+            **ptq_options: Any) -> QuantizeReport:
+    """INT8 PTQ of ``model`` calibrated on a task's training split (or a calibration data
+    set, with ``val`` to score on), written to ``out`` (``.onnx``); the task's metric of
+    the INT8 file measured by ONNX Runtime on the evaluation split.
+    ``calibration_samples`` cuts the calibration split to a fixed subset first."""
+    if out is None:
+        raise TrimkitError("run_ptq needs out=, the .onnx file to write")
     policy = Policy.parse(policy)
     _check_int8(policy)
+    task = as_task(train, val)
+    split = task.eval_split()
     per_channel = policy.hidden.granularity == "channel"
-    top1_before = train.evaluate(model, eval_data)["top1"]
-    result = ptq_int8(model, calibration_data, out=out, per_channel=per_channel, **ptq_options)
-    top1_after = measure.runtime_accuracy(result.path, eval_data, backend="onnxruntime")["top1"]
-    size = size_report(model, policy, example_inputs=eval_data.example_inputs(8), zero_point_bits=ORT_ZERO_POINT_BITS)
+    calibration = task.subset("train", calibration_samples, seed) if calibration_samples else task
+    before = evaluate(model, task, split).values[task.primary_metric]
+    result = ptq_int8(model, calibration, out=out, per_channel=per_channel, **ptq_options)
+    after = runtime_evaluation(result.path, task, split, backend="onnxruntime").values[task.primary_metric]
+    size = size_report(model, policy, example_inputs=task.example_inputs(8), zero_point_bits=ORT_ZERO_POINT_BITS)
     size.onnx_bytes = result.size_bytes
     size.files = {str(result.path): result.size_bytes, str(result.fp32_path): result.fp32_size_bytes}
-    return QuantizeReport(str(policy), "ptq", top1_before, top1_after, "onnxruntime (int8 file)", size, {},
-                          ptq=result, model_path=result.path, samples=len(eval_data), split=eval_data.split)
+    return QuantizeReport(str(policy), "ptq", task.primary_metric, before, after, "onnxruntime (int8 file)", size, {},
+                          ptq=result, model_path=result.path, samples=task.size(split), split=split,
+                          data=task.data_name(split))
 
 
 def _check_int8(policy: Policy) -> None:
@@ -140,9 +168,11 @@ def written_files(out: str | os.PathLike, mode: str) -> list[Path]:
     """Every file ``run_qat`` (mode ``qat``) or ``run_ptq`` (``ptq``) may write for ``out``."""
     out = Path(out)
     if mode == "qat":
-        return [out, *(_beside(out, suffix) for suffix in (".tpk", ".qonnx.onnx", ".qcdq.onnx"))]
+        return [out, *(beside(out, suffix) for suffix in (".tpk", ".qonnx.onnx", ".qcdq.onnx"))]
     return [out, fp32_path_for(out)]
 
 
-def _beside(path: Path, suffix: str) -> Path:
+def beside(path: str | os.PathLike, suffix: str) -> Path:
+    """The file beside ``path`` with ``suffix`` for its own: ``m.pt`` -> ``m.tpk``."""
+    path = Path(path)
     return path.with_name(path.name.removesuffix(path.suffix) + suffix)

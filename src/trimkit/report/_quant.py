@@ -1,6 +1,6 @@
 """A quantize stage's details: the INT8 PTQ file's own record (``details.int8``), or the
 QAT model's sizes (analytic and packed, in the stage's measurement); and, for either,
-the policy and analytic size of each weight layer (``details.layers``)."""
+the policy and analytic size of each weight layer (``details.size.layers``)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ LAYER_COLUMNS = (("type", "type", False), ("role", "role", False), ("weight_form
 
 def layers_table(details: Ref) -> str:
     """The policy per weight layer and its analytic size, as the size report logged it."""
-    layers = details.get("layers")
+    layers = details.get("layers") or details.at("size", "layers")  # logs before the report was the details
     found = [row for row in (layers.children() if layers is not None and layers.is_list else []) if row.is_dict]
     if not found:
         return ""
@@ -47,8 +47,9 @@ def _ptq(details: Ref, measurement: Ref | None) -> str:
     int8 = details.get("int8")
     if int8 is None or not int8.is_dict:
         return ""
+    int8_format = details.get("int8_format") or details.at("ptq", "int8_format")
     lead = (f"INT8 post-training quantisation, policy <b>{text(details.get('policy'))}</b>, format "
-            f"{text(details.get('int8_format'))}; the model goes on unchanged and the INT8 file is scored by its "
+            f"{text(int8_format)}; the model goes on unchanged and the INT8 file is scored by its "
             "runtime.")
     rows = []
     float_size = measurement.at("size_bytes", "onnx") if measurement is not None else None

@@ -106,19 +106,16 @@ def _float(outputs: Any) -> Any:
 class CachedEvaluation:
     """``evaluation(model) -> primary metric`` on a fixed (sub)set of a split, fast.
 
-    Built from a task (or, for convenience, an :class:`~trimkit.data.ImageDataset`,
-    judged as classification). ``samples`` cuts the split to a fixed random subset.
+    Built from a task (or, for convenience, a data set, judged as the task of its kind).
+    ``samples`` cuts the split to a fixed random subset.
     """
 
     def __init__(self, task: Any, samples: int | None = None, *, split: str | None = None, batch_size: int = 500,
                  precision: str = "auto", seed: int = 0) -> None:
-        from trimkit.tasks.classification import ClassificationTask
-        from trimkit.data import ImageDataset
+        from trimkit.tasks._kinds import as_split_task
 
-        if isinstance(task, ImageDataset):
-            task = ClassificationTask({task.split: task})
-            split = split or next(iter(task.splits))
-        split = split or task.eval_split()
+        task, own_split = as_split_task(task)
+        split = split or own_split
         if samples:
             task = task.subset(split, samples, seed)
         self.task = task

@@ -125,11 +125,17 @@ class Task(ABC):
         """The data set behind ``split``, for records."""
         return None
 
+    def model_arguments(self) -> dict[str, int]:
+        """What a zoo model built for this task's data takes (``num_classes``,
+        ``in_channels``); empty where the data does not say."""
+        return {}
+
     def prepared_for(self, model: Any, label: str | None = None) -> Task:
-        """The same task with its inputs prepared as ``model`` expects (a zoo model's
-        normalisation), after checking that the model takes them (input shape, classes):
-        a model that does not fit is one line naming ``label`` (default: the model's zoo
-        name). A model from outside the zoo takes the data as it is."""
+        """The same task with its inputs prepared as ``model`` (a module, or the
+        :class:`~trimkit.models.ModelOrigin` it was built from) expects: a zoo model's
+        normalisation, after checking that the model takes them (task kind, input shape,
+        classes); a model that does not fit is one line naming ``label`` (default: the
+        model's zoo name). A model from outside the zoo takes the data as it is."""
         return self
 
     def eval_split(self) -> str:
@@ -189,10 +195,13 @@ class SplitDatasets:
     def channels(self) -> int:
         return next(iter(self.datasets.values())).channels
 
+    def model_arguments(self) -> dict[str, int]:
+        return {"num_classes": self.num_classes, "in_channels": self.channels}
+
     def prepared_for(self, model: Any, label: str | None = None) -> Any:
         from trimkit import models
 
-        origin = models.origin(model)
+        origin = model if isinstance(model, models.ModelOrigin) else models.origin(model)
         if origin is None:
             return self
         label = label or origin.name

@@ -10,7 +10,6 @@ from trimkit import measure
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._registry import register_stage
 from trimkit.pipeline._runtime_options import RuntimeStageOptions
-from trimkit.tasks import ClassificationTask, SegmentationTask
 
 
 class CompareOptions(RuntimeStageOptions):
@@ -29,8 +28,8 @@ class CompareOptions(RuntimeStageOptions):
 @register_stage("compare", CompareOptions, "measure named models side by side, as ratios to the first")
 def compare_stage(model: nn.Module, ctx: Context, options: CompareOptions) -> nn.Module:
     subjects = [model if name == "current" else ctx.model_or_artifact(name) for name in options.models]
-    # scored with the run's task on its evaluation split (a tracker's pairs are not: see the track stage)
-    task = ctx.task if isinstance(ctx.task, (ClassificationTask, SegmentationTask)) else None
+    # scored with the run's task on its evaluation split, where a runtime can score it batch by batch
+    task = ctx.task if ctx.task is not None and "runtime_scoring" in ctx.task.capabilities else None
     shapes = None if task is None else [tuple(x.shape[1:]) for x in task.example_inputs(1)]
     comparisons = []
     for batch in options.batch_sizes:

@@ -49,7 +49,7 @@ def export_model(model: nn.Module, ctx: Context, path, *, opset: int | None = No
 
 @register_stage("export", ExportOptions, "export to ONNX with parity against PyTorch")
 def export_stage(model: nn.Module, ctx: Context, options: ExportOptions) -> nn.Module:
-    path, size, parity = export_model(model, ctx, ctx.path("model.onnx"), opset=options.opset,
+    path, size, parity = export_model(model, ctx, ctx.output or ctx.path("model.onnx"), opset=options.opset,
                                       dynamic_batch=options.dynamic_batch, parity_samples=options.parity_samples)
     ctx.artifacts[options.name] = path
     ctx.add(Measurement("exported", size_bytes={"onnx": size}), path=path, **parity)

@@ -43,7 +43,8 @@ def measure_stage(model: nn.Module, ctx: Context, options: MeasureOptions) -> nn
     latencies = [measure.latency(subject, options, batch_size=batch, input_shapes=shapes, per_layer=options.per_layer)
                  for batch in options.batch_sizes]
     record = Measurement(options.model or "current", latency=[measure.latency_record(x) for x in latencies])
-    if options.runtime_metric and options.backend != "torch":
+    scorable = ctx.task is not None and "runtime_scoring" in ctx.task.capabilities
+    if options.runtime_metric and options.backend != "torch" and scorable:
         task = ctx.task if options.samples is None else ctx.task.subset(ctx.task.eval_split(), options.samples,
                                                                          ctx.seed)
         scored = measure.runtime_evaluation(subject, task, options=options, input_shapes=shapes)

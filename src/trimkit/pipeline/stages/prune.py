@@ -70,12 +70,8 @@ def prune_stage(model: nn.Module, ctx: Context, options: PruneOptions) -> nn.Mod
                               calibration=_calibration(ctx, options.calibration_samples, cut.criterion))
     ctx.say(f"   {result.groups_pruned} groups cut, each verified against the masked original, "
             f"{len(result.frozen)} frozen; MACs {result.macs_before:,} -> {result.macs_after:,}")
-    details = result.to_dict()
-    for key in ("params_before", "params_after", "macs_before", "macs_after", "flops_before", "flops_after"):
-        details.pop(key)
-    ctx.add(from_profile(result.after, "pruned", result.model), settings=cut.model_dump(mode="json"),
-            before=from_profile(result.before, "before").to_dict(), chosen=chosen,
-            filters_pruned=result.filters_pruned, **details)
+    ctx.add(from_profile(result.after, "pruned", result.model), settings=cut.model_dump(mode="json"), chosen=chosen,
+            filters_pruned=result.filters_pruned, **result.to_dict())
     return result.model
 
 

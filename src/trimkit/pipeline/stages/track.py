@@ -7,7 +7,6 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
-from trimkit.errors import TrimkitError
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._registry import StageOptions, register_stage
 from trimkit.record import Measurement, Metric
@@ -18,14 +17,13 @@ class TrackOptions(StageOptions):
     tracker: TrackerParams | None = None
     frames: int | None = Field(default=None, ge=2)
 
+    def needs(self) -> frozenset[str]:
+        return frozenset({"sequences"})
+
 
 @register_stage("track", TrackOptions, "track the held-out sequences; record precision, success AUC, mean IoU, fps")
 def track_stage(model: nn.Module, ctx: Context, options: TrackOptions) -> nn.Module:
-    from trimkit.tasks.tracking import TrackingTask
-
-    if not isinstance(ctx.task, TrackingTask):
-        raise TrimkitError("stage track needs a tracking task; set task.kind: tracking")
-    evaluation = ctx.task.track_scores(model, options.tracker, frames=options.frames, progress=ctx.progress)
+    evaluation = ctx.require_task("tracking").track_scores(model, options.tracker, frames=options.frames, progress=ctx.progress)
     pooled = evaluation.pooled
     data = ctx.task.data_name("val")
     metrics = [Metric(name, float(getattr(pooled, name)), "sequences", pooled.frames, "fp32", "pytorch", data)

@@ -120,7 +120,8 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
                            resume=ctx.resume and checkpoint is not None and checkpoint.exists(),
                            progress=ctx.progress, loss_fn=distiller,
                            extra_modules=[distiller.adapters] if distiller else ())
-    ctx.add(history=fitted.history, precision=fitted.precision, images_per_second=fitted.images_per_second,
+    ctx.add(history=fitted.history, precision=fitted.precision, channels_last=fitted.channels_last,
+            images_per_second=fitted.images_per_second,
             resumed_from_epoch=fitted.resumed_from_epoch, pruning_steps=hook.steps if hook else [])
     return fitted.model
 
