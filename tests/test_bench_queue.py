@@ -26,7 +26,9 @@ from trimkit import export, models
 from trimkit.cli import app
 from trimkit.errors import TrimkitError
 from trimkit.record import LatencyRecord
-from trimkit.search import _bench_queue as bq
+from trimkit._urls import hide_password
+from trimkit.measure import remote as bq
+from trimkit.measure.remote._queue import RESULTS_TABLE, connection_url
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -72,16 +74,16 @@ def test_a_job_survives_its_encoding_byte_for_byte():
 
 
 def test_urls_names_and_backends_are_checked_before_anything_is_queued(tmp_path, lenet_onnx):
-    assert bq.connection_url("postgresql+psycopg2://u:p@h:5/d") == "postgresql://u:p@h:5/d"
-    assert bq.connection_url("postgres://u@h/d") == "postgresql://u@h/d"
-    assert bq.hide_password("postgresql://u:secret@h:5/d") == "postgresql://u@h:5/d"
+    assert connection_url("postgresql+psycopg2://u:p@h:5/d") == "postgresql://u:p@h:5/d"
+    assert connection_url("postgres://u@h/d") == "postgresql://u@h/d"
+    assert hide_password("postgresql://u:secret@h:5/d") == "postgresql://u@h:5/d"
     cases = [
         (dict(queue_url="sqlite:///x.db"), "benchmark queue sqlite:///x.db: not a PostgreSQL URL"),
         (dict(queue_name="no spaces"), "queue name 'no spaces': use 1-63 letters"),
         (dict(backend="torch"), "backend 'torch': a benchmark worker times exported ONNX files on onnxruntime or "
                                 "openvino"),
         (dict(batch_size=0), "batch size must be at least 1, got 0"),
-        (dict(threads=0), "threads must be at least 1, got 0"),
+        (dict(threads=0), "threads: 0: input should be greater than or equal to 1"),
         (dict(queue_url="postgresql://nobody:secret@127.0.0.1:9/none"),
          "benchmark queue postgresql://nobody@127.0.0.1:9/none is unreachable ("),
     ]
@@ -168,9 +170,9 @@ def test_the_worker_times_with_trimkit_bench_code_and_the_record_arrives_unchang
     calls = []
     real_latency = measure.latency
 
-    def latency(path, **settings):
-        result = real_latency(path, **settings)
-        calls.append((Path(path).read_bytes(), settings, result))
+    def latency(path, options, **settings):
+        result = real_latency(path, options, **settings)
+        calls.append((Path(path).read_bytes(), {**options.runtime_settings(), **settings}, result))
         return result
 
     monkeypatch.setattr(measure, "latency", latency)
@@ -184,7 +186,7 @@ def test_the_worker_times_with_trimkit_bench_code_and_the_record_arrives_unchang
     ((data, settings, result),) = calls
     assert data == lenet_onnx.read_bytes()
     assert settings == {"backend": "onnxruntime", "batch_size": 3, "threads": 1, "precision": "fp32", "warmup": 4,
-                        "min_time_s": 0.05, "max_iters": 40}
+                        "min_time_s": 0.05, "min_iters": 10, "max_iters": 40}
     assert measured.record == measure.latency_record(result)  # every float, bit for bit
     assert measured.env == json.loads(json.dumps(result.env, default=str))
 
@@ -203,7 +205,7 @@ def test_each_device_has_its_own_queue_and_errors_come_back(postgres_url, lenet_
                               min_time_s=0.05)
         assert str(caught.value) == (
             "no benchmark worker took lenet5.onnx from queue 'cpu-b' (onnxruntime) within 1.5 s; start one on "
-            f"that device: trimkit bench-worker --queue {bq.hide_password(postgres_url)} --device-name cpu-b "
+            f"that device: trimkit bench-worker --queue {hide_password(postgres_url)} --device-name cpu-b "
             "--backend onnxruntime")
         # nor a job for its device on another backend
         with pytest.raises(TrimkitError, match=r"no benchmark worker took lenet5.onnx from queue 'cpu-a' \(openvino\)"):
@@ -220,7 +222,7 @@ def test_each_device_has_its_own_queue_and_errors_come_back(postgres_url, lenet_
                      ("done", "lenet5.onnx")]
     # the withdrawn jobs stay queued for workers that never came; their answers are not kept
     with psycopg.connect(postgres_url) as connection:
-        assert connection.execute(f"SELECT count(*) FROM {bq.RESULTS_TABLE}").fetchone() == (0,)
+        assert connection.execute(f"SELECT count(*) FROM {RESULTS_TABLE}").fetchone() == (0,)
         queued = connection.execute("SELECT entrypoint, status FROM pgqueuer ORDER BY id").fetchall()
     assert queued == [("trimkit-bench:cpu-b:onnxruntime", "queued"), ("trimkit-bench:cpu-a:openvino", "queued")]
 
@@ -279,5 +281,5 @@ def test_a_worker_killed_mid_benchmark_loses_no_job(postgres_url, lenet_onnx):  
         assert connection.execute("SELECT count(*) FROM pgqueuer").fetchone() == (0,)  # nothing left behind
         log = connection.execute("SELECT status::text FROM pgqueuer_log WHERE entrypoint = %s ORDER BY id",
                                  ("trimkit-bench:edge-1:onnxruntime",)).fetchall()
-        assert connection.execute(f"SELECT count(*) FROM {bq.RESULTS_TABLE}").fetchone() == (0,)
+        assert connection.execute(f"SELECT count(*) FROM {RESULTS_TABLE}").fetchone() == (0,)
     assert [status for (status,) in log][-1] == "successful"

@@ -318,17 +318,18 @@ def test_a_killed_search_resumes_and_ends_with_n_trials(tmp_path):
 
 def test_a_remote_latency_objective_asks_the_benchmark_queue_for_the_trials_export(tmp_path, monkeypatch):
     from trimkit.record import LatencyRecord
-    from trimkit.search import _bench_queue
+    from trimkit.measure import remote
 
     asked = []
 
-    def measure_remote(onnx_path, **settings):
+    def measure_remote(onnx_path, options, **settings):
+        settings = {**options.runtime_settings(), **settings}
         asked.append((Path(onnx_path), settings))
         return LatencyRecord(latency_ms=2.5, p90_ms=3.0, p99_ms=3.5, mean_ms=2.6, cv=0.1, throughput=400.0,
                              iterations=50, backend=settings["backend"], precision="fp32", precision_requested="auto",
                              threads=settings["threads"], batch_size=settings["batch_size"])
 
-    monkeypatch.setattr(_bench_queue, "measure_remote", measure_remote)
+    monkeypatch.setattr(remote, "measure_remote", measure_remote)
     recipe = search.load_search_recipe(_recipe(
         tmp_path, n_trials=1, parameters={"stages.0.ratio": {"values": [0.5]}}, objectives=["latency_ms"],
         constraints={}, size="onnx",
@@ -342,7 +343,8 @@ def test_a_remote_latency_objective_asks_the_benchmark_queue_for_the_trials_expo
     assert baseline == tmp_path / "run" / "baseline.onnx" and baseline.read_bytes()[:2] == onnx.read_bytes()[:2]
     assert result.study.user_attrs["baseline"]["latency_ms"] == 2.5
     assert settings == {"queue_url": "postgresql://q@db/queue", "queue_name": "ncs2", "backend": "openvino",
-                        "batch_size": 4, "threads": 2, "timeout_s": 90.0, "precision": "auto", "min_time_s": 0.5}
+                        "batch_size": 4, "threads": 2, "timeout_s": 90.0, "precision": "auto", "min_time_s": 0.5,
+                        "warmup": 10, "min_iters": 10, "max_iters": 10_000}
 
 
 @pytest.mark.slow

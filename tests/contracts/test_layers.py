@@ -14,7 +14,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / "trimkit"
 
 #: bottom to top; a part of trimkit is its package (``prune``) or root module (``_masks``)
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "_registry", "_options", "_lazy", "_atomic", "_outputs", "_device", "_threads", "_progress",
+    ("errors", "_registry", "_options", "_lazy", "_urls", "_atomic", "_outputs", "_device", "_threads", "_progress",
      "_running", "_inputs"),
     ("record", "_masks", "_shape_edits", "_sparse_size", "_sections", "_model_file", "models", "data", "trimkit"),
     ("tracking", "runs"),

@@ -8,7 +8,8 @@ import typer
 from rich.markup import escape
 
 from trimkit.cli._console import console
-from trimkit.search import _bench_queue as bench_queue
+from trimkit._urls import hide_password
+from trimkit.measure import remote
 
 
 def bench_worker_command(
@@ -20,15 +21,15 @@ def bench_worker_command(
         help="Threads when a job does not say (default: the CPUs this process may use).")] = None,
     heartbeat: Annotated[float, typer.Option(
         help="Seconds a job may go without its worker's heartbeat before another worker measures it again "
-             "(the same on every worker of a queue).")] = bench_queue.DEFAULT_HEARTBEAT_S,
+             "(the same on every worker of a queue).")] = remote.DEFAULT_HEARTBEAT_S,
 ) -> None:
     """Measure the ONNX files producers queue for this device, one at a time, until Ctrl-C or SIGTERM."""
 
-    def report(event: bench_queue.WorkerEvent) -> None:
+    def report(event: remote.WorkerEvent) -> None:
         job = f"{escape(event.label)} (request {event.request_id})"
         if event.kind == "ready":
             console.print(f"bench-worker {device_name}: serving queue {device_name!r} on {backend} at "
-                          f"{bench_queue.hide_password(queue)}; Ctrl-C stops after the job in hand")
+                          f"{hide_password(queue)}; Ctrl-C stops after the job in hand")
         elif event.kind == "start":
             again = "" if event.attempt == 1 else f" (attempt {event.attempt}: a worker stopped mid-job)"
             console.print(f"measuring {job}{again}")
@@ -42,6 +43,6 @@ def bench_worker_command(
         elif event.kind == "dropped":
             console.print(f"dropped {job}: its producer stopped waiting")
 
-    bench_queue.serve(queue, device_name=device_name, backend=backend, threads=threads, heartbeat_s=heartbeat,
+    remote.serve(queue, device_name=device_name, backend=backend, threads=threads, heartbeat_s=heartbeat,
                       on_event=report)
     console.print(f"bench-worker {device_name}: stopped")

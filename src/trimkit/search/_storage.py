@@ -27,6 +27,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from trimkit._urls import first_line, hide_password
 from trimkit.errors import TrimkitError
 
 #: the trial's user attribute naming the process that runs it (file stores)
@@ -73,7 +74,7 @@ def open_storage(url: str, *, heartbeat_interval: int = 30, grace_period: int = 
                 heartbeat_stale_trial_callback=retry_callback(max_retry),
                 engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None)
     except Exception as error:  # sqlalchemy's connection errors, a missing driver
-        raise TrimkitError(f"storage {hide_password(url)} is unreachable ({_first_line(error)}); check the "
+        raise TrimkitError(f"storage {hide_password(url)} is unreachable ({first_line(error)}); check the "
                            "host, the database name and that the server runs") from None
 
 
@@ -104,19 +105,6 @@ def _driver(url: str) -> str:
     if url.startswith("postgres://"):
         return "postgresql://" + url.removeprefix("postgres://")
     return url
-
-
-def hide_password(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
-    return url
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 def worker_identity(trial_number: int) -> dict[str, object]:

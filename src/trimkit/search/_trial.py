@@ -87,12 +87,10 @@ def run_base(recipe: SearchRecipe, run_dir: Path, say: Callable[[str], None]) ->
 def measure_latency(onnx_path: Path, latency: LatencySpec) -> LatencyRecord:
     """The exported file timed here, or by a benchmark worker on the device its queue serves."""
     if latency.queue is not None:
-        from trimkit.search._bench_queue import measure_remote
+        from trimkit.measure.remote import measure_remote
 
-        return measure_remote(onnx_path, queue_url=latency.queue, queue_name=latency.queue_name or "",
-                              backend=latency.backend, batch_size=latency.batch_size, threads=latency.threads,
-                              timeout_s=latency.timeout_s, precision=latency.precision,
-                              min_time_s=latency.min_time_s)
+        return measure_remote(onnx_path, latency, queue_url=latency.queue, queue_name=latency.queue_name or "",
+                              batch_size=latency.batch_size, timeout_s=latency.timeout_s)
     timed = measure.latency(str(onnx_path), latency, batch_size=latency.batch_size)
     return measure.latency_record(timed)
 

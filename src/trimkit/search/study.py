@@ -31,7 +31,8 @@ from trimkit.errors import TrimkitError
 from trimkit.runs import RunLog
 from trimkit.search._recipe import SearchRecipe
 from trimkit.search._spec import FIGURES, SearchSpec
-from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, hide_password, is_file_store, open_storage,
+from trimkit._urls import hide_password
+from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, is_file_store, open_storage,
                                      retried_from, retry_callback, storage_url, worker_identity)
 from trimkit.search._trial import (Figures, constraint_values, export_baseline, figures_of,
                                    objective_values, run_base, run_trial, with_latency)

@@ -1,0 +1,137 @@
+"""The producer's side: put an ONNX file in a device's queue, wait for the latency the
+device's worker measured."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from trimkit._urls import first_line, hide_password
+from trimkit.errors import TrimkitError
+from trimkit.measure._options import RuntimeOptions
+from trimkit.measure.remote._queue import (_FORGET_AFTER, RESULTS_TABLE, BenchJob, RemoteMeasurement, _connect,
+                                           check_backend, check_queue_name, ensure_installed, entrypoint)
+from trimkit.record import LatencyRecord
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A job in the queue: what :func:`wait` needs to collect its answer."""
+
+    url: str
+    request_id: str
+    queue_name: str
+    backend: str
+    label: str
+
+
+def submit(onnx_path: str | os.PathLike, options: RuntimeOptions | None = None, *, queue_url: str, queue_name: str,
+           batch_size: int = 1, send_file: bool = True, **settings: Any) -> Submitted:
+    """Put one ONNX file in the queue of device ``queue_name``; returns at once. How the
+    worker runs and times it: ``options`` (a :class:`~trimkit.measure.RuntimeOptions`, or
+    its fields as keywords) at ``batch_size``; ``threads`` None lets the worker choose.
+
+    With ``send_file`` the file's bytes travel in the job; without, only its path, which
+    must then name the same file on the worker's machine (shared storage)."""
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise TrimkitError(f"model file {path} does not exist")
+    options = RuntimeOptions.of(options, **settings)
+    check_queue_name(queue_name)
+    backend = check_backend(options.backend)
+    if batch_size < 1:
+        raise TrimkitError(f"batch size must be at least 1, got {batch_size}")
+    ensure_installed(queue_url)
+    job = BenchJob(request_id=str(uuid.uuid4()), label=path.name, backend=backend, batch_size=batch_size,
+                   threads=options.threads, precision=options.precision, warmup=options.warmup,
+                   min_time_s=options.min_time_s, max_iters=options.max_iters,
+                   path=None if send_file else str(path.resolve()))
+    payload = job.encode(path.read_bytes() if send_file else b"")
+    target = entrypoint(queue_name, backend)
+    from pgqueuer.db import SyncPsycopgDriver
+    from pgqueuer.queries import SyncQueries
+
+    with _connect(queue_url) as connection:
+        connection.execute(f"DELETE FROM {RESULTS_TABLE} WHERE created_at < now() - interval '{_FORGET_AFTER}'")
+        connection.execute(f"INSERT INTO {RESULTS_TABLE} (request_id, entrypoint) VALUES (%s, %s)",
+                           (job.request_id, target))
+        (job_id,) = SyncQueries(SyncPsycopgDriver(connection)).enqueue(target, payload)
+        connection.execute(f"UPDATE {RESULTS_TABLE} SET job_id = %s WHERE request_id = %s",
+                           (int(job_id), job.request_id))
+    return Submitted(queue_url, job.request_id, queue_name, backend, job.label)
+
+
+def wait(submitted: Submitted, timeout_s: float = 600.0, poll_s: float = 0.5) -> RemoteMeasurement:
+    """The measurement of a submitted job, once a worker has made it. After
+    ``timeout_s`` seconds the job is withdrawn and the error says how far it got."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    with _connect(submitted.url) as connection:
+        try:
+            while True:
+                row = connection.execute(
+                    f"SELECT attempts, device, worker, finished_at IS NOT NULL, record, env, error "
+                    f"FROM {RESULTS_TABLE} WHERE request_id = %s", (submitted.request_id,)).fetchone()
+                if row is None:
+                    raise TrimkitError(f"benchmark request {submitted.request_id} is gone from {RESULTS_TABLE}; "
+                                       "another process withdrew it")
+                attempts, device, worker, finished, record, env, error = row
+                if finished:
+                    break
+                if time.monotonic() >= deadline:
+                    raise TrimkitError(_timeout_message(submitted, timeout_s, attempts, device))
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(poll_s, delay * 2)
+        except psycopg.OperationalError as error:
+            raise TrimkitError(f"lost the benchmark queue {hide_password(submitted.url)} while waiting "
+                               f"({first_line(error)})") from None
+        finally:
+            with contextlib.suppress(psycopg.Error):  # a lost connection must not hide the error raised
+                connection.execute(f"DELETE FROM {RESULTS_TABLE} WHERE request_id = %s", (submitted.request_id,))
+    if error is not None:
+        raise TrimkitError(f"benchmark worker {device} could not measure {submitted.label}: {error}")
+    return RemoteMeasurement(LatencyRecord(**record), device, worker, attempts, env or {})
+
+
+def _timeout_message(submitted: Submitted, timeout_s: float, attempts: int, device: str | None) -> str:
+    if attempts == 0:
+        return (f"no benchmark worker took {submitted.label} from queue {submitted.queue_name!r} "
+                f"({submitted.backend}) within {timeout_s:g} s; start one on that device: trimkit bench-worker "
+                f"--queue {hide_password(submitted.url)} --device-name {submitted.queue_name} "
+                f"--backend {submitted.backend}")
+    return (f"benchmark worker {device} started {submitted.label} ({attempts} attempt"
+            f"{'' if attempts == 1 else 's'}) but did not finish within {timeout_s:g} s; allow more time "
+            "(timeout_s) or measure for less (min_time_s)")
+
+
+def remote_measurement(onnx_path: str | os.PathLike, options: RuntimeOptions | None = None, *, queue_url: str,
+                       queue_name: str, batch_size: int = 1, timeout_s: float = 600.0, send_file: bool = True,
+                       **settings: Any) -> RemoteMeasurement:
+    """Have the benchmark worker of device ``queue_name`` time ``onnx_path``; wait for it
+    (see :func:`submit` and :func:`wait`)."""
+    submitted = submit(onnx_path, options, queue_url=queue_url, queue_name=queue_name, batch_size=batch_size,
+                       send_file=send_file, **settings)
+    return wait(submitted, timeout_s)
+
+
+def measure_remote(onnx_path: str | os.PathLike, options: RuntimeOptions | None = None, *, queue_url: str,
+                   queue_name: str, batch_size: int = 1, timeout_s: float = 600.0, send_file: bool = True,
+                   **settings: Any) -> LatencyRecord:
+    """The latency of ``onnx_path`` as the benchmark worker of device ``queue_name``
+    measures it (the record ``trimkit bench`` would make there), run and timed by
+    ``options`` (:class:`~trimkit.measure.RuntimeOptions`, or its fields as keywords).
+
+    ``threads`` None lets the worker choose (its ``--threads``, else all its CPUs). A
+    worker killed mid-benchmark costs time, not the job: it is measured again by the
+    next worker on that queue. Raises :class:`TrimkitError` when the queue is
+    unreachable, the worker cannot measure the file, or nothing comes back in
+    ``timeout_s`` seconds."""
+    return remote_measurement(onnx_path, options, queue_url=queue_url, queue_name=queue_name, batch_size=batch_size,
+                              timeout_s=timeout_s, send_file=send_file, **settings).record
