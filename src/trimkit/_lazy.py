@@ -11,8 +11,8 @@ from typing import Any
 def attach(package: str, submodules: Iterable[str] = (), names: Mapping[str, str] | None = None
            ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``: each of ``submodules``
-    is imported when first read, and each name of ``names`` (name -> module, relative to
-    the package) is read from its module when first used."""
+    is imported when first read, and each name of ``names`` (name -> ``module`` or
+    ``module:attribute``) is read from its module when first used."""
     submodules = tuple(submodules)
     names = dict(names or {})
     public = sorted({*submodules, *names})
@@ -21,7 +21,8 @@ def attach(package: str, submodules: Iterable[str] = (), names: Mapping[str, str
         if name in submodules:
             return importlib.import_module(f"{package}.{name}")
         if name in names:
-            return getattr(importlib.import_module(names[name], package), name)
+            module, _, attribute = names[name].partition(":")
+            return getattr(importlib.import_module(module, package), attribute or name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:

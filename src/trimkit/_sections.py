@@ -80,7 +80,7 @@ MASKS = Section("masks", capture=_masks.capture, restore=_masks.restore)
 # Sections trimkit defines in packages this module must not import, each with the module
 # whose import registers it. Their order here is their order in a file, after "edits",
 # whatever order the packages happen to be imported in.
-_PROVIDERS: dict[str, str] = {"quantization": "trimkit.quant"}
+_PROVIDERS: dict[str, str] = {"quantization": "trimkit.quant._section"}
 _ORDER = (EDITS.name, *_PROVIDERS, MASKS.name)
 
 SECTIONS: Registry[Section] = Registry("header section")

@@ -2,44 +2,35 @@
 runtime backend (onnxruntime, openvino, torch), ``compare`` of several models side by
 side, and ``runtime_accuracy`` in the precision a runtime computes in."""
 
-from trimkit.measure._profile import LayerProfile, Profile, profile
-from trimkit.measure._accuracy import runtime_accuracy, runtime_evaluation
-from trimkit.measure._backend import PRECISIONS, Backend, NodeTime, Session
-from trimkit.measure._compare import Comparison, ComparedModel, compare
-from trimkit.measure._env import busy_cpus, environment
-from trimkit.measure._latency import Latency, latencies, latency
-from trimkit.measure._layers import LayerTime
-from trimkit.measure._options import RuntimeOptions
-from trimkit.measure._measurement import from_profile, latency_record, measure_model, state_dict_bytes
-from trimkit.measure._registry import BACKENDS, get_backend
-from trimkit.measure._stats import LatencyStats, summarize
+from trimkit._lazy import attach
 
-__all__ = [
-    "BACKENDS",
-    "PRECISIONS",
-    "RuntimeOptions",
-    "Backend",
-    "ComparedModel",
-    "Comparison",
-    "LatencyStats",
-    "Latency",
-    "LayerProfile",
-    "LayerTime",
-    "NodeTime",
-    "Profile",
-    "Session",
-    "busy_cpus",
-    "compare",
-    "environment",
-    "from_profile",
-    "get_backend",
-    "latencies",
-    "latency",
-    "latency_record",
-    "measure_model",
-    "state_dict_bytes",
-    "profile",
-    "runtime_accuracy",
-    "runtime_evaluation",
-    "summarize",
-]
+_NAMES = {
+    "runtime_accuracy": "trimkit.measure._accuracy",
+    "runtime_evaluation": "trimkit.measure._accuracy",
+    "Backend": "trimkit.measure._backend",
+    "NodeTime": "trimkit.measure._backend",
+    "PRECISIONS": "trimkit.measure._backend",
+    "Session": "trimkit.measure._backend",
+    "ComparedModel": "trimkit.measure._compare",
+    "Comparison": "trimkit.measure._compare",
+    "compare": "trimkit.measure._compare",
+    "busy_cpus": "trimkit.measure._env",
+    "environment": "trimkit.measure._env",
+    "Latency": "trimkit.measure._latency",
+    "latencies": "trimkit.measure._latency",
+    "latency": "trimkit.measure._latency",
+    "LayerTime": "trimkit.measure._layers",
+    "from_profile": "trimkit.measure._measurement",
+    "latency_record": "trimkit.measure._measurement",
+    "measure_model": "trimkit.measure._measurement",
+    "state_dict_bytes": "trimkit.measure._measurement",
+    "RuntimeOptions": "trimkit.measure._options",
+    "LayerProfile": "trimkit.measure._profile",
+    "Profile": "trimkit.measure._profile",
+    "profile": "trimkit.measure._profile",
+    "BACKENDS": "trimkit.measure._registry",
+    "get_backend": "trimkit.measure._registry",
+    "LatencyStats": "trimkit.measure._stats",
+    "summarize": "trimkit.measure._stats",
+}
+__getattr__, __dir__, __all__ = attach(__name__, names=_NAMES)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from trimkit.errors import TrimkitError
-from trimkit.measure._target import ModelTarget
+
+if TYPE_CHECKING:
+    from trimkit.measure._target import ModelTarget
 
 PRECISIONS = ("auto", "fp32", "bf16")
 _PRECISION_ALIASES = {"f32": "fp32", "float32": "fp32", "bfloat16": "bf16"}

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
 
 from trimkit._masks import masks_of
 from trimkit._sparse_size import sparse_size
-from trimkit.measure._latency import Latency
 from trimkit.measure._profile import Profile, profile
 from trimkit.record import LatencyRecord, Measurement, precision_name
 from trimkit.tasks import Task, evaluate
+
+if TYPE_CHECKING:
+    from trimkit.measure._latency import Latency
 
 
 def state_dict_bytes(model: nn.Module) -> int:

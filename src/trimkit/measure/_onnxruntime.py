@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import bisect
 import json
 import statistics
@@ -10,15 +12,18 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Backend, NodeTime, Session, random_inputs
-from trimkit.measure._target import ModelTarget
+
+if TYPE_CHECKING:
+    from trimkit.measure._target import ModelTarget
 
 
 class OnnxRuntimeSession(Session):
     def __init__(self, target: ModelTarget, batch_size: int, threads: int, profile: bool) -> None:
+        import onnxruntime  # imported when a session opens: 0.3 s that most commands never spend
+
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -94,4 +99,6 @@ class OnnxRuntimeBackend(Backend):
         return OnnxRuntimeSession(target, batch_size, threads, profile)
 
     def versions(self) -> dict[str, str]:
+        import onnxruntime
+
         return {"onnxruntime": onnxruntime.__version__}

@@ -8,6 +8,8 @@ convolution and dense layer really runs in, are what the record states.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import importlib
 import statistics
 from collections import Counter, defaultdict
@@ -16,8 +18,10 @@ import numpy as np
 
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Backend, NodeTime, Session, random_inputs
-from trimkit.measure._target import ModelTarget
 from trimkit.record import precision_name
+
+if TYPE_CHECKING:
+    from trimkit.measure._target import ModelTarget
 
 COMPUTE_LAYER_TYPES = frozenset({"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul"})
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
-import onnx as onnx_format
 import torch
 from torch import nn
 
@@ -92,8 +91,15 @@ def _from_onnx(path: Path, label: str | None) -> ModelTarget:
             raise TrimkitError(f"{path}: input {value.name!r} has shape {dims}; only the batch (first) dimension "
                                "may be dynamic")
         shapes.append(tuple(dims[1:]))
-        dtypes.append(np.dtype(onnx_format.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)))
+        dtypes.append(np.dtype(onnx_dtype(tensor_type.elem_type)))
         batches.add(dims[0])
     fixed = next(iter(batches)) if len(batches) == 1 and None not in batches else None
     return ModelTarget(label or path.name, tuple(shapes), tuple(dtypes), onnx_path=path, fixed_batch=fixed,
                        metadata=export.read_metadata(proto))
+
+
+def onnx_dtype(element_type: int) -> np.dtype:
+    """The NumPy type of an ONNX tensor element type."""
+    import onnx
+
+    return onnx.helper.tensor_dtype_to_np_dtype(element_type)

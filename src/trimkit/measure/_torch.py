@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Backend, Session, random_inputs
-from trimkit.measure._target import ModelTarget
 from trimkit._device import autocast
+
+if TYPE_CHECKING:
+    from trimkit.measure._target import ModelTarget
 
 
 class TorchSession(Session):

@@ -11,57 +11,47 @@
 >>> quant.ptq_int8(model, calibration_data, out="model.int8.onnx")         # doctest: +SKIP
 """
 
-from trimkit.quant import _section  # noqa: F401  (registers the "quantization" header section)
-from trimkit.quant._convert import apply_plan, plan_of
-from trimkit.quant._export import Parity, QuantExport, check_parity, export_qcdq, export_qonnx
-from trimkit.quant._formats import FORMAT_HELP, NAMED_FORMATS, Format, WeightSpec, parse_format
-from trimkit.quant._packed import load_packed, packed_size, save_packed
-from trimkit.quant._plan import LayerPlan, QuantPlan, plan
-from trimkit.quant._policy import KEYS, KEYS_HELP, Policy
-from trimkit.quant._qonnx import qonnx_parity, qonnx_ready
-from trimkit.quant._ptq import FORMAT_BY_BACKEND, PtqResult, cpu_int8_warning, ptq_int8
-from trimkit.quant._qat import QatResult, qat, quantize
-from trimkit.quant._size import LayerSize, SizeReport, size_report
-from trimkit.quant._workflow import QuantizeReport, beside, qcdq_supported, run_ptq, run_qat, written_files
+from trimkit._lazy import attach
 
-__all__ = [
-    "FORMAT_BY_BACKEND",
-    "FORMAT_HELP",
-    "KEYS",
-    "KEYS_HELP",
-    "NAMED_FORMATS",
-    "Format",
-    "LayerPlan",
-    "LayerSize",
-    "Parity",
-    "Policy",
-    "PtqResult",
-    "QatResult",
-    "QuantExport",
-    "QuantPlan",
-    "QuantizeReport",
-    "SizeReport",
-    "WeightSpec",
-    "apply_plan",
-    "beside",
-    "check_parity",
-    "cpu_int8_warning",
-    "export_qcdq",
-    "export_qonnx",
-    "load_packed",
-    "packed_size",
-    "parse_format",
-    "plan",
-    "plan_of",
-    "ptq_int8",
-    "qat",
-    "qonnx_parity",
-    "qonnx_ready",
-    "quantize",
-    "run_ptq",
-    "qcdq_supported",
-    "run_qat",
-    "written_files",
-    "save_packed",
-    "size_report",
-]
+_NAMES = {
+    "apply_plan": "trimkit.quant._convert",
+    "plan_of": "trimkit.quant._convert",
+    "Parity": "trimkit.quant._export",
+    "QuantExport": "trimkit.quant._export",
+    "check_parity": "trimkit.quant._export",
+    "export_qcdq": "trimkit.quant._export",
+    "export_qonnx": "trimkit.quant._export",
+    "FORMAT_HELP": "trimkit.quant._formats",
+    "Format": "trimkit.quant._formats",
+    "NAMED_FORMATS": "trimkit.quant._formats",
+    "WeightSpec": "trimkit.quant._formats",
+    "parse_format": "trimkit.quant._formats",
+    "load_packed": "trimkit.quant._packed",
+    "packed_size": "trimkit.quant._packed",
+    "save_packed": "trimkit.quant._packed",
+    "LayerPlan": "trimkit.quant._plan",
+    "QuantPlan": "trimkit.quant._plan",
+    "plan": "trimkit.quant._plan",
+    "KEYS": "trimkit.quant._policy",
+    "KEYS_HELP": "trimkit.quant._policy",
+    "Policy": "trimkit.quant._policy",
+    "FORMAT_BY_BACKEND": "trimkit.quant._ptq",
+    "PtqResult": "trimkit.quant._ptq",
+    "cpu_int8_warning": "trimkit.quant._ptq",
+    "ptq_int8": "trimkit.quant._ptq",
+    "QatResult": "trimkit.quant._qat",
+    "qat": "trimkit.quant._qat",
+    "quantize": "trimkit.quant._qat",
+    "qonnx_parity": "trimkit.quant._qonnx",
+    "qonnx_ready": "trimkit.quant._qonnx",
+    "LayerSize": "trimkit.quant._size",
+    "SizeReport": "trimkit.quant._size",
+    "size_report": "trimkit.quant._size",
+    "QuantizeReport": "trimkit.quant._workflow",
+    "beside": "trimkit.quant._workflow",
+    "qcdq_supported": "trimkit.quant._workflow",
+    "run_ptq": "trimkit.quant._workflow",
+    "run_qat": "trimkit.quant._workflow",
+    "written_files": "trimkit.quant._workflow",
+}
+__getattr__, __dir__, __all__ = attach(__name__, names=_NAMES)

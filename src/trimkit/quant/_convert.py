@@ -26,11 +26,12 @@ from brevitas.core.scaling import ParameterScaling
 from torch import nn
 
 from trimkit.errors import TrimkitError
+from trimkit.quant import _section  # noqa: F401  (quantised models are saved with their plan)
 from trimkit.quant._plan import LayerPlan, QuantPlan
 from trimkit.quant._quantizers import act_quantizer, weight_quantizer
 
 QUANT_LAYERS = (qnn.QuantConv1d, qnn.QuantConv2d, qnn.QuantLinear)
-QUANT_PLAN_ATTRIBUTE = "trimkit_quant_plan"  # the plan a converted model carries; see plan_of
+QUANT_PLAN_ATTRIBUTE = _section.PLAN_ATTRIBUTE  # the plan a converted model carries; see plan_of
 
 
 def quantize_model(model: nn.Module, quant_plan: QuantPlan, *, fixed_scales: bool = False) -> nn.Module:
