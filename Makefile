@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test test-slow install browser postgres clean
+.PHONY: demo test test-quick test-slow lint install browser postgres clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,23 @@ browser:
 
 # The search and benchmark-queue tests run against a real PostgreSQL server: started here
 # (Debian's postgresql installed with apt-get where it is missing and the user is root, as
-# on CI), run as the postgres user, its URL written where tests/postgres.py reads it.
+# on CI), run as the postgres user, its URL written where tests/support/postgres.py reads it.
 # Tests that need it fail under CI=true without it and are skipped otherwise.
 postgres:
 	@scripts/test-postgres.sh >/dev/null
 
-test: $(INSTALLED) browser postgres
-	$(BIN)/python -m pytest -q
+# The fast suite, two workers (one core each); `make test-quick` leaves out the heavy tests
+# (whole commands, servers, browsers, whole recipes, real data) for the edit loop.
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist worksteal
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests benchmarks
+
+test: $(INSTALLED) browser postgres lint
+	$(PYTEST)
+
+test-quick: $(INSTALLED) lint
+	$(PYTEST) -m "not slow and not heavy"
 
 test-slow: $(INSTALLED) postgres
 	$(BIN)/python -m pytest -q -m slow

@@ -37,13 +37,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import trimkit  # noqa: E402
-import torch_pruning as tp  # noqa: E402
-from _cifar_baselines import CACHE, top1  # noqa: E402
-from prune_resnet56 import PRETRAINED  # noqa: E402
-from trimkit import data, distill, models, prune, train  # noqa: E402
-from trimkit.prune._custom_layers import customized_pruners  # noqa: E402
-from trimkit.measure import profile  # noqa: E402
+import torch_pruning as tp
+from _cifar_baselines import CACHE, top1
+from prune_resnet56 import PRETRAINED
+
+import trimkit
+from trimkit import data, distill, models, prune, train
+from trimkit.measure import profile
+from trimkit.prune._custom_layers import customized_pruners
 
 console = Console(width=170)
 FINETUNE = {"batch_size": 128, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,

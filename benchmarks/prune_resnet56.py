@@ -61,7 +61,7 @@ def baseline(data_dir: Path, train_set, test_set, epochs: int) -> torch.nn.Modul
 
 def li_pruned_b(model, example):
     ratios = {f"{stage}.*.conv1": ratio for stage, ratio in LI_STAGE_RATIOS.items()}
-    ratios = {**{name: 0.0 for name in LI_SKIPPED}, **ratios}
+    ratios = {**dict.fromkeys(LI_SKIPPED, 0.0), **ratios}
     return prune.structured(model, example, criterion="l1", ratio=ratios, layers="conv", mode="static")
 
 

@@ -30,8 +30,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cifar_baselines import Budget, baseline, cifar10, create, fit_settings, parameters, top1  # noqa: E402
-from trimkit import distill, prune, train  # noqa: E402
+from _cifar_baselines import Budget, baseline, cifar10, create, fit_settings, parameters, top1
+
+from trimkit import distill, prune, train
 
 console = Console(width=160)
 SEED_TABLE2 = {"teacher": 92.48, "student": 85.10, "params": "11.2x10^6 to 0.357x10^6"}

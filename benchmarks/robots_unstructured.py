@@ -33,9 +33,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cifar_baselines import Budget, baseline, cifar10, top1 as top1_of  # noqa: E402
+from _cifar_baselines import Budget, baseline, cifar10
+from _cifar_baselines import top1 as top1_of
 
-from trimkit import measure, prune, train  # noqa: E402
+from trimkit import measure, prune, train
 
 console = Console(width=170)
 METHODS = {"random": "random", "layer": "class-uniform", "global": "class-blind"}
@@ -159,7 +160,7 @@ def _params_table(name: str, params: int, plan: Plan, points: list[Point]) -> No
 
 
 def _findings(plan: Plan, points: list[Point]) -> None:
-    best = {stage: 0 for stage in ("pruned", "tuned")}
+    best = dict.fromkeys(("pruned", "tuned"), 0)
     for sparsity in plan.sparsities:
         for stage in best:
             scores = {m: getattr(_find(points, m, sparsity), f"top1_{stage}") for m in METHODS}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,34 @@ def requires_shared_data(*names: str):
 def _deterministic_threads():
     torch.manual_seed(0)
     yield
+
+
+def pytest_configure(config):
+    # Under pytest-xdist each worker takes one core: torch's and ONNX Runtime's own threads
+    # beside another worker's would oversubscribe the CPUs (commands the tests start inherit it).
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+
+
+HEAVY_FOLDERS = ("e2e", "cli")
+
+
+#: modules whose tests take longest, run first so that parallel workers end together
+FIRST = ("e2e/test_readme.py", "cli/test_cli.py", "measure/test_remote.py", "pipeline/test_run.py",
+         "search/test_search_postgres.py", "models/test_independent_resnet.py", "search/test_search.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests in tests/e2e and tests/cli go through whole commands: marked ``heavy`` (as are
+    other whole paths, by hand), which ``make test-quick`` leaves out. The longest modules
+    go first."""
+    for item in items:
+        if Path(item.fspath).parent.name in HEAVY_FOLDERS:
+            item.add_marker(pytest.mark.heavy)
+
+    def rank(item) -> int:
+        path = Path(item.fspath).as_posix()
+        return next((i for i, name in enumerate(FIRST) if path.endswith(name)), len(FIRST))
+
+    items.sort(key=rank)

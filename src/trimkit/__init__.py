@@ -16,7 +16,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 SUBPACKAGES = ("data", "distill", "export", "measure", "models", "pipeline", "prune", "quant", "record", "report",
                "runs", "search", "tasks", "tracking", "train")
-_MODEL_FILE_API = {name: "trimkit._model_file" for name in ("load", "load_weights", "read_header", "save")}
+_MODEL_FILE_API = dict.fromkeys(("load", "load_weights", "read_header", "save"), "trimkit._model_file")
 
 __getattr__, __dir__, _lazy_names = attach(__name__, SUBPACKAGES, _MODEL_FILE_API)
 __all__ = ["TrimkitError", "__version__", *_lazy_names]

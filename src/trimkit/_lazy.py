@@ -11,8 +11,9 @@ from typing import Any
 def attach(package: str, submodules: Iterable[str] = (), names: Mapping[str, str] | None = None
            ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """``__getattr__``, ``__dir__`` and ``__all__`` for ``package``: each of ``submodules``
-    is imported when first read, and each name of ``names`` (name -> ``module`` or
-    ``module:attribute``) is read from its module when first used."""
+    is imported when first read, and each name of ``names`` (name -> ``module``, or
+    ``module:attribute`` for a name its module calls otherwise) is read from its module
+    when first used."""
     submodules = tuple(submodules)
     names = dict(names or {})
     public = sorted({*submodules, *names})

@@ -52,7 +52,7 @@ def describe(error: ValidationError, prefix: str, model: type[BaseModel]) -> str
     problems = error.errors()
     first = problems[0]
     loc = [part for part in first["loc"]
-           if not (isinstance(part, str) and ("[" in part and "]" in part or part in _UNION_MEMBERS))]
+           if not (isinstance(part, str) and (("[" in part and "]" in part) or part in _UNION_MEMBERS))]
     path = prefix + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     kind = first["type"]
     message = first["msg"].removeprefix("Value error, ")

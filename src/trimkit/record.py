@@ -140,3 +140,13 @@ class Measurement:
 def _known(kind: type, data: Mapping[str, Any]) -> dict[str, Any]:
     names = {f.name for f in fields(kind)}
     return {k: v for k, v in data.items() if k in names}
+
+
+#: how tables and pages head a task metric's column
+METRIC_TITLES = {"top1": "top-1 %", "top5": "top-5 %", "pixel_accuracy": "pixel acc %",
+                 "mean_class_accuracy": "class acc %", "miou": "mIoU %", "pair_precision": "pair precision %"}
+
+
+def metric_title(name: str) -> str:
+    """How tables head a metric's column: ``miou`` -> ``mIoU %``; an unknown name as it is."""
+    return METRIC_TITLES.get(name, name)

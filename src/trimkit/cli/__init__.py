@@ -73,7 +73,7 @@ SUMMARY = "trimkit: compress trained PyTorch CNNs for edge inference, and measur
 
 def top_level_help() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"Usage: trimkit [--help] [--version] COMMAND [ARGS]...", "", SUMMARY, "", "Commands:"]
+    lines = ["Usage: trimkit [--help] [--version] COMMAND [ARGS]...", "", SUMMARY, "", "Commands:"]
     lines += [f"  {name.ljust(width)}  {command.summary}" for name, command in COMMANDS.items()]
     lines += ["", "trimkit COMMAND --help shows a command's options."]
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from typer.models import CommandInfo
 from trimkit.cli import COMMANDS
 from trimkit.errors import TrimkitError
 
+
 def fail(message: str) -> None:
     """Print one error line and exit with code 2."""
     typer.echo(f"error: {message}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional, Union
+from typing import Annotated
 
 import torch
 import typer
@@ -24,12 +24,12 @@ from trimkit.tasks import Evaluation, Task, metric_title
 
 BackendOption = Annotated[str, typer.Option(help=f"Runtime: {', '.join(measure.BACKENDS)}.")]
 BatchOption = Annotated[int, typer.Option(help="Images per inference.")]
-ThreadsOption = Annotated[Optional[int], typer.Option(help="Threads (default: the CPUs this process may use).")]
+ThreadsOption = Annotated[int | None, typer.Option(help="Threads (default: the CPUs this process may use).")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (the runtime's choice), fp32 or bf16.")]
 WarmupOption = Annotated[int, typer.Option(help="Untimed calls first.")]
 MinTimeOption = Annotated[float, typer.Option("--min-time", help="Seconds of timed calls per model, at least.")]
 MaxItersOption = Annotated[int, typer.Option(help="Timed calls per model, at most.")]
-DataOption = Annotated[Optional[str], typer.Option("--data", help="Also score the model as the runtime computes it on "
+DataOption = Annotated[str | None, typer.Option("--data", help="Also score the model as the runtime computes it on "
                                                                   "this data set: top-1 and top-5, or pixel accuracy, "
                                                                   "class accuracy and mIoU on segmentation data.")]
 SplitOption = Annotated[str, typer.Option(help="Split for --data.")]
@@ -40,7 +40,7 @@ RUNTIME_FLAGS = {"batch_sizes": "--batch-size", "min_time_s": "--min-time"}
 
 def bench_command(
     model: Annotated[str, typer.Argument(help="Zoo name, trimkit .pt file or .onnx file.")],
-    weights: Annotated[Optional[Path], typer.Option(help="Checkpoint to load into a zoo model.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Checkpoint to load into a zoo model.")] = None,
     backend: BackendOption = "onnxruntime",
     batch_size: BatchOption = 1,
     threads: ThreadsOption = None,
@@ -81,7 +81,7 @@ def bench_command(
         console.print(_scores_line(accuracy, task, split))
 
 
-def _exported(subject: Subject, backend: str, workdir: Path) -> Union[nn.Module, Path]:
+def _exported(subject: Subject, backend: str, workdir: Path) -> nn.Module | Path:
     """What is timed and scored: a module exported once (parity checked) for an ONNX
     runtime, rather than once for the timing and again for the score."""
     if not isinstance(subject.model, nn.Module) or measure.get_backend(backend).model_format != "onnx":

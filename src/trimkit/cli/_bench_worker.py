@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from trimkit.cli._console import console
 from trimkit._urls import hide_password
+from trimkit.cli._console import console
 from trimkit.measure import remote
 
 
@@ -17,7 +17,7 @@ def bench_worker_command(
     device_name: Annotated[str, typer.Option(help="This device's queue name; producers send its jobs there.")],
     backend: Annotated[str, typer.Option(help="Runtime the jobs are timed on: onnxruntime or openvino.")] =
     "onnxruntime",
-    threads: Annotated[Optional[int], typer.Option(
+    threads: Annotated[int | None, typer.Option(
         help="Threads when a job does not say (default: the CPUs this process may use).")] = None,
     heartbeat: Annotated[float, typer.Option(
         help="Seconds a job may go without its worker's heartbeat before another worker measures it again "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -33,8 +33,8 @@ TRAIN_STAGE, FINETUNE_STAGE = 0, 2
 def demo_command(
     out: Annotated[Path, typer.Option(help="Run folder of the demo (a previous demo run there is replaced).")]
     = Path("demo-out"),
-    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the recipe's).")] = None,
-    finetune_epochs: Annotated[Optional[int], typer.Option(help="Fine-tuning epochs after pruning (default: the "
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: the recipe's).")] = None,
+    finetune_epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs after pruning (default: the "
                                                                   "recipe's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the run.")] = 0,
     as_json: JsonOption = False,

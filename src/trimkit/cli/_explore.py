@@ -5,29 +5,29 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from trimkit import pipeline, prune
 from trimkit._atomic import write_text_atomic
+from trimkit._outputs import check_folder_output
 from trimkit.cli._common import resolve_model
 from trimkit.cli._console import console, print_json
 from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, WeightsOption, at_least
-from trimkit._outputs import check_folder_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline import Subject
 from trimkit.prune._options import LAYER_KINDS
 from trimkit.report import plot_macs_vs_metric, plot_sensitivity, plot_threshold_functions
 
 EXAMPLE_BATCH = 4
-DataOption = Annotated[Optional[str], typer.Option("--data", help="Data set to evaluate on (validation split).")]
-SamplesOption = Annotated[Optional[int], typer.Option(help="Evaluate on this many validation images (fixed subset).")]
+DataOption = Annotated[str | None, typer.Option("--data", help="Data set to evaluate on (validation split).")]
+SamplesOption = Annotated[int | None, typer.Option(help="Evaluate on this many validation images (fixed subset).")]
 
 
-def _setup(model: str, weights: Optional[Path], data: Optional[str], data_dir: Optional[Path],
-           eval_samples: Optional[int], trust_checkpoint: bool):
+def _setup(model: str, weights: Path | None, data: str | None, data_dir: Path | None,
+           eval_samples: int | None, trust_checkpoint: bool):
     subject = resolve_model(model, weights, trusted=trust_checkpoint)
     task = pipeline.command_task(subject, data, data_dir, ("val",))
     evaluation = prune.CachedEvaluation(task, eval_samples)

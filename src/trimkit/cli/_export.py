@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,7 +22,7 @@ def export_command(
     model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
     out: Annotated[Path, typer.Option(help="Where to write the .onnx file.")],
     weights: WeightsOption = None,
-    opset: Annotated[Optional[int], typer.Option(help=f"ONNX opset, {export.MIN_OPSET} to {export.MAX_OPSET} "
+    opset: Annotated[int | None, typer.Option(help=f"ONNX opset, {export.MIN_OPSET} to {export.MAX_OPSET} "
                                                       "(default: the exporter's).")] = None,
     static_batch: Annotated[bool, typer.Option(help=f"Fix the batch size at {PARITY_BATCH} instead of leaving "
                                                     "it dynamic.")] = False,

@@ -4,25 +4,25 @@ the stages' option models (one validation for the API, the CLI and recipes)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 
-from trimkit.errors import TrimkitError
 from trimkit._options import describe
+from trimkit.errors import TrimkitError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-DataOption = Annotated[Optional[str], typer.Option(
+DataOption = Annotated[str | None, typer.Option(
     "--data", help="mnist5k, mnist, cifar10, an image folder, or a CamVid- or VOC-format segmentation folder.")]
 DataDirOption = Annotated[
-    Optional[Path], typer.Option(help="Folder with the data files (default: $TRIMKIT_DATA, ./data, ../shared/data).")
+    Path | None, typer.Option(help="Folder with the data files (default: $TRIMKIT_DATA, ./data, ../shared/data).")
 ]
-WeightsOption = Annotated[Optional[Path], typer.Option(help="Checkpoint to load into the zoo model.")]
+WeightsOption = Annotated[Path | None, typer.Option(help="Checkpoint to load into the zoo model.")]
 TrustOption = Annotated[bool, typer.Option(help="Allow pickled objects in --weights (only for files you trust).")]
 NumClassesOption = Annotated[int, typer.Option(help="Classes of the output layer.")]
-InChannelsOption = Annotated[Optional[int], typer.Option(help="Input channels (default: the model's own).")]
-SamplesOption = Annotated[Optional[int], typer.Option(
+InChannelsOption = Annotated[int | None, typer.Option(help="Input channels (default: the model's own).")]
+SamplesOption = Annotated[int | None, typer.Option(
     help="Score a fixed random subset of this many images of the split (default: all of it).")]
 TrainPrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), bf16 or fp32.")]
 RuntimePrecisionOption = Annotated[str, typer.Option(help="auto (the runtime's choice), fp32 or bf16.")]
@@ -64,7 +64,7 @@ def at_least(flag: str, value: float | None, lowest: float) -> None:
         raise TrimkitError(f"{flag} {value} is out of range; give a number >= {lowest:g}")
 
 
-ImageSizeOption = Annotated[Optional[str], typer.Option(
+ImageSizeOption = Annotated[str | None, typer.Option(
     "--image-size", help="HxW to resize segmentation images and masks to (e.g. 180x240 for CamVid at half size).")]
 
 

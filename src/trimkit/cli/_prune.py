@@ -4,7 +4,7 @@ asked, on the command's model and data; the smaller model saved."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,8 +14,8 @@ from trimkit import pipeline, prune
 from trimkit._outputs import check_output
 from trimkit.cli._common import example_batch, resolve_model
 from trimkit.cli._console import console, err_console, print_json
-from trimkit.cli._options import (DataDirOption, JsonOption, NumClassesOption, TrustOption, WeightsOption,
-                                  parse_layers, stage_options)
+from trimkit.cli._options import (DataDirOption, JsonOption, NumClassesOption, TrustOption, WeightsOption, parse_layers,
+                                  stage_options)
 from trimkit.cli._prune_unstructured import print_unstructured, unstructured_options
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.prune import PruneOptions
@@ -43,26 +43,26 @@ def prune_command(
     model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
     out: Annotated[Path, typer.Option(help="Where to write the pruned model (.pt).")],
     weights: WeightsOption = None,
-    ratio: Annotated[Optional[str], typer.Option(help="Fraction to remove: 0.5, or PATTERN=R,...")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Combine threshold on normalised scores.")] = None,
+    ratio: Annotated[str | None, typer.Option(help="Fraction to remove: 0.5, or PATTERN=R,...")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Combine threshold on normalised scores.")] = None,
     criterion: Annotated[str, typer.Option(help=f"One of {', '.join(prune.criteria.names())}.")] = "l1",
     mode: Annotated[str, typer.Option(help="static or progressive.")] = "progressive",
     layers: Annotated[str, typer.Option(help="conv, dense, both, or layer names and globs (a,b.*).")] = "conv",
     scope: Annotated[str, typer.Option(help="layer or global.")] = "layer",
-    normalize: Annotated[Optional[str], typer.Option(help="rank, percentile, max, mean or none.")] = None,
-    round_to: Annotated[Optional[int], typer.Option(help="Keep channel counts at multiples of K.")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", help="Evaluate (and fine-tune) on this data set.")] = None,
+    normalize: Annotated[str | None, typer.Option(help="rank, percentile, max, mean or none.")] = None,
+    round_to: Annotated[int | None, typer.Option(help="Keep channel counts at multiples of K.")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Evaluate (and fine-tune) on this data set.")] = None,
     data_dir: DataDirOption = None,
     finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs after pruning (needs --data).")] = 0,
     lr: Annotated[float, typer.Option(help="Fine-tuning learning rate (SGD, cosine).")] = 0.01,
     num_classes: NumClassesOption = 10,
     trust_checkpoint: TrustOption = False,
     resume: Annotated[bool, typer.Option(help="Resume fine-tuning from OUT.ckpt.")] = False,
-    unstructured: Annotated[Optional[str], typer.Option(
+    unstructured: Annotated[str | None, typer.Option(
         help="Zero single weights instead: random, layer (class-uniform) or global (class-blind).")] = None,
-    sparsity: Annotated[Optional[float], typer.Option(help="With --unstructured: fraction of weights to zero.")] = None,
-    include: Annotated[Optional[str], typer.Option(help="With --unstructured: only these layers (names, globs).")] = None,
-    skip: Annotated[Optional[str], typer.Option(help="With --unstructured: leave these layers (names, globs).")] = None,
+    sparsity: Annotated[float | None, typer.Option(help="With --unstructured: fraction of weights to zero.")] = None,
+    include: Annotated[str | None, typer.Option(help="With --unstructured: only these layers (names, globs).")] = None,
+    skip: Annotated[str | None, typer.Option(help="With --unstructured: leave these layers (names, globs).")] = None,
     remove_dead: Annotated[bool, typer.Option(
         help="With --unstructured: remove the neurons the zeros left dead (exact; verified).")] = True,
     as_json: JsonOption = False,

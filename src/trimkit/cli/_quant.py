@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -11,15 +11,15 @@ from rich.table import Table
 
 import trimkit
 from trimkit import pipeline, quant, train
+from trimkit._outputs import all_or_nothing, check_output
 from trimkit.cli._common import resolve_model
 from trimkit.cli._console import console, err_console, print_json
 from trimkit.cli._options import DataDirOption, DataOption, JsonOption, TrustOption, WeightsOption, stage_options
-from trimkit._outputs import all_or_nothing, check_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.quantize import QuantizeOptions
 from trimkit.tasks import metric_title
 
-PolicyOption = Annotated[Optional[str], typer.Option(
+PolicyOption = Annotated[str | None, typer.Option(
     help=f"Formats per layer, e.g. first=int16,hidden=int4,last=int8,act=int8 or int8. Keys: {quant.KEYS_HELP}. "
          f"Formats: {quant.FORMAT_HELP}.")]
 
@@ -41,7 +41,7 @@ def quantize_command(
     precision: Annotated[str, typer.Option(help="QAT compute: auto, bf16 or fp32.")] = "auto",
     method: Annotated[str, typer.Option(help="PTQ calibration: minmax, entropy or percentile.")] = "minmax",
     calibration_images: Annotated[int, typer.Option(help="PTQ calibration images.")] = 512,
-    int8_format: Annotated[Optional[str], typer.Option(help="PTQ: u8s8 or s8s8 (default: the fastest "
+    int8_format: Annotated[str | None, typer.Option(help="PTQ: u8s8 or s8s8 (default: the fastest "
                                                             "measured for ONNX Runtime, u8s8).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for QAT.")] = 0,
     trust_checkpoint: TrustOption = False,

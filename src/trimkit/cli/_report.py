@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ from trimkit.report import write_report
 
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="Run folder (the --out of `trimkit run`).")],
-    out: Annotated[Optional[Path], typer.Option(help="Report file (default: RUN_DIR/report.html).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report file (default: RUN_DIR/report.html).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write an HTML report of a run: summary, stages, charts and comparisons, read from

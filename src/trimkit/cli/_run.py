@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -22,8 +21,8 @@ from trimkit.tasks import metric_title
 
 def run_command(
     recipe: Annotated[Path, typer.Argument(help="Recipe file (YAML).")],
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/NAME).")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: PATH=VALUE, "
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/NAME).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe value: PATH=VALUE, "
                                                            "such as stages.2.ratio=0.4 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out where it stopped.")] = False,
     as_json: JsonOption = False,

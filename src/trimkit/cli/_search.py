@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -22,16 +22,16 @@ from trimkit.errors import TrimkitError
 
 def search_command(
     recipe: Annotated[Path, typer.Argument(help="Recipe file (YAML) with a search: block.")],
-    storage: Annotated[Optional[str], typer.Option(help="Study storage URL: postgresql://USER@HOST/DB for workers on "
+    storage: Annotated[str | None, typer.Option(help="Study storage URL: postgresql://USER@HOST/DB for workers on "
                                                    "many machines, journal:FILE (default: RUN_DIR/study.journal).")]
     = None,
-    study_name: Annotated[Optional[str], typer.Option(help="Study to create or join (default: the recipe's name).")]
+    study_name: Annotated[str | None, typer.Option(help="Study to create or join (default: the recipe's name).")]
     = None,
-    n_trials: Annotated[Optional[int], typer.Option(help="Ended trials the study should hold, counted over all "
+    n_trials: Annotated[int | None, typer.Option(help="Ended trials the study should hold, counted over all "
                                                     "workers (default: search.n_trials).")] = None,
-    timeout: Annotated[Optional[float], typer.Option(help="Start no trial after this many seconds.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/NAME).")] = None,
-    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe value: PATH=VALUE, such "
+    timeout: Annotated[float | None, typer.Option(help="Start no trial after this many seconds.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/NAME).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe value: PATH=VALUE, such "
                                                            "as search.n_trials=8 (repeatable).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the study (it must exist); trials a killed worker left are "
                                          "run again from where they stopped.")] = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -17,7 +17,7 @@ from trimkit.cli._options import JsonOption, TrustOption, WeightsOption
 from trimkit.errors import TrimkitError
 
 
-def _tracker_model(model: str, weights: Optional[Path], trusted: bool):
+def _tracker_model(model: str, weights: Path | None, trusted: bool):
     from trimkit.tracking import check_tracker_model
 
     loaded = resolve_model(model, weights, trusted=trusted)
@@ -29,7 +29,7 @@ def track_command(
     model: Annotated[str, typer.Argument(help="A Siamese tracker: trimkit model file (or zoo name, untrained).")],
     sequence: Annotated[Path, typer.Option(help="Sequence folder: frames and groundtruth_rect.txt (OTB) or "
                                                 "groundtruth.txt (VOT, GOT-10k); only the first box is used.")],
-    out: Annotated[Optional[Path], typer.Option(help="Write the boxes here: x,y,w,h, one line per frame.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the boxes here: x,y,w,h, one line per frame.")] = None,
     show: Annotated[bool, typer.Option(help="Also write the frames with the boxes drawn, as an animated GIF "
                                             "beside --out (or SEQUENCE.gif here).")] = False,
     scales: Annotated[int, typer.Option(help="Scales in the search pyramid (odd).")] = 3,
@@ -89,7 +89,7 @@ def _write_gif(sequence, boxes: np.ndarray, path: Path) -> None:
         images[0].save(temporary, format="GIF", save_all=True, append_images=images[1:], duration=40, loop=0)
 
 
-def eval_tracking(loaded, data: Optional[str], data_dir: Optional[Path], *, scales: int = 3,
+def eval_tracking(loaded, data: str | None, data_dir: Path | None, *, scales: int = 3,
                   as_json: bool = False) -> None:
     """Track every sequence of ``--data tracking:DIR`` and print OTB's scores."""
     from trimkit.data._locate import find_first

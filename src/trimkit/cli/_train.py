@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -38,14 +38,14 @@ def train_command(
     gamma: Annotated[float, typer.Option(help="Decay factor (step, exponential).")] = 0.1,
     precision: TrainPrecisionOption = "auto",
     seed: Annotated[int, typer.Option(help="Seed for weights, shuffling and augmentation.")] = 0,
-    weights: Annotated[Optional[Path], typer.Option(help="Start from these weights.")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Start from these weights.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT.ckpt if it exists.")] = False,
-    teacher: Annotated[Optional[Path], typer.Option(help="Distil from this trimkit model file (knowledge "
+    teacher: Annotated[Path | None, typer.Option(help="Distil from this trimkit model file (knowledge "
                                                          "distillation).")] = None,
     kd_temperature: Annotated[float, typer.Option(help="Softmax temperature T of the soft targets.")] = 4.0,
     kd_alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weights the "
                                                  "cross-entropy on the labels.")] = 0.9,
-    hint: Annotated[Optional[list[str]], typer.Option(help="STUDENT_LAYER=TEACHER_LAYER: FitNets hint through a "
+    hint: Annotated[list[str] | None, typer.Option(help="STUDENT_LAYER=TEACHER_LAYER: FitNets hint through a "
                                                            "1x1 adapter (repeatable).")] = None,
     image_size: ImageSizeOption = None,
     trust_checkpoint: TrustOption = False,
@@ -93,7 +93,7 @@ def train_command(
                       "img/s)")
 
 
-def _pairs(values: Optional[list[str]], flag: str) -> dict[str, str]:
+def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
     pairs = {}
     for value in values or []:
         student, sep, teacher = value.partition("=")

@@ -11,8 +11,7 @@ from pathlib import Path
 
 from trimkit.data._dataset import ImageDataset, Normalization
 from trimkit.data._locate import ENV_VARIABLE
-from trimkit.data._segmentation import (SegmentationDataset, is_segmentation_data, load_segmentation,
-                                       segmentation_layout)
+from trimkit.data._segmentation import SegmentationDataset, is_segmentation_data, load_segmentation, segmentation_layout
 from trimkit.errors import TrimkitError
 
 __all__ = ["ENV_VARIABLE", "ImageDataset", "SegmentationDataset", "is_segmentation_data", "load", "load_segmentation",

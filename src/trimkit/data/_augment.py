@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
 AUGMENTATIONS = {
     "crop_flip": {"padding": 4, "flip": True},  # the standard CIFAR augmentation
     "shift": {"padding": 2, "flip": False},  # small translations for digits

@@ -8,14 +8,8 @@ Losses live in :mod:`trimkit.distill.kd`.
 from trimkit.distill._distiller import Distiller, FeatureLink, check_outputs, parse_links
 from trimkit.distill._run import distill, distilling
 from trimkit.distill._teacher import TEACHER_PRECISIONS, PrecisionChoice, choose_precision
-from trimkit.distill.kd import (
-    attention_loss,
-    attention_map,
-    check_temperature_alpha,
-    hint_loss,
-    kd_loss,
-    soft_target_loss,
-)
+from trimkit.distill.kd import (attention_loss, attention_map, check_temperature_alpha, hint_loss, kd_loss,
+                                soft_target_loss)
 
 __all__ = [
     "TEACHER_PRECISIONS",

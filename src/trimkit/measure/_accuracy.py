@@ -13,13 +13,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from trimkit.record import precision_name
-from trimkit.tasks import Evaluation, Task, as_split_task, evaluate
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Session
 from trimkit.measure._latency import RunSettings, resolve_targets
-from trimkit.measure._target import ModelOrPath
 from trimkit.measure._options import RuntimeOptions
+from trimkit.measure._target import ModelOrPath
+from trimkit.record import precision_name
+from trimkit.tasks import Evaluation, Task, as_split_task, evaluate
 
 
 class _SessionModule(nn.Module):

@@ -14,9 +14,9 @@ from trimkit.measure._accuracy import runtime_evaluation
 from trimkit.measure._latency import Latency, RunSettings, measure_targets, resolve_targets
 from trimkit.measure._layers import LayerTime
 from trimkit.measure._measurement import latency_record
+from trimkit.measure._options import RuntimeOptions
 from trimkit.measure._profile import profile
 from trimkit.measure._target import ModelOrPath, ModelTarget
-from trimkit.measure._options import RuntimeOptions
 from trimkit.record import Measurement, Metric
 from trimkit.tasks import Task, as_split_task
 

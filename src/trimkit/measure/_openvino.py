@@ -8,11 +8,10 @@ convolution and dense layer really runs in, are what the record states.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import importlib
 import statistics
 from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 

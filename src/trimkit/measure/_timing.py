@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-
 Clock = Callable[[], float]
 
 

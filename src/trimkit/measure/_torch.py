@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from trimkit._device import autocast
 from trimkit.errors import TrimkitError
 from trimkit.measure._backend import Backend, Session, random_inputs
-from trimkit._device import autocast
 
 if TYPE_CHECKING:
     from trimkit.measure._target import ModelTarget

@@ -11,10 +11,19 @@ from typing import Any
 
 from torch import nn
 
-from trimkit.models import densenet, lenet, mobilenetv2, resnet, resnet_cifar, vgg_bonsai  # noqa: F401  (fill the registry)
-from trimkit.models import deeplabv3, fcn, lraspp  # noqa: F401  (segmentation families)
-from trimkit.models import siamfc  # noqa: F401  (Siamese trackers)
 from trimkit.errors import TrimkitError
+from trimkit.models import (  # noqa: F401  (fill the registry)  # noqa: F401  (segmentation families)
+    deeplabv3,
+    densenet,
+    fcn,
+    lenet,
+    lraspp,
+    mobilenetv2,
+    resnet,
+    resnet_cifar,
+    siamfc,
+    vgg_bonsai,
+)
 from trimkit.models._registry import ModelSpec, get_spec, names, register
 
 __all__ = ["ModelOrigin", "ModelSpec", "create", "names", "origin", "register", "spec"]

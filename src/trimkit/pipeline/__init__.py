@@ -6,38 +6,37 @@ or from Python, each appending its measurements to the run's log.
 """
 
 from trimkit.pipeline._context import Context
-from trimkit.pipeline._recipe import Recipe, RecipeError, dump_recipe, load_recipe, parse_recipe
+from trimkit.pipeline._recipe import ModelSpec, Recipe, RecipeError, dump_recipe, load_recipe, parse_recipe
 from trimkit.pipeline._registry import Stage, StageOptions, get_stage, register_stage, stage_names
-from trimkit.pipeline._recipe import ModelSpec
 from trimkit.pipeline._runner import JobResult, RunResult, build_model, build_task, run_job, run_recipe
 from trimkit.pipeline._subjects import (Subject, command_task, data_kind, measurement_of, module_subject,
                                         onnx_spatial_size, onnx_subject, shared_task)
 
 __all__ = [
-    "Context",
-    "JobResult",
-    "ModelSpec",
-    "Subject",
-    "Recipe",
-    "RecipeError",
-    "RunResult",
-    "Stage",
-    "StageOptions",
-    "build_model",
-    "build_task",
-    "command_task",
-    "data_kind",
-    "dump_recipe",
-    "get_stage",
-    "load_recipe",
-    "measurement_of",
-    "module_subject",
-    "onnx_spatial_size",
-    "onnx_subject",
-    "parse_recipe",
-    "register_stage",
-    "run_job",
-    "run_recipe",
-    "shared_task",
-    "stage_names",
+                                        "Context",
+                                        "JobResult",
+                                        "ModelSpec",
+                                        "Recipe",
+                                        "RecipeError",
+                                        "RunResult",
+                                        "Stage",
+                                        "StageOptions",
+                                        "Subject",
+                                        "build_model",
+                                        "build_task",
+                                        "command_task",
+                                        "data_kind",
+                                        "dump_recipe",
+                                        "get_stage",
+                                        "load_recipe",
+                                        "measurement_of",
+                                        "module_subject",
+                                        "onnx_spatial_size",
+                                        "onnx_subject",
+                                        "parse_recipe",
+                                        "register_stage",
+                                        "run_job",
+                                        "run_recipe",
+                                        "shared_task",
+                                        "stage_names",
 ]

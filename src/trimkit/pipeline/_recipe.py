@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trimkit._options import describe
 from trimkit._registry import closest
 from trimkit.errors import TrimkitError
-from trimkit.pipeline._registry import StageOptions, get_stage, stage_names, unsupported
 from trimkit.pipeline import stages as _stages  # noqa: F401  (registers the built-in stages)
+from trimkit.pipeline._registry import StageOptions, get_stage, stage_names, unsupported
 from trimkit.tasks import DEFAULT_KIND, TaskSpec, kind, parse_task_spec
 
 STAGE_KEYS = ("stage", "save_as")

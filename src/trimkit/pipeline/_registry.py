@@ -11,6 +11,7 @@ from torch import nn
 from trimkit._options import Options
 from trimkit._registry import Registry
 
+
 class StageOptions(Options):
     """The options of every stage derive from this: unknown keys are errors, values are
     checked."""

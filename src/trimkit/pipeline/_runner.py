@@ -22,10 +22,10 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from trimkit import models
+from trimkit import models, tasks
 from trimkit._atomic import atomic_path
-from trimkit._outputs import check_folder_output
 from trimkit._model_file import load, load_weights, read_header, save
+from trimkit._outputs import check_folder_output
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._recipe import ModelSpec, Recipe, RecipeError, StageEntry, dump_recipe
@@ -34,7 +34,6 @@ from trimkit.pipeline.stages.export import export_model
 from trimkit.record import Measurement
 from trimkit.runs import (LOG, MODEL, ONNX, ORIGINAL, RECIPE, RunLog, StageRecord, baseline, from_run, in_run,
                           stage_folder)
-from trimkit import tasks
 from trimkit.tasks import Task, TaskSpec
 from trimkit.train import seed_everything
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
 from torch import nn
 
 from trimkit import export, models, tasks
 from trimkit.errors import TrimkitError
 from trimkit.measure import measure_model
-from trimkit.record import Measurement, Metric
 from trimkit.models import ModelOrigin
+from trimkit.record import Measurement, Metric
 from trimkit.tasks import Task, TaskKind
 
 Normalization = tuple[tuple[float, ...], tuple[float, ...]]
@@ -30,7 +30,7 @@ class Subject:
     """A model named on the command line: what to run, how its inputs look, and the zoo
     name and arguments it was built from (``origin``; None where unknown)."""
 
-    model: Union[nn.Module, Path]
+    model: nn.Module | Path
     label: str
     origin: ModelOrigin | None
     input_shape: tuple[int, ...] | None

@@ -27,7 +27,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from trimkit import _masks
 from trimkit._inputs import ExampleInputs, as_input_tuple
 from trimkit._running import eval_mode
 from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGroup, Member

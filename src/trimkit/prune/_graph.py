@@ -123,7 +123,7 @@ class ChannelGraph:
         """Drop cached member lists (after modules were changed behind the graph's back)."""
         self._full_members.clear()
 
-    def plan_cut(self, group: ChannelGroup, root_positions: list[int]) -> "PlannedCut":
+    def plan_cut(self, group: ChannelGroup, root_positions: list[int]) -> PlannedCut:
         """What removing channels ``root_positions`` of the group takes from each member."""
         tp_group = self._tp_group(group, sorted(root_positions))
         return PlannedCut(self, tp_group, self._members(tp_group))

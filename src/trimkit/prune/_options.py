@@ -15,10 +15,10 @@ from torch import nn
 from trimkit._options import Options
 from trimkit._registry import closest
 from trimkit.errors import TrimkitError
-from trimkit.prune import criteria
 from trimkit.measure._profile import as_input_tuple
+from trimkit.prune import criteria
 from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGroup
-from trimkit.prune._scoring import NORMALIZATIONS, Calibration
+from trimkit.prune._scoring import Calibration
 
 MODES = ("static", "progressive")
 SCOPES = ("layer", "global")

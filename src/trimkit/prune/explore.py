@@ -32,9 +32,9 @@ from torch import nn
 from trimkit.errors import TrimkitError
 from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria as criteria_registry
+from trimkit.prune._options import parse_calibration, selects
 from trimkit.prune._scoring import GroupScorer
 from trimkit.prune._session import PruningSession
-from trimkit.prune._options import parse_calibration, selects
 from trimkit.prune.structured import structured
 
 MIN_STEP_FRACTION = 1e-4

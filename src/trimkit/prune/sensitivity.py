@@ -25,10 +25,10 @@ from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria as criteria_registry
 from trimkit.prune._evaluation import CachedEvaluation
 from trimkit.prune._incremental import SuffixEvaluation, traceable
+from trimkit.prune._options import parse_calibration, selects
 from trimkit.prune._scoring import GroupScorer
 from trimkit.prune._selection import enforce_keep_rules
 from trimkit.prune._session import PruningSession
-from trimkit.prune._options import parse_calibration, selects
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 

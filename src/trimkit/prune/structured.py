@@ -16,21 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from trimkit.errors import TrimkitError
 from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria
 from trimkit.prune._graph import ChannelGroup
-from trimkit.errors import TrimkitError
 from trimkit.prune._options import (CutOptions, check_patterns_match, ignored_names, parse_calibration, ratio_for,
                                     selects)
 from trimkit.prune._result import PruneResult
 from trimkit.prune._scoring import GroupScorer
-from trimkit.prune._selection import (
-    below_threshold,
-    enforce_keep_rules,
-    global_cutoff,
-    global_lowest,
-    lowest_fraction,
-)
+from trimkit.prune._selection import (below_threshold, enforce_keep_rules, global_cutoff, global_lowest,
+                                      lowest_fraction)
 from trimkit.prune._session import PruningSession
 
 

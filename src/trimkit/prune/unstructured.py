@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from trimkit import _masks, models
+from trimkit._sparse_size import SparseSize, sparse_size
 from trimkit.errors import TrimkitError
 from trimkit.measure._profile import ExampleInputs
 from trimkit.prune._dead import DeadRemoval, remove_dead
-from trimkit._sparse_size import SparseSize, sparse_size
 
 METHODS = {"random": "random", "layer": "layer", "class-uniform": "layer", "uniform": "layer",
            "global": "global", "class-blind": "global", "blind": "global"}

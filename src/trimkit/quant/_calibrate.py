@@ -29,7 +29,7 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor | tuple[torch.Ten
     targets = {name: pair for name, pair in targets.items() if pair[1] is not None}
     if not targets:
         return 0
-    sums = {name: 0.0 for name in targets}
+    sums = dict.fromkeys(targets, 0.0)
     handles = [layer.register_forward_pre_hook(_collector(name, quant_plan.layer(name), sums))
                for name, (layer, _) in targets.items()]
     count = 0

@@ -26,7 +26,7 @@ from brevitas.core.scaling import ParameterScaling
 from torch import nn
 
 from trimkit.errors import TrimkitError
-from trimkit.quant import _section  # noqa: F401  (quantised models are saved with their plan)
+from trimkit.quant import _section
 from trimkit.quant._plan import LayerPlan, QuantPlan
 from trimkit.quant._quantizers import act_quantizer, weight_quantizer
 

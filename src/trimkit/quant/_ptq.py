@@ -27,16 +27,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import onnx
-import torch
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
 from trimkit import export
 from trimkit._atomic import atomic_path
-from trimkit.tasks import Batch, Task, as_task
-from trimkit.errors import TrimkitError
 from trimkit._device import cpu_flags
+from trimkit.errors import TrimkitError
+from trimkit.tasks import Batch, Task, as_task
 
 METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
            "percentile": CalibrationMethod.Percentile}

@@ -10,11 +10,11 @@ from torch import nn
 
 from trimkit import train
 from trimkit.errors import TrimkitError
-from trimkit.tasks import as_task
 from trimkit.quant._calibrate import calibrate
 from trimkit.quant._convert import quantize_model
 from trimkit.quant._plan import ExampleInputs, QuantPlan, plan
 from trimkit.quant._policy import PolicyLike
+from trimkit.tasks import as_task
 
 CALIBRATION_BATCHES = 8
 CALIBRATION_BATCH_SIZE = 64

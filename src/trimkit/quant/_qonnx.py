@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import warnings
+
 import numpy as np
 import onnx
 import torch

@@ -32,8 +32,6 @@ stays the default: it needs no extra parameter and is set by the weights alone.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from brevitas.core.function_wrapper import TensorClampSte
 from brevitas.inject.enum import ScalingImplType, ScalingPerOutputType, StatsOp
@@ -53,7 +51,7 @@ TERNARY_SCALE_PER_MEAN_ABS = 1.4
 class ScaledAbsMean(nn.Module):
     """mean |w| times a factor, over the whole tensor or per output channel."""
 
-    def __init__(self, stats_reduce_dim: Optional[int] = None, abs_mean_factor: float = 1.0) -> None:
+    def __init__(self, stats_reduce_dim: int | None = None, abs_mean_factor: float = 1.0) -> None:
         super().__init__()
         self.stats_reduce_dim = stats_reduce_dim
         self.abs_mean_factor = abs_mean_factor
@@ -72,7 +70,7 @@ class FixedScale(nn.Module):
         super().__init__()
         self.register_buffer("value", torch.ones(scaling_shape))
 
-    def forward(self, weights: torch.Tensor, threshold: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, weights: torch.Tensor, threshold: torch.Tensor | None = None) -> torch.Tensor:
         return self.value
 
 

@@ -17,11 +17,9 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from trimkit.measure import runtime_evaluation
-from trimkit.tasks import as_task, evaluate
 from trimkit._model_file import save
 from trimkit.errors import TrimkitError
-from trimkit.record import Measurement, Metric
+from trimkit.measure import runtime_evaluation
 from trimkit.quant._export import QuantExport, export_qcdq, export_qonnx
 from trimkit.quant._lower import MAX_QCDQ_BITS
 from trimkit.quant._packed import save_packed
@@ -29,6 +27,8 @@ from trimkit.quant._policy import Policy, PolicyLike
 from trimkit.quant._ptq import PtqResult, fp32_path_for, ptq_int8
 from trimkit.quant._qat import qat
 from trimkit.quant._size import SizeReport, size_report
+from trimkit.record import Measurement, Metric
+from trimkit.tasks import as_task, evaluate
 
 PARITY_IMAGES = 64
 ORT_ZERO_POINT_BITS = 8

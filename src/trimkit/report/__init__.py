@@ -5,7 +5,6 @@ first use)."""
 from trimkit._lazy import attach
 from trimkit.report.html import write_report
 
-_PLOTS = {name: "trimkit.report.plots" for name in ("plot_macs_vs_metric", "plot_sensitivity",
-                                                    "plot_threshold_functions")}
+_PLOTS = dict.fromkeys(("plot_macs_vs_metric", "plot_sensitivity", "plot_threshold_functions"), "trimkit.report.plots")
 __getattr__, __dir__, _lazy_names = attach(__name__, names=_PLOTS)
 __all__ = ["write_report", *_lazy_names]

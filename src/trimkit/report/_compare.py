@@ -10,7 +10,7 @@ from trimkit.report._markup import (MISSING, byte_count, count, difference, esc,
                                     per_second, ratio, signed, table, text, times)
 from trimkit.report._source import Ref, is_number
 from trimkit.report._svg import Bar, bar_chart
-from trimkit.tasks import metric_title
+from trimkit.record import metric_title
 
 COLUMNS = (("params", "params", count), ("macs", "MACs", count), ("size_bytes", "ONNX file", byte_count),
            ("p50_ms", "p50", millis), ("throughput", "throughput", per_second))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from trimkit.record import SIZE_KINDS
-from trimkit.report._markup import (byte_count, count, esc, figure, general, metric_format, millis,
-                                    per_second, table, text)
+from trimkit.report._markup import (byte_count, count, esc, figure, general, metric_format, millis, per_second, table,
+                                    text)
 from trimkit.report._source import Ref
 
 COUNTS = (("params", "params"), ("macs", "MACs"), ("flops", "FLOPs"))

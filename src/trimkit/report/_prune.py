@@ -3,8 +3,8 @@ cut was chosen (exploration's threshold functions, or sensitivity curves)."""
 
 from __future__ import annotations
 
-from trimkit.report._markup import (count, esc, figure, general, long_table, metric_format, note, percent_of_one,
-                                    ratio, table, text, total)
+from trimkit.report._markup import (count, esc, figure, general, long_table, metric_format, note, percent_of_one, ratio,
+                                    table, text, total)
 from trimkit.report._source import Ref, is_number
 from trimkit.report._svg import Axis, Bar, Mark, Point, Series, bar_chart, line_chart
 

@@ -4,8 +4,8 @@ the policy and analytic size of each weight layer (``details.size.layers``)."""
 
 from __future__ import annotations
 
-from trimkit.report._markup import (byte_count, count, difference, esc, figure, long_table, metric_format, ratio,
-                                    table, text)
+from trimkit.report._markup import (byte_count, count, difference, esc, figure, long_table, metric_format, ratio, table,
+                                    text)
 from trimkit.report._measurement import figures_table, metric_label, metrics
 from trimkit.report._source import Ref
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import yaml
 
 from trimkit.report._folder import ReportRun
-from trimkit.report._markup import (MISSING, byte_count, count, esc, figure, general, metric_format, seconds,
-                                    section, table, text)
+from trimkit.report._markup import (MISSING, byte_count, count, esc, figure, general, metric_format, seconds, section,
+                                    table, text)
 from trimkit.report._measurement import figures_table, metrics, size_kinds
 from trimkit.report._prune import chosen_block, cut_block, layers_block
 from trimkit.report._quant import quant_block

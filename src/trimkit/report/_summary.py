@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trimkit.runs import StageRecord
 from trimkit.report._environment import environments
 from trimkit.report._folder import ReportRun
-from trimkit.report._markup import (Format, byte_count, count, difference, esc, figure, metric_format,
-                                    millis, note, per_second, ratio, section, table, text)
+from trimkit.report._markup import (Format, byte_count, count, difference, esc, figure, metric_format, millis, note,
+                                    per_second, ratio, section, table, text)
 from trimkit.report._measurement import (COUNTS, latencies, latency_label, latency_table, metric_label, metrics,
                                          metrics_table, size_kinds)
 from trimkit.report._source import Ref
+from trimkit.runs import StageRecord
 
 
 @dataclass(frozen=True)

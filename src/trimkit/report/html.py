@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 from trimkit._atomic import atomic_path
-from trimkit.runs import REPORT
 from trimkit.errors import TrimkitError
 from trimkit.report._compare import comparisons_block
 from trimkit.report._environment import environment_block
@@ -29,6 +28,8 @@ from trimkit.report._page import page
 from trimkit.report._recipe import recipe_section
 from trimkit.report._stages import anchor, stages_section
 from trimkit.report._summary import summary_section
+from trimkit.runs import REPORT
+
 
 def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     """Write the report of the run in ``run_dir`` to ``out`` (default ``RUN_DIR/report.html``),

@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
-from trimkit._atomic import atomic_path  # noqa: E402
-from trimkit.prune.explore import CriteriaComparison  # noqa: E402
-from trimkit.prune.sensitivity import SensitivityResult  # noqa: E402
+from trimkit._atomic import atomic_path
+from trimkit.prune.explore import CriteriaComparison
+from trimkit.prune.sensitivity import SensitivityResult
 
 
 def plot_threshold_functions(comparison: CriteriaComparison, path: str | os.PathLike, title: str,

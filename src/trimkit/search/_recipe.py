@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from trimkit.pipeline._recipe import Recipe, RecipeError, apply_override, parse_recipe, read_recipe_file
-from trimkit.tasks import kind
 from trimkit.search._spec import GroupsSpec, ParameterSpec, SearchSpec, parse_search
+from trimkit.tasks import kind
 
 Part = str | int
 

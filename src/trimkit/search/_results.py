@@ -13,11 +13,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import optuna  # noqa: E402
-from optuna.trial import FrozenTrial, TrialState  # noqa: E402
+import matplotlib.pyplot as plt
+import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-from trimkit._atomic import atomic_path, write_text_atomic  # noqa: E402
+from trimkit._atomic import atomic_path, write_text_atomic
 
 RESULTS_FILE = "results.json"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from trimkit import measure
-from trimkit.pipeline import run_recipe
 from trimkit.errors import TrimkitError
+from trimkit.pipeline import run_recipe
 from trimkit.record import LatencyRecord, Measurement
 from trimkit.runs import LOG, RunLog
 from trimkit.search._recipe import SearchRecipe

@@ -27,15 +27,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trimkit import runs
 from trimkit._atomic import write_text_atomic
+from trimkit._urls import hide_password
 from trimkit.errors import TrimkitError
 from trimkit.runs import RunLog
 from trimkit.search._recipe import SearchRecipe
 from trimkit.search._spec import FIGURES, SearchSpec
-from trimkit._urls import hide_password
-from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, is_file_store, open_storage,
-                                     retried_from, retry_callback, storage_url, worker_identity)
-from trimkit.search._trial import (Figures, constraint_values, export_baseline, figures_of,
-                                   objective_values, run_base, run_trial, with_latency)
+from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, is_file_store, open_storage, retried_from,
+                                     retry_callback, storage_url, worker_identity)
+from trimkit.search._trial import (Figures, constraint_values, export_baseline, figures_of, objective_values, run_base,
+                                   run_trial, with_latency)
 
 SEARCH_FILE = "search.yaml"
 _POLL_S = 1.0
@@ -158,9 +158,7 @@ def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
     retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
     counted = []
     for trial in trials:
-        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-            counted.append(trial)
-        elif trial.state == TrialState.FAIL and not trial.user_attrs.get("surplus") and trial.number not in retried:
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (trial.state == TrialState.FAIL and not trial.user_attrs.get("surplus") and trial.number not in retried):
             counted.append(trial)
     return counted
 

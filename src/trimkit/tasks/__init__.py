@@ -9,7 +9,8 @@ tracking) that recipes, commands and search read.
 from trimkit.tasks._evaluate import CachedEvaluation, Evaluation, evaluate, running
 from trimkit.tasks._kinds import (DEFAULT_KIND, KINDS, TaskKind, TaskMetrics, TaskSpec, as_split_task, as_task, kind,
                                   kind_names, kind_of_data, parse_task_spec, register_kind)
-from trimkit.tasks._task import CAPABILITIES, Batch, MetricState, Task, metric_title
+from trimkit.record import metric_title
+from trimkit.tasks._task import CAPABILITIES, Batch, MetricState, Task
 from trimkit.tasks.classification import ClassificationTask
 from trimkit.tasks.segmentation import SegmentationTask
 

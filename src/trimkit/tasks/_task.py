@@ -156,15 +156,6 @@ CAPABILITIES = {
     "sequences": "held-out sequences are tracked frame by frame (track_scores)",
 }
 
-METRIC_TITLES = {"top1": "top-1 %", "top5": "top-5 %", "pixel_accuracy": "pixel acc %",
-                 "mean_class_accuracy": "class acc %", "miou": "mIoU %", "pair_precision": "pair precision %"}
-
-
-def metric_title(name: str) -> str:
-    """How tables head a metric's column: ``miou`` -> ``mIoU %``; an unknown name as it is."""
-    return METRIC_TITLES.get(name, name)
-
-
 class SplitDatasets:
     """Splits held as one data set each in ``self.datasets`` (name -> data set with
     ``name`` and ``num_classes``): the split bookkeeping classification and segmentation share."""

@@ -20,12 +20,11 @@ from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
-
-from trimkit.data._segmentation import (VOID, SegmentationDataset, is_segmentation_data, load_segmentation,
-                                       segmentation_classes)
-from trimkit.errors import TrimkitError
 from pydantic import PositiveInt
 
+from trimkit.data._segmentation import (VOID, SegmentationDataset, is_segmentation_data, load_segmentation,
+                                        segmentation_classes)
+from trimkit.errors import TrimkitError
 from trimkit.tasks._kinds import TaskKind, TaskSpec, register_kind
 from trimkit.tasks._task import Batch, MetricState, SplitDatasets, Task
 

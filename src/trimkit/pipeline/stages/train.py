@@ -3,19 +3,18 @@ optional schedule of pruners and lr schedulers fired by epoch."""
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 from trimkit import prune, train
-from trimkit.train import FitOptions
+from trimkit._registry import closest
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._distill_options import TeacherOptions, distillation
-from trimkit._registry import closest
 from trimkit.pipeline._registry import register_stage
 from trimkit.pipeline._schedule import LrSchedulerSpec, PolicySpec, PrunerSpec, agp_sparsity, lr_factor, step_ratio
+from trimkit.train import FitOptions
 
 
 class TrainOptions(FitOptions, TeacherOptions):

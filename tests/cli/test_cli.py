@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import trimkit
+from conftest import PRETRAINED, SHARED_DATA, requires_shared_data
+from trimkit import models
+from trimkit.cli import app
+from trimkit.errors import TrimkitError
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_profile_json_reports_resnet56_exactly():
+    result = run("profile", "resnet56", "--json")
+    assert result.exit_code == 0
+    record = json.loads(result.stdout)
+    assert record["macs"] == 125_485_696 and record["params"] == 853_018
+    assert record["flops"] == 2 * 125_485_696
+    assert record["param_bytes"] == {"float32": 853_018 * 4}
+    assert {"name", "type", "params", "macs", "flops"} <= set(record["layers"][0])
+
+
+def test_models_lists_the_zoo_as_json():
+    record = json.loads(run("models", "--json").stdout)
+    by_name = {row["name"]: row for row in record["models"]}
+    assert by_name["resnet20"]["macs"] == 40_551_040
+    assert by_name["lenet5"]["input_shape"] == [1, 28, 28]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["profile", "resnet57"], "unknown model 'resnet57' (did you mean 'resnet56'?)"),
+    (["eval", "lenet5", "--data", "imagenet"], "unknown data set 'imagenet'"),
+    (["eval", "lenet5", "--data", "cifar10", "--data-dir", "/nonexistent"], "--data-dir DIR or set TRIMKIT_DATA"),
+    (["eval", "lenet5", "--weights", "/nonexistent.pt"], "does not exist"),
+])
+def test_user_errors_are_one_line_with_exit_code_2(args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_checkpoint_that_does_not_fit_names_keys_and_shapes(tmp_path):
+    torch.save(models.create("lenet5", num_classes=3).state_dict(), tmp_path / "w.pt")
+    result = run("eval", "lenet5", "--weights", str(tmp_path / "w.pt"))
+    assert result.exit_code == 2
+    assert "classifier.5.weight: checkpoint (3, 84) vs model (10, 84)" in result.stderr
+
+
+def test_train_then_eval_then_profile_the_file(tmp_path):
+    out = tmp_path / "lenet.pt"
+    result = run("train", "lenet5", "--data", "mnist5k", "--epochs", "2", "--batch-size", "32", "--out",
+                 str(out), "--json")
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)
+    assert out.exists() and (tmp_path / "lenet.pt.ckpt").exists()
+    evaluated = json.loads(run("eval", str(out), "--data", "mnist5k", "--split", "val", "--json").stdout)
+    assert set(evaluated) == {"top1", "top5", "loss", "n", "measurement"}
+    assert evaluated["n"] == 1000
+    assert evaluated["top1"] == pytest.approx(trained["val_top1"], abs=1e-9)
+    figures = evaluated["measurement"]
+    assert figures["params"] == trained["measurement"]["params"] == 61_706 and figures["macs"] == 416_520
+    top1 = next(m for m in figures["metrics"] if m["name"] == "top1")
+    assert top1 == {"name": "top1", "value": evaluated["top1"], "split": "val", "samples": 1000, "precision": "fp32",
+                    "backend": "pytorch", "data": "mnist5k"}
+    assert trained["measurement"]["size_bytes"]["model_file"] == out.stat().st_size
+    assert evaluated["top1"] > 80
+    assert json.loads(run("profile", str(out), "--json").stdout)["params"] == 61_706
+    again = json.loads(run("eval", "lenet5", "--weights", str(out), "--data", "mnist5k", "--json").stdout)
+    assert {k: v for k, v in again.items() if k != "measurement"} == {k: v for k, v in evaluated.items()
+                                                                        if k != "measurement"}
+
+
+def test_weights_of_another_zoo_model_are_refused(tmp_path):
+    path = trimkit.save(models.create("lenet5"), tmp_path / "l.pt")
+    result = run("eval", "vgg_c", "--weights", str(path))
+    assert result.exit_code == 2 and "holds a lenet5 model, not vgg_c" in result.stderr
+
+
+def test_demo_prunes_quantises_and_measures_on_two_runtimes(tmp_path):
+    out = tmp_path / "demo"
+    result = run("demo", "--epochs", "2", "--finetune-epochs", "1", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    stages = [r["stage"] for r in record["records"]]
+    assert stages == ["input", "train", "prune", "finetune", "export", "quantize", "compare", "compare", "final"]
+    on_ort, on_openvino = (record["records"][i]["details"]["comparisons"] for i in (6, 7))
+    assert [c["models"][0]["latency"]["batch_size"] for c in on_ort] == [1, 32]
+    assert {c["models"][0]["latency"]["backend"] for c in on_openvino} == {"openvino"}
+    baseline, pruned, int8 = on_ort[0]["models"]
+    assert [m["label"] for m in (baseline, pruned, int8)] == ["baseline", "pruned + fine-tuned", "pruned + INT8"]
+    assert baseline["params"] == 238_042 and baseline["macs"] == 8_444_480
+    assert pruned["macs"] < baseline["macs"] / 3 and pruned["params"] < baseline["params"]
+    assert int8["size_bytes"] < pruned["size_bytes"] < baseline["size_bytes"]
+    baseline_top1 = next(m["value"] for m in baseline["measurement"]["metrics"] if m["name"] == "top1")
+    assert baseline["metric"] == "top1" and baseline_top1 > 80
+    assert all(m["latency"]["p50_ms"] > 0 for m in (baseline, pruned, int8))
+    layers = record["records"][2]["details"]["layers"]
+    assert all(change["kept"] % 8 == 0 for name, change in layers.items() if name.startswith("features"))
+    for name in ("recipe.yaml", "log.jsonl", "model.pt", "model.onnx", "original.pt", "report.html",
+                 "stages/00-train/model.pt", "stages/04-quantize/model.int8.onnx"):
+        assert (out / name).exists(), name
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    refused = run("demo", "--out", str(tmp_path / "mine"))
+    assert refused.exit_code == 2 and "not an earlier demo run" in refused.stderr
+
+
+def test_the_demo_replaces_an_earlier_demo_run_and_nothing_else(tmp_path):
+    from trimkit.cli._demo import _clear_previous_demo
+
+    earlier = tmp_path / "demo"
+    (earlier / "stages").mkdir(parents=True)
+    for name in ("recipe.yaml", "log.jsonl"):
+        (earlier / name).write_text("")
+    _clear_previous_demo(earlier)
+    assert not earlier.exists()
+    (tmp_path / "empty").mkdir()
+    _clear_previous_demo(tmp_path / "empty")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(TrimkitError, match="exists and is not an earlier demo run"):
+        _clear_previous_demo(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_the_demo_says_where_the_speed_came_from():
+    from trimkit.cli._demo import where_the_speed_came_from
+    from trimkit.record import Measurement
+    from trimkit.runs import RunLog, StageRecord
+
+    def row(macs, p50):
+        return {"macs": macs, "latency": {"backend": "openvino", "batch_size": 32, "p50_ms": p50}}
+
+    log = RunLog()
+    log.append(StageRecord("compare", 5, 1.0, Measurement("x"),
+                           {"comparisons": [{"models": [row(400, 4.0), row(100, 2.0), row(None, 2.5)]}]}))
+    (line,) = where_the_speed_came_from(log)
+    assert "cut the MACs 4.0x" in line and "2.00x faster;" in line and "1.25x slower" in line
+    assert "(1.60x faster in all)" in line
+
+
+@requires_shared_data("cifar10.npz", "pretrained/resnet20-12fca82f.th")
+def test_eval_of_pretrained_resnet20_on_cifar10_subset(tmp_path):
+    record = json.loads(run("eval", "resnet20", "--weights", str(PRETRAINED / "resnet20-12fca82f.th"), "--data",
+                            "cifar10", "--data-dir", str(SHARED_DATA), "--json").stdout)
+    assert record["n"] == 10_000
+    assert 80.5 < record["top1"] < 81.5  # 81.0 on the JPEG copy, as SOURCES.md states
+
+
+def test_prune_json_has_the_documented_keys_and_saves_a_loadable_model(tmp_path):
+    out = tmp_path / "p.pt"
+    result = run("prune", "resnet20", "--ratio", "0.5", "--scope", "global", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert {"params_before", "params_after", "macs_before", "macs_after", "frozen", "layers"} <= set(record)
+    assert record["macs_before"] == 40_551_040 and record["macs_after"] < record["macs_before"]
+    assert record["frozen"] == []
+    assert record["layers"]["linear"] == {"kept": 10, "removed": 0}
+    loaded = trimkit.load(out)
+    assert sum(p.numel() for p in loaded.parameters()) == record["params_after"]
+    profiled = json.loads(run("profile", str(out), "--json").stdout)
+    assert profiled["macs"] == record["macs_after"]
+
+
+def test_prune_with_data_reports_accuracy_before_and_after(tmp_path):
+    trained = tmp_path / "l.pt"
+    run("train", "lenet5", "--data", "mnist5k", "--epochs", "2", "--batch-size", "32", "--out", str(trained))
+    result = run("prune", str(trained), "--threshold", "0.5", "--criterion", "std", "--layers", "both",
+                 "--mode", "static", "--data", "mnist5k", "--finetune-epochs", "1", "--out", str(tmp_path / "p.pt"),
+                 "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["top1_before"] > 80 and 0 <= record["top1_after"] <= 100
+    assert record["layers"]["features.0"] == {"kept": 3, "removed": 3}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["prune", "lenet5", "--out", "x.pt"], "--ratio R or --threshold T"),
+    (["prune", "lenet5", "--ratio", "1.5", "--out", "x.pt"], "--ratio: 1.5 is not in [0, 1)"),
+    (["prune", "lenet5", "--ratio", "nan", "--out", "x.pt"], "--ratio: nan is not in [0, 1)"),
+    (["prune", "lenet5", "--threshold", "inf", "--out", "x.pt"], "--threshold: inf is not a threshold"),
+    (["prune", "lenet5", "--threshold", "-1", "--out", "x.pt"], "--threshold: -1.0 is not a threshold"),
+    (["prune", "lenet5", "--ratio", "0.5", "--mode", "fast", "--out", "x.pt"], "--mode: 'fast'"),
+    (["prune", "lenet5", "--ratio", "0.5", "--round-to", "0", "--out", "x.pt"], "--round-to: 0"),
+    (["prune", "lenet5", "--ratio", "0.5", "--data", "mnist5k", "--finetune-epochs", "1", "--lr", "nan",
+      "--out", "x.pt"], "--lr: nan is not a learning rate"),
+    (["prune", "lenet5", "--ratio", "half", "--out", "x.pt"], "cannot read --ratio 'half'"),
+    (["prune", "lenet5", "--ratio", "0.5", "--criterion", "l7", "--out", "x.pt"], "unknown criterion 'l7'"),
+    (["prune", "lenet5", "--ratio", "0.5", "--finetune-epochs", "2", "--out", "x.pt"], "needs --data"),
+])
+def test_prune_errors_are_one_line(args, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_top_level_help_lists_every_command_without_importing_torch():
+    import importlib
+    import subprocess
+    import sys
+
+    from trimkit import cli
+
+    for name, entry in cli.COMMANDS.items():
+        callback = getattr(importlib.import_module(f"trimkit.cli.{entry.module}"), entry.function)
+        first_paragraph = " ".join(callback.__doc__.split("\n\n")[0].split())
+        assert entry.summary == first_paragraph, name
+    probe = ("import sys, io, contextlib; sys.argv = ['trimkit', '--help']; import trimkit.cli as c; "
+             "out = io.StringIO(); contextlib.redirect_stdout(out).__enter__(); c.main(); "
+             "sys.stderr.write(str('torch' in sys.modules) + '|' + out.getvalue())")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    loaded, _, text = done.stderr.partition("|")
+    assert loaded == "False" and all(name in text for name in cli.COMMANDS)
+    version = subprocess.run([sys.executable, "-m", "trimkit.cli", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("trimkit ")

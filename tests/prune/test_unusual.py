@@ -1,0 +1,34 @@
+"""Pruning layers and tensor tricks beyond the common CNN patterns: every model comes
+out runnable with its output shapes, the groups that cannot be cut exactly are frozen
+with a reason (and only those), and the MACs agree with PyTorch's counter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pattern_models import independent_macs
+from trimkit.prune import structured
+from unusual_models import UNUSUAL
+
+
+def shapes(output):
+    return [o.shape for o in output] if isinstance(output, tuple) else [output.shape]
+
+
+@pytest.mark.parametrize("name", UNUSUAL)
+def test_unusual_model_prunes_or_freezes_never_breaks(name):
+    cls, input_shape, must_freeze = UNUSUAL[name]
+    torch.manual_seed(0)
+    model = cls().eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))  # distinct channel norms
+    inputs = torch.randn(*input_shape)
+    result = structured(model, inputs, ratio=0.5, layers="both")
+    assert {tuple(frozen.layers) for frozen in result.frozen} == must_freeze, result.frozen
+    assert all(frozen.reason for frozen in result.frozen)
+    with torch.no_grad():
+        assert shapes(result.model(inputs)) == shapes(model(inputs))
+    assert result.macs_after == independent_macs(result.model, inputs)
+    assert (result.macs_after < result.macs_before) == (result.groups_pruned > 0)
