@@ -237,14 +237,14 @@ def _print(rows, base_top1, base_macs, epochs, budget) -> None:
                    "vs unpruned", "note"):
         table.add_column(column, justify="left" if column in ("method", "note") else "right")
     best: dict[float, dict[str, float]] = {}
-    for factor, label, macs, params, pruned_top1, top1, note in rows:
+    for factor, label, macs, params, pruned_top1, tuned_top1, note in rows:
         if macs is None:
             table.add_row(f"{factor:g}x", label, "-", "-", "-", "-", "-", "-", note)
             continue
         side = "tp" if label.startswith("Torch") else "trimkit"
-        best.setdefault(factor, {})[side] = max(best.get(factor, {}).get(side, 0.0), top1)
+        best.setdefault(factor, {})[side] = max(best.get(factor, {}).get(side, 0.0), tuned_top1)
         table.add_row(f"{factor:g}x", label, f"{macs:,}", f"{base_macs / macs:.2f}x", f"{params:,}",
-                      f"{pruned_top1:.2f}", f"{top1:.2f}", f"{top1 - base_top1:+.2f}", note)
+                      f"{pruned_top1:.2f}", f"{tuned_top1:.2f}", f"{tuned_top1 - base_top1:+.2f}", note)
     console.print(table)
     console.print(budget)
     for factor, sides in best.items():

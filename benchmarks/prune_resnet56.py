@@ -71,7 +71,8 @@ def global_half_macs(model, example, target_macs, criterion="l1"):
     for _ in range(12):
         middle = (low + high) / 2
         result = prune.structured(model, example, criterion=criterion, ratio=middle, scope="global", mode="static")
-        best = result if best is None or abs(result.macs_after - target_macs) < abs(best.macs_after - target_macs) else best
+        closer = best is None or abs(result.macs_after - target_macs) < abs(best.macs_after - target_macs)
+        best = result if closer else best
         if abs(result.macs_after - target_macs) / target_macs < 0.01:
             break
         low, high = (middle, high) if result.macs_after > target_macs else (low, middle)

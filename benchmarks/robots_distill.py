@@ -56,7 +56,7 @@ def main() -> None:
     console.print(budget.describe() + f"; training on {train.resolve_device()}")
     train_set, test_set = cifar10(budget)
     teacher, teacher_top1 = baseline("resnet18", budget)
-    augmented, augmented_top1 = baseline("lenet5", budget)
+    _augmented, augmented_top1 = baseline("lenet5", budget)
     epochs = budget.epochs_for("lenet5")
     settings = {**fit_settings("lenet5"), "epochs": epochs, "seed": budget.seed, "augment": False, "progress": False}
 

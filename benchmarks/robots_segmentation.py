@@ -1,9 +1,9 @@
 """The robots seed's segmentation experiment (Table 3, Figures 5 and 6c) on CamVid, on this CPU.
 
 1. Teacher: FCN on a dilated ResNet-18 at output stride 16 (the seed's is FCN ResNet-101
-   at output stride 8, 54.3 M parameters, too slow to train here). Student: DeepLabV3 on MobileNetV3-Large (the seed's), with a
-   narrower ASPP (``--aspp``, 64 channels by default; the published head has 256) so the
-   student is a fraction of the teacher as in the seed.
+   at output stride 8, 54.3 M parameters, too slow to train here). Student: DeepLabV3 on
+   MobileNetV3-Large (the seed's), with a narrower ASPP (``--aspp``, 64 channels by default;
+   the published head has 256) so the student is a fraction of the teacher as in the seed.
 2. Both trained from scratch (no ImageNet weights exist on this machine) on CamVid's 367
    training images at reduced resolution, with the same budget: Adam, cosine schedule,
    scale/crop/flip augmentation. The student is trained alone, and again distilled from
@@ -104,7 +104,8 @@ def main() -> None:
         rows.append((name, params, 100.0 * (1 - params / teacher_params), result["pixel_accuracy"], result["miou"],
                      seed))
 
-    row(f"teacher FCN-ResNet-18 (output stride {args.teacher_stride})", teacher, score(teacher, task), SEED_FIGURES["teacher"])
+    row(f"teacher FCN-ResNet-18 (output stride {args.teacher_stride})", teacher, score(teacher, task),
+        SEED_FIGURES["teacher"])
 
     def student() -> torch.nn.Module:
         train.seed_everything(1)

@@ -95,7 +95,8 @@ def run_model(name: str, budget: Budget, plan: Plan, latency_time: float) -> Non
                   f"baseline top-1 {top1:.2f} % on {len(test_set):,} test images"
                   + (f" (the seed's, fully trained: {SEED_TOP1[name]:.2f} %)" if name in SEED_TOP1 else ""))
     console.print(f"fine-tuning after pruning: {plan.finetune_epochs} epoch(s) on {len(tune_set):,} train images, "
-                  f"SGD lr 0.01 momentum 0.9 wd 5e-4, cosine; sparsities {', '.join(f'{s:.0%}' for s in plan.sparsities)}; "
+                  "SGD lr 0.01 momentum 0.9 wd 5e-4, cosine; "
+                  f"sparsities {', '.join(f'{s:.0%}' for s in plan.sparsities)}; "
                   "each pruned model is evaluated after dead-neuron removal (the same outputs, verified)")
     points = []
     for method in METHODS:

@@ -88,8 +88,8 @@ def crop_dataset(sequence: tracking.Sequence, params: tracking.TrackerParams, si
         image = tracking.frame_tensor(sequence.frame(frame_index))
         crops.append(tracking.crop(image, (x + w / 2, y + h / 2), region, side).round().clamp(0, 255))
     images = torch.stack(crops).to(torch.uint8)
-    return data.ImageDataset(f"{sequence.name} crops", "calibration", images, torch.zeros(len(images), dtype=torch.long),
-                             ("target",), normalization)
+    return data.ImageDataset(f"{sequence.name} crops", "calibration", images,
+                             torch.zeros(len(images), dtype=torch.long), ("target",), normalization)
 
 
 def backbone_files(model: nn.Module, folder: Path, params: tracking.TrackerParams, calibration: tracking.Sequence,
@@ -182,7 +182,8 @@ def main() -> None:
         rows = rows_for("", model, sequence, calibration, params, args, Path(folder) / "full", normalization)
         rows += rows_for(f"pruned {args.prune_ratio:g}", pruned, sequence, calibration, params, args,
                          Path(folder) / "pruned", normalization)
-    print_rows([Row(row.label.strip(), row.fps, row.stages_ms, row.precision) for row in rows], args.weights is not None)
+    print_rows([Row(row.label.strip(), row.fps, row.stages_ms, row.precision) for row in rows],
+               args.weights is not None)
     print(f"\n{time.perf_counter() - started:.0f} s; load average at end {os.getloadavg()[0]:.2f} "
           "(timings on a busy machine are not comparable; rerun on a quiet one)")
 

@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+# fixtures shared by the test folders: postgres_url (tests/support/postgres.py)
+pytest_plugins = ["postgres"]
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 PRETRAINED = SHARED_DATA / "pretrained"
 

@@ -189,7 +189,7 @@ def _what_it_is(source: Path) -> str:
         return "a ZIP archive (a damaged .pt, or a .npz)"
     if source.suffix == ".onnx" or b"onnx" in head[:256].lower() or b"pytorch" in head[:256].lower():
         return "an ONNX model (use it with trimkit bench, eval or compare)"
-    if head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff"):
+    if head.startswith((b"\x89PNG", b"\xff\xd8\xff")):
         return "an image"
     try:
         head.decode("utf-8")
@@ -220,7 +220,8 @@ def _header(content: Any, path: str | os.PathLike) -> dict[str, Any] | None:
         raise TrimkitError(f"{path} has a damaged trimkit header; re-save the model") from None
     version = header.get("format_version") if isinstance(header, dict) else None
     if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(version, int) or version < 1:
-        raise TrimkitError(f"{path} has a damaged trimkit header (format {header.get('format') if isinstance(header, dict) else None!r}, "
+        found = header.get("format") if isinstance(header, dict) else None
+        raise TrimkitError(f"{path} has a damaged trimkit header (format {found!r}, "
                            f"version {version!r}); re-save the model")
     if version > FORMAT_VERSION:
         raise TrimkitError(

@@ -22,7 +22,7 @@ _UNION_MEMBERS = ("float", "int", "str", "bool")
 # a model's own check names the key it is about first: "policies[1]: overlaps 'cut' in epoch 2"
 _NAMED_KEY = re.compile(r"([A-Za-z_]\w*)((?:\[\d+\]|\.[\w-]+)*): ")
 
-O = TypeVar("O", bound="Options")
+OptionsT = TypeVar("OptionsT", bound="Options")
 
 
 class Options(BaseModel):
@@ -32,7 +32,7 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     @classmethod
-    def of(cls: type[O], options: O | None = None, /, **values: Any) -> O:
+    def of(cls: type[OptionsT], options: OptionsT | None = None, /, **values: Any) -> OptionsT:
         """``options`` (or the defaults) with ``values`` set, validated, as a ``cls``; a bad
         value is a :class:`~trimkit.errors.TrimkitError` naming the key: ``ratio: 1.5 is not
         in [0, 1)``."""

@@ -36,7 +36,8 @@ def _check_writable(folder: Path, flag: str, target: Path) -> None:
             break
         existing = existing.parent
     if not existing.is_dir():
-        raise TrimkitError(f"{flag} {target}: {existing} is a file, so no folder can be made there; choose another path")
+        raise TrimkitError(f"{flag} {target}: {existing} is a file, so no folder can be made there; "
+                           "choose another path")
     try:
         handle, probe = tempfile.mkstemp(prefix=".trimkit-write-test.", dir=existing)
     except OSError as error:

@@ -528,7 +528,8 @@ POLICIES = [
     case("policies-qat-empty", QAT({"--policy": ""}), "empty policy"),
     case("policies-qat-no-format", QAT({"--policy": "hidden="}), ("hidden=", "no format")),
     case("policies-qat-act-modifier", QAT({"--policy": "act=binary:learned"}), ("act=binary:learned", "modifier")),
-    case("policies-qat-const-int8", QAT({"--policy": "hidden=int8:const"}), ("hidden=int8:const", "binary and ternary")),
+    case("policies-qat-const-int8", QAT({"--policy": "hidden=int8:const"}),
+         ("hidden=int8:const", "binary and ternary")),
     case("policies-qat-int1", QAT({"--policy": "hidden=int1"}), ("int1", "binary")),
     case("policies-qat-pattern-nomatch", QAT({"--policy": "nomatch.*=int4"}), "nomatch.*"),
     case("policies-size-int99", SIZE({"--policy": "int99"}), "int99"),
@@ -606,8 +607,8 @@ DATA = [
 
 RECIPES = [
     case("recipes-python-tag", ["run", "evil.yaml", "--out", "runs/evil"], ("evil.yaml",), setup=recipe_python_tag),
-    case("recipes-unknown-stage", ["run", "stage.yaml", "--out", "runs/stage"], ("stages[0].stage", "distil_pruned", "distill"),
-         setup=recipe_unknown_stage),
+    case("recipes-unknown-stage", ["run", "stage.yaml", "--out", "runs/stage"],
+         ("stages[0].stage", "distil_pruned", "distill"), setup=recipe_unknown_stage),
     case("recipes-ratio-above-one", ["run", "ratio.yaml", "--out", "runs/ratio"], ("stages[0].ratio", "1.5"),
          setup=recipe_ratio_above_one),
     case("recipes-set-ratio-above-one", ["run", "ratio.yaml", "--out", "runs/ratio", "--set", "stages.0.ratio=2"],

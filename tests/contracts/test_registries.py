@@ -27,7 +27,7 @@ def test_a_taken_name_an_unknown_name_and_a_replacement():
     registry: Registry[int] = Registry("widget")
     one = registry.register("round", 1)
     assert registry.register("round", one) == 1  # the same object again: a module imported twice
-    with pytest.raises(TrimkitError, match="^a widget named 'round' is registered already"):
+    with pytest.raises(TrimkitError, match=r"^a widget named 'round' is registered already"):
         registry.register("round", 2)
     assert registry.register("round", 2, replace=True) == 2 and registry.get("round") == 2
     with pytest.raises(TrimkitError, match=r"^unknown widget 'rund' \(did you mean 'round'\?\); widgets: round$"):

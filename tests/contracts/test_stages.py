@@ -64,5 +64,5 @@ def test_a_stage_runs_on_each_kind_it_supports_and_refuses_the_others(name, kind
 def test_a_stage_on_a_task_it_does_not_support_is_refused_in_one_line(tmp_path):
     task, model = small_task("classification", tmp_path)
     track = pipeline.get_stage("track").options.model_validate(EXAMPLES["track"])
-    with pytest.raises(TrimkitError, match="^stage track needs a task that offers sequences"):
+    with pytest.raises(TrimkitError, match=r"^stage track needs a task that offers sequences"):
         pipeline.run_job(model, task, [("track", track)], progress=False)

@@ -62,20 +62,21 @@ def test_mismatch_names_keys_and_shapes(tmp_path):
 
 def test_corrupt_and_pickled_checkpoints_are_refused(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(TrimkitError, match="bad.pt is a text file, not a PyTorch checkpoint"):
+    with pytest.raises(TrimkitError, match=r"bad\.pt is a text file, not a PyTorch checkpoint"):
         trimkit.load_weights(models.create("lenet5"), tmp_path / "bad.pt")
     path = trimkit.save(models.create("lenet5"), tmp_path / "ok.pt")
     (tmp_path / "torn.pt").write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(TrimkitError, match="torn.pt is a ZIP archive .*not a readable PyTorch checkpoint"):
+    with pytest.raises(TrimkitError, match=r"torn\.pt is a ZIP archive .*not a readable PyTorch checkpoint"):
         trimkit.load(tmp_path / "torn.pt")
     (tmp_path / "empty.pt").write_bytes(b"")
-    with pytest.raises(TrimkitError, match="empty.pt is an empty file"):
+    with pytest.raises(TrimkitError, match=r"empty\.pt is an empty file"):
         trimkit.load(tmp_path / "empty.pt")
     (tmp_path / "torn-pickle.pt").write_bytes(b"\x80\x02garbage")
     with pytest.raises(TrimkitError, match="damaged pickle"):
         trimkit.load(tmp_path / "torn-pickle.pt")
     torch.save(models.create("lenet5"), tmp_path / "pickled.pt")
-    with pytest.raises(TrimkitError, match=r"pickled Python object \(trimkit\.models\.lenet\.LeNet5\).*--trust-checkpoint"):
+    with pytest.raises(TrimkitError, match=r"pickled Python object \(trimkit\.models\.lenet\.LeNet5\)"
+                                           r".*--trust-checkpoint"):
         trimkit.load_weights(models.create("lenet5"), tmp_path / "pickled.pt")
     assert trimkit.load_weights(models.create("lenet5"), tmp_path / "pickled.pt", trusted=True) is not None
 

@@ -237,7 +237,8 @@ def _recipe(stages):
 
 
 @pytest.mark.parametrize("stage, message", [
-    ({"stage": "finetune", "epochs": 1, "teacher": "original", "kd_alpha": 2}, "stages[0].kd_alpha: 2.0 is outside [0, 1]"),
+    ({"stage": "finetune", "epochs": 1, "teacher": "original", "kd_alpha": 2},
+     "stages[0].kd_alpha: 2.0 is outside [0, 1]"),
     ({"stage": "finetune", "epochs": 1, "teacher": "original", "kd_temperature": 0},
      "stages[0].kd_temperature: 0.0 is not a temperature"),
     ({"stage": "distill", "epochs": 1, "teacher": None}, "stage distill needs a teacher"),

@@ -86,7 +86,7 @@ def _outputs(line: str) -> list[str]:
 
 
 def _inputs(text: str) -> set[str]:
-    return {path for path in re.findall(r"runs/[\w./-]+", text)} - set(_outputs(text))
+    return set(re.findall(r"runs/[\w./-]+", text)) - set(_outputs(text))
 
 
 def _prerequisites(text: str, earlier: list[str]) -> list[str]:

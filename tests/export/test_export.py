@@ -18,7 +18,8 @@ def _example(name: str, batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, *models.spec(name).input_shape(), generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("name", [n for n in models.names() if models.spec(n).task != "tracking"])  # two inputs: test_siamfc.py
+# the tracking models take two inputs: test_siamfc.py
+@pytest.mark.parametrize("name", [n for n in models.names() if models.spec(n).task != "tracking"])
 def test_every_zoo_model_exports_with_parity_and_a_dynamic_batch(name, tmp_path):
     model = models.create(name)
     model.train()
@@ -87,7 +88,7 @@ def test_two_input_siamese_exports_with_its_batch_fixed(tmp_path):
 
 
 def test_batch_fixed_by_a_layer_is_caught_when_a_dynamic_batch_is_asked(tmp_path):
-    with pytest.raises(TrimkitError, match="fixes the batch size.*dynamic_batch=False"):
+    with pytest.raises(TrimkitError, match=r"fixes the batch size.*dynamic_batch=False"):
         export.onnx(_Siamese().eval(), _siamese_inputs(), tmp_path / "siam.onnx")
     assert list(tmp_path.iterdir()) == []
 

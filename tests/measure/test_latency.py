@@ -147,7 +147,8 @@ def test_compare_measures_each_model_and_gives_ratios_to_the_first(tmp_path):
     (lambda: measure.latency("/nonexistent/model.onnx"), "model file /nonexistent/model.onnx does not exist"),
     (lambda: measure.latency(nn.Linear(3, 2)), "pass input_shapes="),
     (lambda: measure.latency(models.create("lenet5"), batch_size=0), "batch size must be at least 1"),
-    (lambda: measure.latency(models.create("lenet5"), threads=0), "threads: 0: input should be greater than or equal to 1"),
+    (lambda: measure.latency(models.create("lenet5"), threads=0),
+     "threads: 0: input should be greater than or equal to 1"),
     (lambda: measure.latency(models.create("lenet5"), backend="torch", per_layer=True), "no per-layer profiler"),
 ])
 def test_bad_requests_get_one_clear_error(call, message):

@@ -42,7 +42,8 @@ def test_vgg_c_by_the_seed_formulas():
     assert result.macs == expected
 
 
-@pytest.mark.parametrize("name", [n for n in models.names() if models.spec(n).task != "tracking"])  # two inputs: test_siamfc.py
+# the tracking models take two inputs: test_siamfc.py
+@pytest.mark.parametrize("name", [n for n in models.names() if models.spec(n).task != "tracking"])
 def test_layer_sums_agree_with_pytorch_flop_counter(name):
     model = models.create(name).eval()
     x = torch.zeros(1, *models.spec(name).input_shape())

@@ -21,7 +21,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from postgres import postgres_url  # noqa: F401  (the fixture)
 from trimkit import export, models
 from trimkit._urls import hide_password
 from trimkit.cli import app
@@ -124,7 +123,7 @@ def _bench(path: Path, batch: int, min_time: float) -> LatencyRecord:
     return LatencyRecord(**json.loads(result.stdout)["measurement"]["latency"][0])
 
 
-def test_the_latency_through_the_queue_is_what_trimkit_bench_measures(postgres_url, lenet_onnx):  # noqa: F811
+def test_the_latency_through_the_queue_is_what_trimkit_bench_measures(postgres_url, lenet_onnx):
     """Interleaved: bench here, then through the queue, three times for each of two batch
     sizes. On this shared 2-core machine one file's p50 was seen to jump between two
     levels 1.5x apart with the load, by either path (0.029 and 0.044 ms for LeNet at
@@ -166,7 +165,7 @@ def test_the_latency_through_the_queue_is_what_trimkit_bench_measures(postgres_u
 
 
 def test_the_worker_times_with_trimkit_bench_code_and_the_record_arrives_unchanged(
-        postgres_url, lenet_onnx, monkeypatch):  # noqa: F811
+        postgres_url, lenet_onnx, monkeypatch):
     from trimkit import measure
 
     calls = []
@@ -193,7 +192,7 @@ def test_the_worker_times_with_trimkit_bench_code_and_the_record_arrives_unchang
     assert measured.env == json.loads(json.dumps(result.env, default=str))
 
 
-def test_each_device_has_its_own_queue_and_errors_come_back(postgres_url, lenet_onnx, tmp_path):  # noqa: F811
+def test_each_device_has_its_own_queue_and_errors_come_back(postgres_url, lenet_onnx, tmp_path):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(b"this is not an ONNX model")
     worker = ThreadWorker(postgres_url, "cpu-a")
@@ -249,7 +248,7 @@ def _read_until(process: subprocess.Popen, marker: str, timeout_s: float) -> lis
     raise AssertionError(f"no {marker!r} from the worker; it printed: {lines}")
 
 
-def test_a_worker_killed_mid_benchmark_loses_no_job(postgres_url, lenet_onnx):  # noqa: F811
+def test_a_worker_killed_mid_benchmark_loses_no_job(postgres_url, lenet_onnx):
     """kill -9 of ``trimkit bench-worker`` while it measures; the same command started
     again measures the job once the dead worker's heartbeat is 2 s old, and the
     producer, which never stopped waiting, gets that measurement."""

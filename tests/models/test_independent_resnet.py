@@ -22,7 +22,8 @@ def _reference_forward(state, x, blocks_per_stage=9):
         for block in range(blocks_per_stage):
             prefix = f"layer{stage}.{block}"
             stride = 2 if block == 0 and stage > 1 else 1
-            residual = F.relu(bn(F.conv2d(out, state[f"{prefix}.conv1.weight"], stride=stride, padding=1), f"{prefix}.bn1"))
+            residual = F.relu(bn(F.conv2d(out, state[f"{prefix}.conv1.weight"], stride=stride, padding=1),
+                                 f"{prefix}.bn1"))
             residual = bn(F.conv2d(residual, state[f"{prefix}.conv2.weight"], padding=1), f"{prefix}.bn2")
             shortcut = out
             if stride == 2:
@@ -38,7 +39,9 @@ def _reference_accuracy(count):
     with np.load(SHARED_DATA / "cifar10.npz") as archive:
         images, labels = archive["x_test"][:count], archive["y_test"][:count]
     x = torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2)
-    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = (x - mean) / std
     correct = 0
     with torch.no_grad():
         for start in range(0, count, 250):

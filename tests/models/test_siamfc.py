@@ -56,7 +56,7 @@ def test_both_branches_share_one_backbone():
 
 
 def _loop_xcorr(exemplar: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
-    batch, channels, h, w = exemplar.shape
+    batch, _channels, h, w = exemplar.shape
     rows, cols = search.shape[2] - h + 1, search.shape[3] - w + 1
     out = torch.zeros(batch, 1, rows, cols, dtype=torch.float64)
     for b in range(batch):

@@ -220,7 +220,8 @@ BROKEN: list[tuple[str, Callable[[dict], None], tuple[str, ...]]] = [
      ("stages[2].model", "'int8'", "before this stage")),
     ("save-as-twice", lambda recipe: (_set("stages.0.save_as", "x")(recipe), _set("stages.1.save_as", "x")(recipe)),
      ("stages[1].save_as", "'x'", "taken")),
-    ("export-opset-low", _stage({"stage": "export", "opset": 1}), ("stages[2].opset", "opset 1 is not supported", "11 to 20")),
+    ("export-opset-low", _stage({"stage": "export", "opset": 1}),
+     ("stages[2].opset", "opset 1 is not supported", "11 to 20")),
     # model, task, top level
     ("model-name-and-file", _set("model", {"name": "lenet5", "file": "lenet5.pt"}),
      ("model", "exactly one of name", "file")),
@@ -234,7 +235,8 @@ BROKEN: list[tuple[str, Callable[[dict], None], tuple[str, ...]]] = [
                                                           "did you mean 'weights'")),
     ("model-num-classes-zero", _set("model.num_classes", 0), ("model.num_classes", "greater than or equal to 1")),
     ("task-val-samples-zero", _set("task.val_samples", 0), ("task.val_samples", "greater than or equal to 1")),
-    ("task-kind-unknown", _set("task.kind", "detection"), ("task.kind", "'detection'", "classification, segmentation, tracking")),
+    ("task-kind-unknown", _set("task.kind", "detection"),
+     ("task.kind", "'detection'", "classification, segmentation, tracking")),
     ("task-unknown-key", _set("task.train_sampels", 100), ("task", "unknown key 'train_sampels'",
                                                            "did you mean 'train_samples'")),
     ("top-level-unknown-key", _set("stage", []), ("unknown key 'stage'", "did you mean 'stages'")),
@@ -446,7 +448,8 @@ def test_an_override_can_switch_ratio_for_threshold() -> None:
     assert recipe.stages[1].options.ratio is None and recipe.stages[1].options.threshold == 0.2
 
 
-PIPELINE_EXAMPLES = [path for path in sorted(EXAMPLES.glob("*.yaml")) if "search" not in yaml.safe_load(path.read_text())]
+PIPELINE_EXAMPLES = [path for path in sorted(EXAMPLES.glob("*.yaml"))
+                     if "search" not in yaml.safe_load(path.read_text())]
 
 
 @pytest.mark.parametrize("path", PIPELINE_EXAMPLES, ids=lambda p: p.stem)  # search recipes: tests/test_search.py

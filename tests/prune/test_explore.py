@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -52,11 +53,11 @@ def test_threshold_function_follows_algorithm_2(lenet_and_data):
     assert last.filters_pruned == pytest.approx(1 - 4 / (6 + 16 + 120 + 84))  # one channel per group stays
     for index in range(2, len(curve.points)):  # each new point bisects the largest gap at its time
         earlier = sorted(curve.points[:index], key=lambda p: p.threshold)
-        gaps = [(abs(b.metric - a.metric), a, b) for a, b in zip(earlier, earlier[1:])]
+        gaps = [(abs(b.metric - a.metric), a, b) for a, b in itertools.pairwise(earlier)]
         _, left, right = max(gaps, key=lambda item: item[0])
         assert curve.points[index].threshold == pytest.approx((left.threshold + right.threshold) / 2)
     ordered = sorted(curve.points, key=lambda p: p.threshold)
-    largest = max(abs(b.metric - a.metric) for a, b in zip(ordered, ordered[1:]))
+    largest = max(abs(b.metric - a.metric) for a, b in itertools.pairwise(ordered))
     assert len(curve.points) == 9 or largest <= 3.0  # the stopping rule
     assert curve.auc == pytest.approx(area_under_curve(curve.points, curve.baseline))
     assert all(p.macs <= first.macs for p in curve.points)

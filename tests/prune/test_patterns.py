@@ -13,6 +13,8 @@ import copy
 import pytest
 import torch
 
+from pattern_models import (DEAD_CHANNELS, PATTERNS, example_inputs, independent_macs, kill_channels, producer_name,
+                            randomize)
 from trimkit import models
 from trimkit.measure import profile
 from trimkit.measure._profile import FUNCTIONAL_ROW, as_input_tuple, macs_after_channel_edits
@@ -21,9 +23,6 @@ from trimkit.prune import structured
 # Groups the pruner must freeze rather than cut: option-A residual streams written with
 # an inline F.pad, which Torch-Pruning couples wrongly.
 EXPECTED_FROZEN = {"residual_option_a": 1}
-
-from pattern_models import (DEAD_CHANNELS, PATTERNS, example_inputs, independent_macs, kill_channels, producer_name,
-                            randomize)
 
 
 def run(model, inputs):
@@ -84,7 +83,8 @@ def test_frozen_group_names_its_layers_and_reason():
 ZOO_INPUT_BATCH = 2
 
 
-@pytest.mark.parametrize("name", [n for n in models.names() if models.spec(n).task != "tracking"])  # two inputs: test_siamfc.py
+# the tracking models take two inputs: test_siamfc.py
+@pytest.mark.parametrize("name", [n for n in models.names() if models.spec(n).task != "tracking"])
 def test_every_zoo_model_prunes_verified(name):
     torch.manual_seed(0)
     model = models.create(name).eval()

@@ -26,8 +26,10 @@ def test_a_bare_format_applies_to_every_layer_and_to_activations():
 
 
 def test_modifiers_granularity_key_and_patterns():
-    policy = Policy.parse("granularity=tensor,hidden=binary:learned,first=ternary:channel,layer3.*=int8,last=binary:const")
-    assert (policy.hidden.format.kind, policy.hidden.scaling, policy.hidden.granularity) == ("binary", "learned", "tensor")
+    policy = Policy.parse("granularity=tensor,hidden=binary:learned,first=ternary:channel,"
+                          "layer3.*=int8,last=binary:const")
+    assert (policy.hidden.format.kind, policy.hidden.scaling,
+            policy.hidden.granularity) == ("binary", "learned", "tensor")
     assert policy.first.granularity == "channel"
     assert policy.last.scaling == "const" and policy.last.granularity == "tensor"
     assert policy.weight_spec("layer3.0.conv1", "hidden").format.name == "int8"
@@ -120,7 +122,8 @@ def test_without_an_unchanged_input_or_output_the_first_and_last_to_run_count():
 def test_patterns_override_roles_and_must_match_a_layer():
     plan = quant.plan(TinyNet(), "hidden=binary,head=int2,conv*=int4", torch.randn(2, 1, 28, 28))
     assert [layer.weight.format.name for layer in plan.layers] == ["int4", "int4", "int2"]
-    with pytest.raises(TrimkitError, match="'layer9.*' is neither a known key nor a pattern.*layers: conv1, conv2, head"):
+    with pytest.raises(TrimkitError, match=r"'layer9\.\*' is neither a known key nor a pattern"
+                                           r".*layers: conv1, conv2, head"):
         quant.plan(TinyNet(), "layer9.*=int8", torch.randn(2, 1, 28, 28))
 
 

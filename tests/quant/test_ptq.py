@@ -61,7 +61,7 @@ def test_a_cpu_without_vnni_or_amx_gets_a_warning(monkeypatch):
 
 
 def test_cli_ptq_json_then_eval_and_bench_accept_the_int8_file(lenet, tmp_path):
-    _, _, val_set, path = lenet
+    _, _, _val_set, path = lenet
     out = tmp_path / "lenet5.int8.onnx"
     result = runner.invoke(app, ["quantize", str(path), "--mode", "ptq", "--data", "mnist5k", "--out", str(out),
                                  "--json"], catch_exceptions=False)

@@ -17,7 +17,8 @@ def test_sizes_recomputed_by_hand_on_a_small_model():
     report = quant.size_report(TinyNet(), POLICY, example_inputs=EXAMPLE)
     rows = {row.name: row for row in report.layers}
     # conv1: 72 int8 weights, 8 per-channel scales, 8 float biases, one scale for its int8 input
-    assert (rows["conv1"].analytic_bits, rows["conv1"].analytic_bytes) == (72 * 8 + 8 * 32 + 8 * 32 + 32, 72 + 32 + 32 + 4)
+    assert (rows["conv1"].analytic_bits,
+            rows["conv1"].analytic_bytes) == (72 * 8 + 8 * 32 + 8 * 32 + 32, 72 + 32 + 32 + 4)
     # conv2: 1152 binary weights, 16 per-channel scales, no bias, one int4-input scale
     assert (rows["conv2"].analytic_bits, rows["conv2"].analytic_bytes) == (1152 + 16 * 32 + 32, 144 + 64 + 4)
     # head: 640 int4 weights, one per-tensor scale, 10 float biases, one input scale

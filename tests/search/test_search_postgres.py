@@ -22,7 +22,6 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from postgres import postgres_url  # noqa: F401  (the fixture)
 from trimkit import search
 
 pytestmark = pytest.mark.heavy  # a PostgreSQL server and worker processes
@@ -120,7 +119,7 @@ optuna.create_study(study_name="race", storage=storage, load_if_exists=True)
 """
 
 
-def test_workers_started_together_on_an_empty_database_all_join(postgres_url):  # noqa: F811
+def test_workers_started_together_on_an_empty_database_all_join(postgres_url):
     """Optuna's create_all races on an empty database (optuna/optuna#1092); open_storage
     holds an advisory lock around it, so four workers started at once all get the study."""
     workers = [subprocess.Popen([sys.executable, "-c", _OPEN, postgres_url], stderr=subprocess.PIPE, text=True)
@@ -131,7 +130,7 @@ def test_workers_started_together_on_an_empty_database_all_join(postgres_url):  
 
 
 @pytest.mark.slow
-def test_two_search_workers_and_a_bench_worker_survive_kill_9(tmp_path, postgres_url):  # noqa: F811
+def test_two_search_workers_and_a_bench_worker_survive_kill_9(tmp_path, postgres_url):
     url = postgres_url
     recipe = _recipe(tmp_path, url)
     run = tmp_path / "run"

@@ -84,8 +84,9 @@ def _eval(model_file: Path, folder: Path) -> dict:
 def test_a_segmentation_search_records_the_task_metrics_trimkit_eval_gives(tmp_path):
     folder = _camvid(tmp_path / "cv")
     start = _model_file(tmp_path / "start.pt")
-    data = _recipe(folder, {"file": str(start)}, metric="pixel_accuracy", objectives=["miou", {"name": "hybrid", "expr": "miou / baseline_miou - 10 * loss",
-                                                "direction": "maximize"}],
+    data = _recipe(folder, {"file": str(start)}, metric="pixel_accuracy",
+                   objectives=["miou", {"name": "hybrid", "expr": "miou / baseline_miou - 10 * loss",
+                                        "direction": "maximize"}],
                    constraints={"max_drop": 50.0})
     recipe = search.parse_search_recipe(data, source="seg.yaml")
     assert recipe.spec.metric == "pixel_accuracy"  # chosen over the task's primary metric, mIoU
@@ -99,7 +100,7 @@ def test_a_segmentation_search_records_the_task_metrics_trimkit_eval_gives(tmp_p
     assert record["baseline"]["metrics"]["miou"] == pytest.approx(base["miou"])
     trials = {t.params["stages.0.ratio"]: t for t in result.study.get_trials(states=(TrialState.COMPLETE,))}
     rows = {row["number"]: row for row in record["trials"]}
-    for ratio, trial in trials.items():
+    for trial in trials.values():
         row = rows[trial.number]
         measured = _eval(Path(row["run_dir"]) / "model.pt", folder)
         assert trial.values[0] == pytest.approx(measured["miou"])

@@ -124,7 +124,8 @@ def test_labels_and_balanced_loss_by_hand():
     assert balanced_logistic_loss(torch.zeros(2, 1, 5, 5), labels).item() == pytest.approx(math.log(2))
     # a confident right answer: positives at +10, negatives at -10
     confident = labels * 20 - 10
-    assert balanced_logistic_loss(confident, labels).item() == pytest.approx(math.log1p(math.exp(-10)), rel=0.01)  # float32
+    assert balanced_logistic_loss(confident, labels).item() == pytest.approx(math.log1p(math.exp(-10)),
+                                                                             rel=0.01)  # float32
     assert peak_offsets(confident, 8)[1].tolist() in ([8.0, 0.0], [0.0, 0.0], [16.0, 0.0], [8.0, -8.0], [8.0, 8.0])
 
 

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from trimkit import pipeline
+from trimkit import pipeline, tasks
 from trimkit.cli._console import console, print_json
 from trimkit.cli._options import JsonOption
 from trimkit.cli._run import print_run
@@ -59,7 +59,7 @@ def demo_command(
         print_json({"run_dir": str(out), "report": str(report), "records": [record.to_dict() for record in result.log],
                     "seconds": time.perf_counter() - started})
         return
-    print_run(result.log)
+    print_run(result.log, tasks.kind(recipe.task.kind).task_class.primary_metric)
     for line in where_the_speed_came_from(result.log):
         console.print(line)
     console.print(f"demo finished in {time.perf_counter() - started:.1f} s; run folder {out}/ "
@@ -81,8 +81,8 @@ def where_the_speed_came_from(log: RunLog) -> list[str]:
         base, pruned, int8 = (row["latency"] for row in rows)
         macs = rows[0]["macs"] / max(rows[1]["macs"] or 1, 1)
         lines.append(
-            f"[bold]{base['backend']}, batch {base['batch_size']}:[/] pruning cut the MACs {macs:.1f}x and made the model "
-            f"{_speed(base['p50_ms'] / pruned['p50_ms'])}; INT8 made the pruned model "
+            f"[bold]{base['backend']}, batch {base['batch_size']}:[/] pruning cut the MACs {macs:.1f}x "
+            f"and made the model {_speed(base['p50_ms'] / pruned['p50_ms'])}; INT8 made the pruned model "
             f"{_speed(pruned['p50_ms'] / int8['p50_ms'])} ({_speed(base['p50_ms'] / int8['p50_ms'])} in all)")
     return lines
 

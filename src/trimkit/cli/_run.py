@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from trimkit import measure, pipeline
+from trimkit import measure, pipeline, tasks
 from trimkit.cli._bench import print_comparison
 from trimkit.cli._console import console, print_json
 from trimkit.cli._options import JsonOption
@@ -38,22 +38,17 @@ def run_command(
         print_json({"run_dir": str(folder), "report": str(report),
                     "records": [record.to_dict() for record in result.log]})
         return
-    print_run(result.log)
+    print_run(result.log, tasks.kind(loaded.task.kind).task_class.primary_metric)
     exported = result.log.records[-1].details.get("onnx")
     console.print(f"run folder: {folder}/ (recipe.yaml, log.jsonl, model.pt{', ' + exported if exported else ''})")
     console.print(f"report: {report}")
 
 
-# The primary metric of each task (classification, segmentation, tracking), as the stage table heads it.
-PRIMARY_METRICS = ("top1", "miou", "pair_precision")
-
-
-def print_run(log: RunLog) -> None:
-    """The stage table, then each comparison a stage made, from the log alone."""
+def print_run(log: RunLog, metric: str) -> None:
+    """The stage table (``metric``: the task's primary one), then each comparison a stage
+    made, from the log alone."""
     records = list(log)
     table = Table(title="stages", box=box.SIMPLE, padding=(0, 1))
-    metric = next((name for name in PRIMARY_METRICS
-                   if any(record.measurement.metric(name) is not None for record in records)), PRIMARY_METRICS[0])
     for column in ("#", "stage", "params", "MACs", metric_title(metric), "sizes", "s"):
         table.add_column(column, justify="left" if column in ("stage", "sizes") else "right")
     for record in records:

@@ -92,12 +92,11 @@ def _write_gif(sequence, boxes: np.ndarray, path: Path) -> None:
 def eval_tracking(loaded, data: str | None, data_dir: Path | None, *, scales: int = 3,
                   as_json: bool = False) -> None:
     """Track every sequence of ``--data tracking:DIR`` and print OTB's scores."""
-    from trimkit.data._locate import find_first
+    from trimkit.tasks.tracking import sequences_folder
     from trimkit.tracking import TrackerParams, check_tracker_model, evaluate_tracker, load_sequences
 
     check_tracker_model(loaded.model, f"MODEL {loaded.label}")
-    name = (data or "tracking:tracking").split(":", 1)[1] if (data or "").startswith("tracking:") else (data or "")
-    folder = Path(name) if Path(name).is_dir() else find_first(data_dir, name or "tracking", [name or "tracking"])
+    folder = sequences_folder(data, data_dir)
     sequences = load_sequences(folder)
     evaluation = evaluate_tracker(loaded.model, sequences, TrackerParams(scales=scales), progress=True)
     pooled = evaluation.pooled

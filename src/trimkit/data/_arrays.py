@@ -20,7 +20,8 @@ def read_npz(path: Path, keys: tuple[str, ...]) -> tuple[np.ndarray, ...]:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in keys if key not in archive.files]
             if missing:
-                raise TrimkitError(f"{path} lacks {', '.join(missing)} (it holds {', '.join(archive.files) or 'nothing'});"
+                raise TrimkitError(f"{path} lacks {', '.join(missing)} "
+                                   f"(it holds {', '.join(archive.files) or 'nothing'});"
                                    f" a data file needs {', '.join(keys)}")
             return tuple(archive[key] for key in keys)
     except TrimkitError:

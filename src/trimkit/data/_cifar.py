@@ -42,12 +42,12 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     """The CIFAR python batches are pickles; allow only what they hold (numpy arrays,
     lists, dicts, bytes) so a tampered file cannot run code."""
 
-    ALLOWED = {
+    ALLOWED = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
-    }
+    })
 
     def find_class(self, module: str, name: str):  # type: ignore[override]
         if (module, name) in self.ALLOWED:

@@ -34,7 +34,8 @@ def load_image_folder(root: Path, split: str, image_size: tuple[int, int] | None
                 files.append(path)
                 labels.append(label)
     if not files:
-        raise TrimkitError(f"image folder {class_root} has class subfolders but no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise TrimkitError(f"image folder {class_root} has class subfolders but no images "
+                           f"({', '.join(sorted(IMAGE_SUFFIXES))})")
     label_array = np.asarray(labels, dtype=np.int64)
     if not split_folders_exist:
         train_index, val_index = stratified_split(label_array, 0.2, FOLDER_SPLIT_SEED)
@@ -64,7 +65,8 @@ def _read_images(files: list[Path], image_size: tuple[int, int] | None) -> torch
                     image = image.resize((image_size[1], image_size[0]))
                 arrays.append(np.asarray(image, dtype=np.uint8))
         except (OSError, ValueError, SyntaxError) as error:  # PIL's UnidentifiedImageError is an OSError
-            raise TrimkitError(f"{path} is not a readable image ({type(error).__name__}); remove or replace it") from None
+            raise TrimkitError(f"{path} is not a readable image ({type(error).__name__}); "
+                               "remove or replace it") from None
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise TrimkitError(
@@ -72,8 +74,5 @@ def _read_images(files: list[Path], image_size: tuple[int, int] | None) -> torch
             "resize them to one size (in Python, load(..., image_size=(H, W)) resizes them)"
         )
     stacked = np.stack(arrays)
-    if stacked.ndim == 3:
-        stacked = stacked[:, None]
-    else:
-        stacked = stacked.transpose(0, 3, 1, 2)
+    stacked = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
     return torch.from_numpy(np.ascontiguousarray(stacked))

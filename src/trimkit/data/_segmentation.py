@@ -315,7 +315,8 @@ def _read_pairs(pairs: list[tuple[Path, Path]], classes: tuple[str, ...], void_v
                     image = image.convert("RGB").resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
                 image_array = np.array(image.convert("RGB"))
         except (UnidentifiedImageError, OSError) as error:
-            raise TrimkitError(f"cannot read {image_path} or {label_path} ({error}); replace the damaged file") from None
+            raise TrimkitError(f"cannot read {image_path} or {label_path} ({error}); "
+                               "replace the damaged file") from None
         mapped = lookup[mask_array]
         if (mapped < 0).any():
             bad = int(mask_array[mapped < 0].max())

@@ -148,8 +148,9 @@ class Distiller:
         teacher = self._teacher_tap.features[link.teacher].detach()
         if link.kind == "attention":
             return attention_loss(student, teacher)
-        adapter = self.adapters[_key(link)] if _key(link) in self.adapters else None
-        return hint_loss(adapter(student.float()) if adapter is not None else student, teacher)
+        if _key(link) not in self.adapters:  # a ModuleDict, which has no .get
+            return hint_loss(student, teacher)
+        return hint_loss(self.adapters[_key(link)](student.float()), teacher)
 
     def close(self) -> None:
         """Remove the hooks and give the teacher back in the mode it came in."""

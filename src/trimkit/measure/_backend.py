@@ -57,7 +57,9 @@ class Session(ABC):
         raise NotImplementedError
 
     def close(self) -> None:
-        """Release the runtime's resources and restore what opening changed."""
+        """Release the runtime's resources and restore what opening changed; by default
+        there is nothing to release."""
+        return None
 
 
 class Backend(ABC):

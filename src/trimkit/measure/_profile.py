@@ -16,14 +16,13 @@ from typing import Any
 
 import torch
 from torch import nn
-
-WEIGHT_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 from torch.utils.flop_counter import FlopCounterMode
 
 from trimkit._inputs import ExampleInputs, as_input_tuple
 from trimkit._running import eval_mode
 from trimkit._threads import single_thread
 
+WEIGHT_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
 FUNCTIONAL_ROW = "(functional)"
 
 

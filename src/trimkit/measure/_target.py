@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ import trimkit
 from trimkit import export, models
 from trimkit.errors import TrimkitError
 
-ModelOrPath = Union[nn.Module, str, os.PathLike]
+ModelOrPath = nn.Module | str | os.PathLike
 EXPORT_BATCH = 2
 
 

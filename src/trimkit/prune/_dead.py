@@ -225,7 +225,7 @@ def _reader_inputs(model: nn.Module, inputs: tuple[torch.Tensor, ...]):
             produced[id(output)] = (names[module], output)
 
     for module in model.modules():
-        if isinstance(module, WEIGHT_LAYERS) or isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if isinstance(module, (*WEIGHT_LAYERS, nn.modules.batchnorm._BatchNorm)):
             handles.append(module.register_forward_pre_hook(before))
         if isinstance(module, WEIGHT_LAYERS):
             handles.append(module.register_forward_hook(after))
@@ -290,9 +290,9 @@ def _has_zero_slices(model: nn.Module) -> bool:
     """Whether any conv or dense layer has an all-zero filter/neuron or input column:
     without one no channel can be dead, and the dependency graph need not be built."""
     for module in model.modules():
-        if isinstance(module, WEIGHT_LAYERS) and not _unusual(module):
-            if not bool(_producer_weights(module).all()) or not bool(_reader_weights(module).all()):
-                return True
+        if isinstance(module, WEIGHT_LAYERS) and not _unusual(module) and (
+                not bool(_producer_weights(module).all()) or not bool(_reader_weights(module).all())):
+            return True
     return False
 
 

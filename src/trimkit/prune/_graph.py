@@ -112,7 +112,8 @@ class ChannelGraph:
         """
         for member in self.members(group):
             pruner = self.graph.get_pruner_of_module(member.module)
-            count = pruner.get_out_channels(member.module) if member.direction == "out" else pruner.get_in_channels(member.module)
+            count = (pruner.get_out_channels(member.module) if member.direction == "out"
+                     else pruner.get_in_channels(member.module))
             if count is not None and member.positions and max(member.positions) >= count:
                 return (f"the dependency graph maps the group onto {member.direction}put channel "
                         f"{max(member.positions)} of {member.name}, which has {count}: an operation it cannot "

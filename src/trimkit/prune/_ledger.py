@@ -49,5 +49,6 @@ class ChannelLedger:
     def _channels(self, member: Member) -> int:
         """The member's channel count now; for a module no cut has touched, its original."""
         pruner = self._graph.graph.get_pruner_of_module(member.module)
-        count = pruner.get_out_channels(member.module) if member.direction == "out" else pruner.get_in_channels(member.module)
+        count = (pruner.get_out_channels(member.module) if member.direction == "out"
+                 else pruner.get_in_channels(member.module))
         return int(count)

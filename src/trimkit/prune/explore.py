@@ -21,6 +21,7 @@ metric instead of evaluating the same model again. Nothing is fine-tuned.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -73,7 +74,7 @@ def area_under_curve(points: Sequence[ThresholdPoint], baseline: float) -> float
     over the points sorted by that fraction; at most 1 (the fraction spans [0, 1])."""
     ordered = sorted(points, key=lambda p: (p.filters_pruned, p.threshold))
     area = 0.0
-    for left, right in zip(ordered, ordered[1:]):
+    for left, right in itertools.pairwise(ordered):
         area += (right.filters_pruned - left.filters_pruned) * (left.metric + right.metric) / 2
     return area / baseline if baseline else 0.0
 
@@ -128,7 +129,7 @@ def threshold_function(
     min_step = (high - low) * MIN_STEP_FRACTION
     while len(curve.points) < max_evals:
         ordered = sorted(curve.points, key=lambda p: p.threshold)
-        gaps = [(abs(b.metric - a.metric), a, b) for a, b in zip(ordered, ordered[1:])
+        gaps = [(abs(b.metric - a.metric), a, b) for a, b in itertools.pairwise(ordered)
                 if b.threshold - a.threshold > min_step]
         if not gaps:
             break
@@ -147,7 +148,7 @@ def threshold_function(
 def _plateau_end(curve: ThresholdCurve, max_drop: float) -> tuple[float, float] | None:
     """Thresholds of the last point within ``max_drop`` and the first beyond it."""
     ordered = sorted(curve.points, key=lambda p: p.threshold)
-    for within, beyond in zip(ordered, ordered[1:]):
+    for within, beyond in itertools.pairwise(ordered):
         if beyond.metric < curve.baseline - max_drop:
             return within.threshold, beyond.threshold
     return None

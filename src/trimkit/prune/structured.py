@@ -101,10 +101,7 @@ class _Plan:
     def removal(self, group: ChannelGroup) -> list[int]:
         if self.threshold is None and group.name not in self.precomputed and not ratio_for(group, self.ratio):
             return []
-        if self.mode == "static":
-            scores = self.static_scores[group.name]
-        else:
-            scores = self.scorer.scores(group)
+        scores = self.static_scores[group.name] if self.mode == "static" else self.scorer.scores(group)
         if group.name in self.precomputed:
             removal = self.precomputed[group.name]
         elif self.threshold is not None:

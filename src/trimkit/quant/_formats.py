@@ -97,7 +97,8 @@ def parse_weight_spec(text: str, granularity: str = "channel", context: str = ""
                 f"{', '.join(GRANULARITIES)} (scale granularity), {', '.join(SCALINGS)} (how the scale is set)"
             )
     if scaling == "const" and fmt.kind not in ("binary", "ternary"):
-        raise TrimkitError(f"{context or text!r}: a constant scale is for binary and ternary only; use stats or learned")
+        raise TrimkitError(f"{context or text!r}: a constant scale is for binary and ternary only; "
+                           "use stats or learned")
     if scaling == "const" and granularity == "channel" and "channel" in modifiers:
         raise TrimkitError(f"{context or text!r}: a constant scale is one per tensor; drop ':channel'")
     if scaling == "const":

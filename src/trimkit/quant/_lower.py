@@ -135,7 +135,8 @@ def _emulated_activation(node, scale, zero_point, low: int, high: int):
     name = node.output[0]
     constants = {"scale": scale.reshape(()), "zero_point": zero_point.reshape(()),
                  "low": np.array(low, np.float32), "high": np.array(high, np.float32)}
-    initializers = [numpy_helper.from_array(value.astype(np.float32), f"{name}_{key}") for key, value in constants.items()]
+    initializers = [numpy_helper.from_array(value.astype(np.float32), f"{name}_{key}")
+                    for key, value in constants.items()]
     steps = [("Div", [node.input[0], f"{name}_scale"]), ("Add", [None, f"{name}_zero_point"]), ("Round", [None]),
              ("Clip", [None, f"{name}_low", f"{name}_high"]), ("Sub", [None, f"{name}_zero_point"]),
              ("Mul", [None, f"{name}_scale"])]

@@ -27,7 +27,7 @@ import fnmatch
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 from trimkit.errors import TrimkitError
 from trimkit.quant._formats import (FLOAT32, FORMAT_HELP, Format, WeightSpec, parse_format, parse_granularity,
@@ -37,15 +37,16 @@ ROLES = ("first", "hidden", "last")
 KEYS = (*ROLES, "act", "input", "granularity")
 KEYS_HELP = f"{', '.join(KEYS)}, or a glob pattern over layer names (layer3.*=int8)"
 _PATTERN_CHARACTERS = re.compile(r"[A-Za-z0-9_.*?\[\]!-]+")
+_FLOAT_WEIGHTS = WeightSpec()  # frozen: one default shared by every role
 
 
 @dataclass(frozen=True)
 class Policy:
     """Per-layer number formats; build with :meth:`parse` from a string or a dict."""
 
-    first: WeightSpec = WeightSpec()
-    hidden: WeightSpec = WeightSpec()
-    last: WeightSpec = WeightSpec()
+    first: WeightSpec = _FLOAT_WEIGHTS
+    hidden: WeightSpec = _FLOAT_WEIGHTS
+    last: WeightSpec = _FLOAT_WEIGHTS
     act: Format = FLOAT32
     input: Format | None = None
     patterns: tuple[tuple[str, WeightSpec], ...] = field(default=())
@@ -112,7 +113,7 @@ class Policy:
         return record
 
 
-PolicyLike = Union[str, Mapping[str, Any], Policy]
+PolicyLike = str | Mapping[str, Any] | Policy
 
 
 def _split(text: str) -> list[tuple[str | None, str]]:

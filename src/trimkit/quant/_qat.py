@@ -58,9 +58,9 @@ def qat(model: nn.Module, policy: PolicyLike, train_data: Any, val_data: Any = N
         epochs: int, lr: float = 0.01, example_inputs: ExampleInputs | None = None,
         calibration_batches: int = CALIBRATION_BATCHES, **fit_options: Any) -> QatResult:
     """Quantisation-aware training: quantise a copy of ``model`` by ``policy``, calibrate
-    its activations on ``train_data`` (a data set, or a task's train split), then fine-tune weights and scales for ``epochs``
-    with :func:`trimkit.train.fit` (``fit_options`` go to it: optimizer, batch_size,
-    weight_decay, schedule, precision, checkpoint, progress, ...)."""
+    its activations on ``train_data`` (a data set, or a task's train split), then fine-tune
+    weights and scales for ``epochs`` with :func:`trimkit.train.fit` (``fit_options`` go to
+    it: optimizer, batch_size, weight_decay, schedule, precision, checkpoint, progress, ...)."""
     quantized = quantize(model, policy, train_data, example_inputs=example_inputs,
                          calibration_batches=calibration_batches)
     history = train.fit(quantized, train_data, val_data, epochs=epochs, lr=lr, **fit_options)

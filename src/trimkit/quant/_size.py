@@ -146,7 +146,7 @@ def _layer_param_bytes(row: LayerSize, zero_point_bits: int) -> int:
 
 def _other_sizes(model: nn.Module, layer_names: list[str]) -> tuple[int, int]:
     bits = size = 0
-    for name, tensor in other_tensors(model, layer_names).items():
+    for tensor in other_tensors(model, layer_names).values():
         tensor_bits = tensor.numel() * tensor.element_size() * 8
         bits += tensor_bits
         size += _bytes(tensor_bits)

@@ -222,7 +222,7 @@ def _shared_prefix(recipe: SearchRecipe) -> int:
 def resolve_path(data: Any, dotted: str) -> tuple[Part, ...] | None:
     """The parts of ``dotted`` in ``data`` (list indices as ints), or ``None`` where it
     leads nowhere. Mapping keys with dots in them are matched whole, longest first."""
-    words = [word for word in dotted.strip().split(".")]
+    words = dotted.strip().split(".")
     if not words or any(not word for word in words):
         return None
     return _walk(data, words)

@@ -63,7 +63,8 @@ def create_sampler(spec: SearchSpec, seed: int | None, parameters: dict[str, Any
     """The sampler named by ``spec.method`` (constraints reach every one through
     ``trial.set_constraint``, which Optuna 5's samplers read)."""
     if spec.method == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min(10, spec.n_trials // 2 or 1))
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                          n_startup_trials=min(10, spec.n_trials // 2 or 1))
     if spec.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.method == "nsga2":
@@ -158,7 +159,9 @@ def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
     retried = {number for t in trials for number in t.system_attrs.get("retry_history", [])}
     counted = []
     for trial in trials:
-        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (trial.state == TrialState.FAIL and not trial.user_attrs.get("surplus") and trial.number not in retried):
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (trial.state == TrialState.FAIL
+                                                                       and not trial.user_attrs.get("surplus")
+                                                                       and trial.number not in retried):
             counted.append(trial)
     return counted
 

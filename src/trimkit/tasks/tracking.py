@@ -231,6 +231,15 @@ class TrackingData(BaseModel):
         return self
 
 
+PREFIX = "tracking:"
+
+
+def sequences_folder(data: str | None, data_dir: Any = None) -> Path:
+    """The folder of sequences ``data`` names (``tracking:DIR`` as a command's --data, a
+    folder, or a name under the data folders; default the shared ``tracking``)."""
+    return _data_folder((data or "tracking").removeprefix(PREFIX) or "tracking", data_dir, "tracking sequences")
+
+
 def _data_folder(name: str, data_dir: str | None, what: str) -> Path:
     from trimkit.data._locate import find_first
 
@@ -260,7 +269,7 @@ def build_tracking_task(options: TrackingData | None, data: str | None, data_dir
 
     check_tracker_model(model, "the recipe's model")
     options = options or TrackingData()
-    folder = _data_folder(data or "tracking", data_dir, "tracking sequences")
+    folder = sequences_folder(data, data_dir)
     sequences = load_sequences(folder)
     if options.train_sequences or options.eval_sequences:
         train = _pick(sequences, options.train_sequences, folder, "train_sequences")
@@ -307,7 +316,7 @@ def build(spec: TrackingSpec, model: Any = None, seed: int = 0, splits: tuple[st
 
 
 def _holds(data: str | None, data_dir: Any) -> bool:
-    return (data or "").startswith("tracking:")
+    return (data or "").startswith(PREFIX)
 
 
 KIND = register_kind(TaskKind("tracking", TrackingTask, TrackingSpec, build, holds=_holds))

@@ -138,7 +138,7 @@ def camvid_objects(root: str | Path, split: str = "train", *, min_side: int = 16
         labels = np.asarray(Image.open(label_path))
         image = None
         for cls in CAMVID_OBJECT_CLASSES:
-            components, count = ndimage.label(labels == cls)
+            components, _count = ndimage.label(labels == cls)
             for sl in ndimage.find_objects(components):
                 if sl is None:
                     continue

@@ -127,11 +127,16 @@ async def _serve(url: str, device: str, backend: str, threads: int | None, heart
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(RuntimeError, ValueError):  # only the main thread may; elsewhere `stop` ends it
                 loop.add_signal_handler(signum, manager.shutdown.set)
+        watcher = None
         if stop is not None:
-            loop.create_task(_watch(stop, manager.shutdown))
+            watcher = loop.create_task(_watch(stop, manager.shutdown))  # held: the loop keeps only weak references
         on_event(WorkerEvent("ready"))
-        await manager.run(dequeue_timeout=timedelta(seconds=poll_s), batch_size=1,
-                          heartbeat_timeout=timedelta(seconds=heartbeat_s))
+        try:
+            await manager.run(dequeue_timeout=timedelta(seconds=poll_s), batch_size=1,
+                              heartbeat_timeout=timedelta(seconds=heartbeat_s))
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
 
 async def _watch(stop: threading.Event, shutdown: asyncio.Event) -> None:

@@ -20,7 +20,8 @@ class DistillOptions(TrainOptions):
     @model_validator(mode="after")
     def _has_a_teacher(self) -> DistillOptions:
         if self.teacher is None:
-            raise ValueError("stage distill needs a teacher; set teacher: original, a model of the run, or a model file")
+            raise ValueError("stage distill needs a teacher; "
+                             "set teacher: original, a model of the run, or a model file")
         return self
 
 

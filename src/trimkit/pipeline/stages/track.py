@@ -23,7 +23,8 @@ class TrackOptions(StageOptions):
 
 @register_stage("track", TrackOptions, "track the held-out sequences; record precision, success AUC, mean IoU, fps")
 def track_stage(model: nn.Module, ctx: Context, options: TrackOptions) -> nn.Module:
-    evaluation = ctx.require_task("tracking").track_scores(model, options.tracker, frames=options.frames, progress=ctx.progress)
+    evaluation = ctx.require_task("tracking").track_scores(model, options.tracker, frames=options.frames,
+                                                           progress=ctx.progress)
     pooled = evaluation.pooled
     data = ctx.task.data_name("val")
     metrics = [Metric(name, float(getattr(pooled, name)), "sequences", pooled.frames, "fp32", "pytorch", data)

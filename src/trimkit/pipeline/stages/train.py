@@ -52,7 +52,7 @@ class TrainOptions(FitOptions, TeacherOptions):
             raise ValueError("hints and attention follow named layers, which a pruning schedule replaces; "
                              "distil from the outputs only (drop hints and attention) or prune in a stage before")
         used = {p.pruner for p in self.policies}
-        for name, spec in self.pruners.items():
+        for name in self.pruners:
             if name not in used:
                 raise ValueError(f"pruners.{name}: no policy fires it; add a policy with pruner: {name}")
         return self
