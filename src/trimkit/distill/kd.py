@@ -7,19 +7,33 @@ the class dimension is 1 and every position counts as one sample.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from trimkit.errors import TrimkitError
 
 
+def temperature_problem(temperature: float) -> str | None:
+    """Why ``temperature`` is no softmax temperature (in words), or None: the one rule."""
+    if not (math.isfinite(temperature) and temperature > 0):
+        return f"{temperature} is not a temperature; give a number > 0, such as 4"
+    return None
+
+
+def alpha_problem(alpha: float) -> str | None:
+    """Why ``alpha`` cannot weight the distillation term (in words), or None: the one rule."""
+    if not 0.0 <= alpha <= 1.0:
+        return f"{alpha} is outside [0, 1]; alpha weights the distillation term, such as 0.9"
+    return None
+
+
 def check_temperature_alpha(temperature: float, alpha: float) -> None:
     """One-line errors for a temperature that is not positive or an alpha outside [0, 1]."""
-    if not temperature > 0:
-        raise TrimkitError(f"kd temperature must be > 0, got {temperature}; use e.g. 4")
-    if not 0.0 <= alpha <= 1.0:
-        raise TrimkitError(f"kd alpha must be in [0, 1] (the weight of the distillation term), got {alpha}; "
-                           "use e.g. 0.9")
+    for name, problem in (("temperature", temperature_problem(temperature)), ("alpha", alpha_problem(alpha))):
+        if problem:
+            raise TrimkitError(f"kd {name}: {problem}")
 
 
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

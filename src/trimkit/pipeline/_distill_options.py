@@ -8,7 +8,6 @@ stage's model, or a trimkit model file.
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 from typing import Iterator, Literal
 
@@ -16,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from trimkit.distill import Distiller, distilling
+from trimkit.distill.kd import alpha_problem, temperature_problem
 from trimkit.errors import TrimkitError
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._registry import StageOptions
@@ -34,15 +34,17 @@ class TeacherOptions(StageOptions):
     @field_validator("kd_temperature")
     @classmethod
     def _temperature_positive(cls, value: float) -> float:
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{value} is not a temperature; give a number > 0, such as 4")
+        problem = temperature_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("kd_alpha")
     @classmethod
     def _alpha_in_unit_interval(cls, value: float) -> float:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{value} is outside [0, 1]; alpha weights the distillation term, such as 0.9")
+        problem = alpha_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
