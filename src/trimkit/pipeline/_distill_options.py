@@ -64,7 +64,7 @@ def resolve_teacher(name: str, ctx: Context) -> nn.Module:
             return found
         name = found  # a named file of the run
     if Path(name).is_file():
-        return trimkit.load(name)
+        return trimkit.load(name, trusted=ctx.trusted)
     known = ", ".join(m for m, v in ctx.models.items() if isinstance(v, nn.Module)) or "none"
     raise TrimkitError(f"teacher {name!r} is neither a model of this run (known: {known}) nor a model file; give "
                        "'original', the save_as name of an earlier stage, or the path of a model file")

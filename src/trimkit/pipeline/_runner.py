@@ -103,7 +103,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: boo
         with atomic_path(folder / RECIPE) as temporary:
             temporary.write_text(resolved, encoding="utf-8")
     ctx = Context(task=task, original=model, seed=recipe.seed, run_dir=folder, log=log, progress=progress, say=say,
-                  resume=resume)
+                  resume=resume, trusted=recipe.model.trust_checkpoint)
     if log.done(INPUT_INDEX) is None:
         original_file = _save(model, folder, ORIGINAL)
         log.append(StageRecord("input", INPUT_INDEX, 0.0, ctx.measure(model, "original"), model_file=original_file))
