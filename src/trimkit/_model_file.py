@@ -42,8 +42,10 @@ _VERSION_1_SECTIONS = ("edits", "quantization")  # top-level keys of format 1, i
 def save(model: nn.Module, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write ``model`` to ``path`` atomically: its weights and how to rebuild it.
 
-    A zoo model is rebuilt by ``load(path)`` alone; a model built elsewhere is saved too,
-    and ``load(path, model=an_instance)`` fills an instance of the same architecture.
+    A zoo model, or one made by a factory (``models.from_factory``), is rebuilt by
+    ``load(path)`` alone (a factory's module must import); a model built elsewhere is
+    saved too, and ``load(path, model=an_instance)`` fills an instance of the same
+    architecture.
     """
     payload = model_payload(model, metadata=metadata)
     with atomic_path(path) as temporary:
@@ -55,13 +57,15 @@ def model_payload(model: nn.Module, *, metadata: Mapping[str, Any] | None = None
     """What a model file holds, as an object ``torch.save`` writes with no pickled class:
     the JSON header and the state dict (also embedded in training checkpoints)."""
     origin = models.origin(model)
+    shape = origin.input_shape() if origin is not None else None
+    normalization = origin.normalization() if origin is not None else None
     header: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "trimkit_version": _version(),
-        "model": None if origin is None else {"name": origin.name, "kwargs": dict(origin.kwargs)},
-        "input_shape": None if origin is None else list(origin.input_shape()),
-        "normalization": None if origin is None else [list(v) for v in origin.normalization()],
+        "model": None if origin is None else origin.to_header(),
+        "input_shape": None if shape is None else list(shape),
+        "normalization": None if normalization is None else [list(v) for v in normalization],
         "sections": _captured_sections(model),
         "metadata": dict(metadata or {}),
     }
@@ -103,8 +107,12 @@ def read_header(path: str | os.PathLike, *, trusted: bool = False) -> dict[str, 
 
 
 def load(path: str | os.PathLike, model: nn.Module | None = None, *, trusted: bool = False) -> nn.Module:
-    """Rebuild the model saved at ``path`` (or fill ``model``) and load its weights."""
+    """Rebuild the model saved at ``path`` (or fill ``model``) and load its weights. With
+    ``trusted``, a whole pickled model (``torch.save(model)``) loads too, its module
+    imported from the working folder as Python would."""
     content = _read(path, trusted)
+    if isinstance(content, nn.Module) and model is None:
+        return _unpickled(content, Path(path))
     header = _header(content, path)
     if header is None:
         raise TrimkitError(
@@ -118,10 +126,11 @@ def _rebuild(content: Mapping[str, Any], header: dict[str, Any], model: nn.Modul
     if model is None:
         if header["model"] is None:
             raise TrimkitError(
-                f"{path} holds a model built outside the zoo; pass an instance of its architecture: "
-                "trimkit.load(path, model=MyNet())"
+                f"{path} holds a model built outside the zoo and not by a factory; pass an instance of its "
+                "architecture: trimkit.load(path, model=MyNet()), or build it with "
+                "trimkit.models.from_factory(\"mymodule:MyNet\") before saving"
             )
-        model = _create(header["model"], path)
+        model = create_from_header(header, path)
     restorers = [(get_section(entry["name"], path), entry["data"]) for entry in header["sections"]]
     for section, data in restorers:
         model = section.restore(model, data, content["state_dict"])
@@ -150,7 +159,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, trusted: bool = F
 
 def model_label(model: nn.Module) -> str:
     origin = models.origin(model)
-    return origin.name if origin is not None else type(model).__name__
+    return origin.label if origin is not None else type(model).__name__
 
 
 def _read(path: str | os.PathLike, trusted: bool) -> Any:
@@ -164,7 +173,17 @@ def _read(path: str | os.PathLike, trusted: bool) -> Any:
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch writes ZIP, or a legacy pickle
         raise TrimkitError(f"{source} is {_what_it_is(source)}, not a PyTorch checkpoint; give a .pt file")
     try:
-        return torch.load(source, map_location="cpu", weights_only=not trusted)
+        if not trusted:
+            return torch.load(source, map_location="cpu", weights_only=True)
+        from trimkit.models._factory import importable_working_folder
+
+        with importable_working_folder():
+            return torch.load(source, map_location="cpu", weights_only=False)
+    except (ModuleNotFoundError, AttributeError) as error:
+        missing = getattr(error, "name", None) or str(error)
+        raise TrimkitError(f"{source} pickles objects of {missing!r}, which does not import here; run from the "
+                           "folder that holds its source, put it on PYTHONPATH, or install the package that "
+                           "provides it") from None
     except pickle.UnpicklingError as error:
         text = str(error)
         found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
@@ -198,17 +217,57 @@ def _what_it_is(source: Path) -> str:
     return "a text file"
 
 
-def _create(recorded: Mapping[str, Any], path) -> nn.Module:
-    """The zoo model a header names, with its recorded arguments."""
-    name, kwargs = recorded["name"], dict(recorded.get("kwargs") or {})
-    if name not in models.names():
-        raise TrimkitError(f"{path} holds a {name!r} model, which this trimkit's zoo does not have; upgrade trimkit, "
-                           "or load it into your own instance: trimkit.load(path, model=...)")
-    try:
-        return models.create(name, **kwargs)
-    except TypeError as error:
-        raise TrimkitError(f"{path} records arguments {sorted(kwargs)} that {name} does not take ({error}); "
-                           "re-save the model with this trimkit") from None
+def create_from_header(header: Mapping[str, Any], path) -> nn.Module:
+    """The model a header names (fresh weights, no sections): a zoo model with its
+    arguments, a factory's model, or the pickled model it was made from."""
+    recorded = header["model"]
+    found = models.ModelOrigin.from_header(recorded, header.get("input_shape"), header.get("normalization"))
+    if found.name is not None:
+        name, kwargs = found.name, found.kwargs
+        if name not in models.names():
+            raise TrimkitError(f"{path} holds a {name!r} model, which this trimkit's zoo does not have; upgrade "
+                               "trimkit (or install the package whose entry point adds it), or load it into your "
+                               "own instance: trimkit.load(path, model=...)")
+        try:
+            return models.create(name, **kwargs)
+        except TypeError as error:
+            raise TrimkitError(f"{path} records arguments {sorted(kwargs)} that {name} does not take ({error}); "
+                               "re-save the model with this trimkit") from None
+    if found.factory is not None:
+        from trimkit.models._factory import build
+
+        try:
+            model = build(found.factory, found.kwargs, shape=found.shape, mean_std=found.mean_std)
+        except TrimkitError as error:
+            raise TrimkitError(f"{path} was made by {found.factory}: {error}") from None
+        return models.set_origin(model, found)
+    return _from_pickle(found, path)
+
+
+def _unpickled(model: nn.Module, path: Path) -> nn.Module:
+    """A whole pickled model, which remembers the file it came from (saved after pruning
+    or quantisation, it is rebuilt from that file and then edited as recorded)."""
+    if models.origin(model) is None:
+        models.set_origin(model, models.ModelOrigin(pickle={"file": str(path.resolve()),
+                                                            "sha256": _sha256(path)}))
+    return model
+
+
+def _from_pickle(found: Any, path) -> nn.Module:
+    original = Path((found.pickle or {}).get("file", ""))
+    if not original.is_file():
+        raise TrimkitError(f"{path} was made from the pickled model {original}, which is not there any more; "
+                           "put it back, or save the model with a factory (trimkit.models.from_factory)")
+    model = _read(original, True)  # the header says where it came from; it was trusted then
+    if not isinstance(model, nn.Module):
+        raise TrimkitError(f"{path} was made from {original}, which no longer holds a pickled model")
+    return models.set_origin(model, found)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _header(content: Any, path: str | os.PathLike) -> dict[str, Any] | None:
@@ -230,8 +289,9 @@ def _header(content: Any, path: str | os.PathLike) -> dict[str, Any] | None:
     if "state_dict" not in content or not isinstance(content["state_dict"], Mapping):
         raise TrimkitError(f"{path} has a trimkit header but no weights; re-save the model")
     model = header.get("model")
-    if model is not None and not (isinstance(model, dict) and isinstance(model.get("name"), str)
-                                  and isinstance(model.get("kwargs", {}), dict)):
+    names_it = isinstance(model, dict) and (any(isinstance(model.get(key), str) for key in ("name", "factory"))
+                                            or isinstance(model.get("pickle"), dict))
+    if model is not None and not (names_it and isinstance(model.get("kwargs", {}), dict)):
         raise TrimkitError(f"{path} has a damaged trimkit header (model {model!r}); re-save the model")
     if int(header.get("format_version", 0)) < 2:
         header["sections"] = [{"name": name, "data": header[name]} for name in _VERSION_1_SECTIONS if header.get(name)]

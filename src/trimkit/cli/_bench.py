@@ -15,7 +15,8 @@ from torch import nn
 from trimkit import export, measure, pipeline
 from trimkit.cli._common import resolve_subject
 from trimkit.cli._console import console, print_json
-from trimkit.cli._options import DataDirOption, JsonOption, TrustOption, at_least, stage_options
+from trimkit.cli._options import (DataDirOption, InputShapeOption, JsonOption, TrustOption, at_least,
+                                  parse_input_shape, stage_options)
 from trimkit.pipeline import Subject
 from trimkit.pipeline.stages.compare import CompareOptions
 from trimkit.pipeline.stages.measure import MeasureOptions
@@ -53,6 +54,7 @@ def bench_command(
     data: DataOption = None,
     data_dir: DataDirOption = None,
     split: SplitOption = "val",
+    input_shape: InputShapeOption = None,
     trust_checkpoint: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -60,7 +62,7 @@ def bench_command(
     options = stage_options(MeasureOptions, RUNTIME_FLAGS, backend=backend, batch_sizes=[batch_size], threads=threads,
                             precision=precision, min_time_s=min_time, warmup=warmup, max_iters=max_iters)
     at_least("--top", top, 1)
-    subject = resolve_subject(model, weights, trust_checkpoint)
+    subject = resolve_subject(model, weights, trust_checkpoint, parse_input_shape(input_shape))
     task = pipeline.command_task(subject, data, data_dir, (split,), at_input_size=True) if data else None
     scored = accuracy = None
     with tempfile.TemporaryDirectory(prefix="trimkit-bench-") as workdir:

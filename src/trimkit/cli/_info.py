@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 
 import torch
-import typer
 from rich.table import Table
 
 from trimkit import models
-from trimkit.cli._common import resolve_model
+from trimkit.cli._common import example_batch, resolve_model
 from trimkit.cli._console import console, print_json
-from trimkit.cli._options import InChannelsOption, JsonOption, NumClassesOption, TrustOption, WeightsOption
+from trimkit.cli._options import (InChannelsOption, InputShapeOption, JsonOption, ModelArgument, NumClassesOption,
+                                  TrustOption, WeightsOption, parse_input_shape)
 from trimkit.measure import from_profile
 from trimkit.measure import profile as profile_model
 
 
-def _example_inputs(model, shape) -> torch.Tensor | tuple[torch.Tensor, ...]:
-    """One zero input; a Siamese tracker's pair (exemplar and search crops)."""
+def _example_inputs(model, subject=None) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """One input; a Siamese tracker's pair (exemplar and search crops)."""
     pair = getattr(model, "example_inputs", None)
-    return pair() if callable(pair) else torch.zeros(1, *shape)
+    if callable(pair):
+        return pair()
+    if subject is None:
+        return torch.zeros(1, *models.origin(model).input_shape())
+    return example_batch(subject, 1).zero_()
 
 
 def models_command(
@@ -31,7 +34,7 @@ def models_command(
         spec = models.spec(name)
         model = models.create(name)
         shape = spec.input_shape()
-        measured = profile_model(model, _example_inputs(model, shape))
+        measured = profile_model(model, _example_inputs(model))
         rows.append({"name": name, "family": spec.family, "task": spec.task, "input_shape": list(shape),
                      "params": measured.params,
                      "macs": measured.macs, "default_data": spec.default_data, "description": spec.description})
@@ -48,16 +51,18 @@ def models_command(
 
 
 def profile_command(
-    model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
+    model: ModelArgument,
     weights: WeightsOption = None,
     num_classes: NumClassesOption = 10,
     in_channels: InChannelsOption = None,
+    input_shape: InputShapeOption = None,
     trust_checkpoint: TrustOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Parameters, MACs and FLOPs per layer and in total, for one input image."""
-    loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint)
-    measured = profile_model(loaded.model, _example_inputs(loaded.model, loaded.input_shape))
+    loaded = resolve_model(model, weights, num_classes=num_classes, in_channels=in_channels, trusted=trust_checkpoint,
+                           input_shape=parse_input_shape(input_shape))
+    measured = profile_model(loaded.model, _example_inputs(loaded.model, loaded))
     if as_json:
         record = measured.to_dict()
         record.update(model=loaded.label, input_shape=list(loaded.input_shape),

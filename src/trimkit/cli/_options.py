@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 from trimkit._options import describe
 from trimkit.errors import TrimkitError
 
+ModelArgument = Annotated[str, typer.Argument(
+    help="Zoo name, your own model as module:function (mynet:MyNet(classes=7)), or trimkit model file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 DataOption = Annotated[str | None, typer.Option(
     "--data", help="mnist5k, mnist, cifar10, an image folder, or a CamVid- or VOC-format segmentation folder.")]
@@ -62,6 +64,23 @@ def at_least(flag: str, value: float | None, lowest: float) -> None:
 
     if value is not None and not (math.isfinite(value) and value >= lowest):
         raise TrimkitError(f"{flag} {value} is out of range; give a number >= {lowest:g}")
+
+
+InputShapeOption = Annotated[str | None, typer.Option(
+    "--input-shape", help="CxHxW of one input, for a model of your own whose input nothing else records.")]
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"3x224x224"`` -> (3, 224, 224); None stays None; anything else is a one-line error."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise TrimkitError(f"--input-shape {text!r}: give CxHxW, e.g. 3x224x224") from None
+    if not shape or any(size < 1 for size in shape):
+        raise TrimkitError(f"--input-shape {text!r}: every size must be at least 1")
+    return shape
 
 
 ImageSizeOption = Annotated[str | None, typer.Option(

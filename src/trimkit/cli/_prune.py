@@ -14,8 +14,8 @@ from trimkit import pipeline, prune
 from trimkit._outputs import check_output
 from trimkit.cli._common import example_batch, resolve_model
 from trimkit.cli._console import console, err_console, print_json
-from trimkit.cli._options import (DataDirOption, JsonOption, NumClassesOption, TrustOption, WeightsOption, parse_layers,
-                                  stage_options)
+from trimkit.cli._options import (DataDirOption, InputShapeOption, JsonOption, ModelArgument, NumClassesOption,
+                                  TrustOption, WeightsOption, parse_input_shape, parse_layers, stage_options)
 from trimkit.cli._prune_unstructured import print_unstructured, unstructured_options
 from trimkit.errors import TrimkitError
 from trimkit.pipeline.stages.prune import PruneOptions
@@ -40,7 +40,7 @@ def parse_ratio(text: str) -> float | dict[str, float]:
 
 
 def prune_command(
-    model: Annotated[str, typer.Argument(help="Zoo name or trimkit model file.")],
+    model: ModelArgument,
     out: Annotated[Path, typer.Option(help="Where to write the pruned model (.pt).")],
     weights: WeightsOption = None,
     ratio: Annotated[str | None, typer.Option(help="Fraction to remove: 0.5, or PATTERN=R,...")] = None,
@@ -56,6 +56,7 @@ def prune_command(
     finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs after pruning (needs --data).")] = 0,
     lr: Annotated[float, typer.Option(help="Fine-tuning learning rate (SGD, cosine).")] = 0.01,
     num_classes: NumClassesOption = 10,
+    input_shape: InputShapeOption = None,
     trust_checkpoint: TrustOption = False,
     resume: Annotated[bool, typer.Option(help="Resume fine-tuning from OUT.ckpt.")] = False,
     unstructured: Annotated[str | None, typer.Option(
@@ -87,7 +88,8 @@ def prune_command(
         raise TrimkitError("--finetune-epochs needs --data to train on")
     finetune = stage_options(TrainOptions, {"epochs": "--finetune-epochs"}, epochs=finetune_epochs, lr=lr,
                              weight_decay=5e-4)
-    subject = resolve_model(model, weights, num_classes=num_classes, trusted=trust_checkpoint)
+    subject = resolve_model(model, weights, num_classes=num_classes, trusted=trust_checkpoint,
+                            input_shape=parse_input_shape(input_shape))
     task = pipeline.command_task(subject, data, data_dir, ("train", "val")) if data is not None else None
     examples = (example_batch(subject, EXAMPLE_BATCH if unstructured else VERIFY_BATCH),)
     stages = [stage] + ([("finetune", finetune)] if finetune_epochs else [])

@@ -23,7 +23,7 @@ from trimkit.tasks import evaluate, metric_title
 
 
 def train_command(
-    model: Annotated[str, typer.Argument(help="Zoo name.")],
+    model: Annotated[str, typer.Argument(help="Zoo name, or your own model as module:function (mynet:MyNet).")],
     out: Annotated[Path, typer.Option(help="Where to write the trained model (.pt).")],
     data: DataOption = None,
     data_dir: DataDirOption = None,
@@ -58,10 +58,11 @@ def train_command(
                             schedule=schedule, step_size=step_size, gamma=gamma, precision=precision,
                             teacher=str(teacher) if teacher is not None else None, kd_temperature=kd_temperature,
                             kd_alpha=kd_alpha, hints=_pairs(hint, "--hint"))
-    models.spec(model)
+    if not models.looks_like_factory(model):
+        zoo = models.spec(model)  # a zoo name: trained from fresh weights for the data
+        data = data or zoo.default_data
     if teacher is not None and not teacher.is_file():
         raise TrimkitError(f"--teacher {teacher}: no such file; give a trimkit model file (from trimkit train --out)")
-    data = data or models.spec(model).default_data  # MODEL is a zoo name: trained from fresh weights
     task = pipeline.command_task(None, data, data_dir, ("train", "val"), image_size=parse_image_size(image_size),
                                  seed=seed)
     subject = resolve_model(model, weights, **task.model_arguments(), trusted=trust_checkpoint)
@@ -104,7 +105,8 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:
 
 
 def eval_command(
-    model: Annotated[str, typer.Argument(help="Zoo name, trimkit model file or .onnx file.")],
+    model: Annotated[str, typer.Argument(help="Zoo name, your own model (module:function), trimkit model file or "
+                                              ".onnx file.")],
     weights: WeightsOption = None,
     data: DataOption = None,
     data_dir: DataDirOption = None,

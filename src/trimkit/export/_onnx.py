@@ -153,8 +153,10 @@ def _add_metadata(proto: onnx_format.ModelProto, model: nn.Module) -> None:
     origin = models.origin(model)
     if origin is None:
         return
-    record = {"model": origin.name, "kwargs": dict(origin.kwargs), "input_shape": list(origin.input_shape()),
-              "normalization": [list(values) for values in origin.normalization()]}
+    shape, normalization = origin.input_shape(), origin.normalization()
+    record = {"model": origin.name, "factory": origin.factory, "kwargs": dict(origin.kwargs),
+              "input_shape": None if shape is None else list(shape),
+              "normalization": None if normalization is None else [list(values) for values in normalization]}
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(record)
 

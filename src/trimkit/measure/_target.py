@@ -63,12 +63,13 @@ def _from_module(module: nn.Module, workdir: Path, need_onnx: bool, input_shapes
                  label: str | None) -> ModelTarget:
     origin = models.origin(module)
     if input_shapes is None:
-        if origin is None:
-            raise TrimkitError(f"{type(module).__name__} is not a zoo model, so its input shape is unknown; "
-                               "pass input_shapes=[(C, H, W), ...] (one per input, without the batch)")
-        input_shapes = [origin.input_shape()]
+        shape = origin.input_shape() if origin is not None else None
+        if shape is None:
+            raise TrimkitError(f"the input shape of {type(module).__name__} is not recorded; pass "
+                               "input_shapes=[(C, H, W), ...] (one per input, without the batch)")
+        input_shapes = [shape]
     shapes = tuple(tuple(int(size) for size in shape) for shape in input_shapes)
-    target = ModelTarget(label or (origin.name if origin else type(module).__name__), shapes,
+    target = ModelTarget(label or (origin.label if origin else type(module).__name__), shapes,
                          tuple(np.dtype(np.float32) for _ in shapes), module=module)
     if need_onnx:
         generator = torch.Generator().manual_seed(0)

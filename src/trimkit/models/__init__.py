@@ -1,4 +1,6 @@
-"""The model zoo: ``create(name, ...)`` over a registry filled by one file per family.
+"""The model zoo: ``create(name, ...)`` over a registry filled by one file per family, by
+packages' ``trimkit.models`` entry points, and models of the user's own named by their
+factory (``from_factory("mynet:MyNet", classes=7)``).
 
 Each model made here remembers where it came from (:func:`origin`), so that
 ``trimkit.save`` can record how to rebuild it without pickling any class.
@@ -6,51 +8,20 @@ Each model made here remembers where it came from (:func:`origin`), so that
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from trimkit.errors import TrimkitError
-from trimkit.models import (  # noqa: F401  (fill the registry)  # noqa: F401  (segmentation families)
-    deeplabv3,
-    densenet,
-    fcn,
-    lenet,
-    lraspp,
-    mobilenetv2,
-    resnet,
-    resnet_cifar,
-    siamfc,
-    vgg_bonsai,
-)
-from trimkit.models._registry import ModelSpec, get_spec, names, register
+from trimkit.models import (deeplabv3, densenet, fcn, lenet, lraspp, mobilenetv2, resnet,  # noqa: F401  (the zoo)
+                            resnet_cifar, siamfc, vgg_bonsai)
+from trimkit.models._factory import FACTORY_HELP, looks_like_factory, parse_factory
+from trimkit.models._origin import ModelOrigin, Normalization, origin, record_input, set_origin
+from trimkit.models._registry import ENTRY_POINTS, ModelSpec, get_spec, names, register
 
-__all__ = ["ModelOrigin", "ModelSpec", "create", "names", "origin", "register", "spec"]
-
-_ORIGIN_ATTRIBUTE = "trimkit_origin"
-
-
-@dataclass(frozen=True)
-class ModelOrigin:
-    """The zoo name and arguments a model was built from; JSON-serialisable."""
-
-    name: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def spec(self) -> ModelSpec:
-        return get_spec(self.name)
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.kwargs.get("in_channels", self.spec.in_channels))
-
-    def input_shape(self) -> tuple[int, int, int]:
-        return self.spec.input_shape(self.in_channels)
-
-    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        return self.spec.normalization(self.in_channels)
+__all__ = ["ENTRY_POINTS", "FACTORY_HELP", "ModelOrigin", "ModelSpec", "create", "from_factory",
+           "looks_like_factory", "names", "origin", "parse_factory", "record_input", "register", "set_origin",
+           "spec"]
 
 
 def spec(name: str) -> ModelSpec:
@@ -73,10 +44,17 @@ def create(name: str, num_classes: int = 10, in_channels: int | None = None, **k
                  "in_channels": int(in_channels if in_channels is not None else model_spec.in_channels),
                  **kwargs}
     model = model_spec.builder(**arguments)
-    setattr(model, _ORIGIN_ATTRIBUTE, ModelOrigin(name, arguments))
-    return model
+    return set_origin(model, ModelOrigin(name, arguments))
 
 
-def origin(model: nn.Module) -> ModelOrigin | None:
-    """Where ``model`` came from in the zoo, or None for a model built elsewhere."""
-    return getattr(model, _ORIGIN_ATTRIBUTE, None)
+def from_factory(factory: str, *, input_shape: tuple[int, ...] | None = None,
+                 normalization: Normalization | None = None, **kwargs: Any) -> nn.Module:
+    """A model of your own: ``factory`` names the function or class that builds it
+    (``mynet:MyNet`` or ``path/to/mynet.py:MyNet``, optionally with keyword literals:
+    ``mynet:MyNet(classes=7)``), called with ``kwargs``. ``input_shape`` (C, H, W) and
+    ``normalization`` say how it is fed, where the data it is trained on does not (a
+    model's own ``input_shape`` attribute serves too)."""
+    from trimkit.models._factory import build
+
+    target, given = parse_factory(factory)
+    return build(target, {**given, **kwargs}, shape=input_shape, mean_std=normalization)

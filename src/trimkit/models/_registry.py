@@ -8,6 +8,7 @@ from typing import Any, Callable
 from torch import nn
 
 from trimkit._registry import Registry
+from trimkit.errors import TrimkitError
 
 MNIST_NORMALIZATION = ((0.1307,), (0.3081,))
 CIFAR_NORMALIZATION = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
@@ -48,7 +49,24 @@ class ModelSpec:
         return ((0.5,) * channels, (0.5,) * channels)
 
 
-MODELS: Registry[ModelSpec] = Registry("model")
+#: the entry-point group through which a package adds models to the zoo: each entry point
+#: names a module (or an object in it) whose import registers models with ``register``
+ENTRY_POINTS = "trimkit.models"
+
+
+def _load_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINTS):
+        try:
+            point.load()
+        except Exception as error:  # a broken plug-in: name it, and what it raised
+            raise TrimkitError(f"entry point {point.name} = {point.value} ({ENTRY_POINTS}) failed to load: "
+                               f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}; "
+                               "fix or uninstall the package that provides it") from None
+
+
+MODELS: Registry[ModelSpec] = Registry("model", load=_load_entry_points)
 
 
 def register(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from trimkit._options import describe
 from trimkit._registry import closest
@@ -31,12 +31,18 @@ class RecipeError(TrimkitError):
 
 
 class ModelSpec(BaseModel):
-    """A zoo model (``name``, optionally ``weights``) or a trimkit model ``file``."""
+    """A zoo model (``name``), a model of your own (``factory``: ``mynet:MyNet`` or
+    ``path/to/mynet.py:MyNet``, called with ``kwargs``; ``input_shape`` [C, H, W] and
+    ``normalization`` [[means], [stds]] where the data does not say), optionally with
+    ``weights``; or a trimkit model ``file``."""
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
+    factory: str | None = None
     file: str | None = None
     weights: str | None = None
+    input_shape: tuple[PositiveInt, ...] | None = None
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     num_classes: int = Field(default=10, ge=1)
     in_channels: int | None = Field(default=None, ge=1)
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -54,10 +60,14 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
-        if (self.name is None) == (self.file is None):
-            raise ValueError("give exactly one of name (a zoo model) or file (a trimkit model file)")
+        if sum(value is not None for value in (self.name, self.factory, self.file)) != 1:
+            raise ValueError("give exactly one of name (a zoo model), factory (your own, as module:function) or "
+                             "file (a trimkit model file)")
         if self.file is not None and self.weights is not None:
             raise ValueError("weights: a model file has its own weights; drop weights")
+        if self.factory is None and (self.input_shape is not None or self.normalization is not None):
+            raise ValueError("input_shape and normalization describe a factory's model; a zoo model or model file "
+                             "knows its own")
         return self
 
 

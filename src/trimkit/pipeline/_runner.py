@@ -30,6 +30,7 @@ from trimkit.errors import TrimkitError
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._recipe import ModelSpec, Recipe, RecipeError, StageEntry, dump_recipe
 from trimkit.pipeline._registry import StageOptions, get_stage, unsupported
+from trimkit.pipeline._subjects import record_task_input
 from trimkit.pipeline.stages.export import export_model
 from trimkit.record import Measurement
 from trimkit.runs import (LOG, MODEL, ONNX, ORIGINAL, RECIPE, RunLog, StageRecord, baseline, from_run, in_run,
@@ -65,6 +66,12 @@ def build_model(spec: ModelSpec, *, weights_flag: str = "model.weights", model_f
     file's of the same zoo model. ``weights_flag`` and ``model_flag`` word the errors."""
     if spec.file is not None:
         return load(spec.file, trusted=spec.trust_checkpoint)
+    if spec.factory is not None:
+        model = models.from_factory(spec.factory, input_shape=spec.input_shape, normalization=spec.normalization,
+                                    **spec.kwargs)
+        if spec.weights is not None:
+            load_weights(model, spec.weights, trusted=spec.trust_checkpoint)
+        return model
     if spec.weights is not None:
         header = read_header(spec.weights, trusted=spec.trust_checkpoint)
         if header is not None:
@@ -83,8 +90,11 @@ def build_model(spec: ModelSpec, *, weights_flag: str = "model.weights", model_f
 
 
 def build_task(spec: TaskSpec, model: nn.Module, seed: int) -> Task:
-    """The task of a recipe's task block, by its kind's builder, prepared for ``model``."""
-    return tasks.kind(spec.kind).build(spec, model, seed)
+    """The task of a recipe's task block, by its kind's builder, prepared for ``model``; a
+    model of the user's own learns its input shape and normalisation from the data."""
+    task = tasks.kind(spec.kind).build(spec, model, seed)
+    record_task_input(model, task)
+    return task
 
 
 def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: bool = False, progress: bool = True,
@@ -106,7 +116,8 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: boo
                   resume=resume, trusted=recipe.model.trust_checkpoint)
     if log.done(INPUT_INDEX) is None:
         original_file = _save(model, folder, ORIGINAL)
-        log.append(StageRecord("input", INPUT_INDEX, 0.0, ctx.measure(model, "original"), model_file=original_file))
+        log.append(StageRecord("input", INPUT_INDEX, 0.0, ctx.measure(model, "original"), input_details(model),
+                               model_file=original_file))
     elif folder is not None:
         model = ctx.original = ctx.models["original"] = _load(folder, ORIGINAL, model)
     for index, entry in enumerate(recipe.stages):
@@ -152,11 +163,21 @@ def run_job(model: nn.Module, task: Task | None, stages: Sequence[tuple[str, Sta
     seed_everything(seed)
     ctx = Context(task=task, original=model, seed=seed, progress=progress, say=say, **context)
     if measure_input:
-        ctx.log.append(StageRecord("input", INPUT_INDEX, 0.0, ctx.measure(model, "original")))
+        ctx.log.append(StageRecord("input", INPUT_INDEX, 0.0, ctx.measure(model, "original"), input_details(model)))
     for index, (name, options) in enumerate(stages):
         entry = StageEntry(stage=name, options=options)
         model = _run_stage(model, ctx, index, entry, None)
     return JobResult(model, list(ctx.log.records), ctx)
+
+
+def input_details(model: nn.Module) -> dict[str, Any]:
+    """What the run started from, as the input record keeps it: the zoo name or factory,
+    the arguments, and the factory's source file with its SHA-256 (or the pickle's)."""
+    origin = models.origin(model)
+    if origin is None:
+        return {"model": {"class": f"{type(model).__module__}.{type(model).__qualname__}"}}
+    shape = origin.input_shape()
+    return {"model": {**origin.to_header(), "input_shape": None if shape is None else list(shape)}}
 
 
 def _run_stage(model: nn.Module, ctx: Context, index: int, entry: StageEntry, folder: Path | None) -> nn.Module:

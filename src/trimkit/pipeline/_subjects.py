@@ -38,18 +38,18 @@ class Subject:
 
     @property
     def default_data(self) -> str | None:
-        return self.origin.spec.default_data if self.origin is not None else None
+        return self.origin.default_data if self.origin is not None else None
 
     @property
     def kind(self) -> str | None:
         """The task kind of the model's outputs, where the zoo records it."""
-        return self.origin.spec.task if self.origin is not None else None
+        return self.origin.task if self.origin is not None else None
 
 
 def module_subject(model: nn.Module, label: str | None = None) -> Subject:
     """A subject of a built module (its zoo origin, where it has one)."""
     origin = models.origin(model)
-    return Subject(model, label or (origin.name if origin else type(model).__name__), origin,
+    return Subject(model, label or (origin.label if origin else type(model).__name__), origin,
                    origin.input_shape() if origin else None, origin.normalization() if origin else None)
 
 
@@ -66,12 +66,17 @@ def onnx_subject(path: Path) -> Subject:
     if shape is not None and spatial is not None:
         shape = (shape[0], *spatial)
     origin = None
+    classes = _output_classes(proto)
     if recorded.get("model") in models.names():
         arguments: dict[str, Any] = {} if shape is None else {"in_channels": shape[0]}
-        classes = _output_classes(proto)
         if classes is not None:
             arguments["num_classes"] = classes
         origin = ModelOrigin(recorded["model"], arguments)
+    elif recorded.get("factory"):
+        arguments = {**(recorded.get("kwargs") or {}), **({"num_classes": classes} if classes is not None else {})}
+        origin = ModelOrigin(factory=recorded["factory"], kwargs=arguments, shape=shape,
+                             mean_std=None if normalization is None else (tuple(normalization[0]),
+                                                                          tuple(normalization[1])))
     return Subject(path, path.name, origin, shape,
                    (tuple(normalization[0]), tuple(normalization[1])) if normalization else None)
 
@@ -126,6 +131,8 @@ def command_task(subject: Subject | None, data: str | None, data_dir: Any, split
     task = kind.build(kind.parse_spec(values, "--data"), None, seed, tuple(splits))
     if subject is not None:
         task = _prepared(task, subject, name)
+        if isinstance(subject.model, nn.Module):
+            record_task_input(subject.model, task)
     if samples:
         for split in splits:
             task = task.subset(split, samples)
@@ -170,3 +177,10 @@ def _prepared(task: Task, subject: Subject, data: str) -> Task:
         return task.prepared_for(_fit_of(subject), subject.label)
     except TrimkitError as error:
         raise TrimkitError(f"--data {data}: {error}") from None
+
+
+def record_task_input(model: nn.Module, task: Task) -> None:
+    """What a model outside the zoo is fed, from ``task``, where its origin does not say."""
+    examples = task.example_inputs(1)
+    models.record_input(model, tuple(examples[0].shape[1:]) if len(examples) == 1 else None,
+                        task.input_normalization())

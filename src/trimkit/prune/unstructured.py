@@ -213,6 +213,7 @@ def _lowest(scores: torch.Tensor, prior: torch.Tensor, count: int) -> torch.Tens
 
 def _zoo_inputs(model: nn.Module) -> torch.Tensor | None:
     origin = models.origin(model)
-    if origin is None:
+    shape = origin.input_shape() if origin is not None else None
+    if shape is None:
         return None
-    return torch.randn(4, *origin.input_shape(), generator=torch.Generator().manual_seed(0))
+    return torch.randn(4, *shape, generator=torch.Generator().manual_seed(0))

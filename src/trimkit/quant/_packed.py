@@ -32,6 +32,7 @@ from torch import nn
 
 from trimkit import models
 from trimkit._atomic import atomic_path
+from trimkit._model_file import create_from_header
 from trimkit.errors import TrimkitError
 from trimkit.quant._bitpack import pack_codes, packed_bytes, unpack_codes
 from trimkit.quant._convert import input_scale_parameter, plan_of, quantize_model
@@ -69,7 +70,7 @@ def save_packed(model: nn.Module, path: str | os.PathLike) -> int:
     origin = models.origin(model)
     header = {
         "format": "trimkit-packed",
-        "model": None if origin is None else {"name": origin.name, "kwargs": dict(origin.kwargs)},
+        "model": None if origin is None else origin.to_header(),
         "plan": quant_plan.to_dict(),
         "layout_crc32": _checksum(slots),
     }
@@ -92,7 +93,7 @@ def load_packed(path: str | os.PathLike, model: nn.Module | None = None) -> nn.M
         if header["model"] is None:
             raise TrimkitError(f"{path} holds a model built outside the zoo; pass a float instance: "
                                "load_packed(path, model=MyNet())")
-        model = models.create(header["model"]["name"], **header["model"]["kwargs"])
+        model = create_from_header(header, path)
     model = quantize_model(model, quant_plan, fixed_scales=True)
     slots = list(_layout(model, quant_plan))
     if _checksum(slots) != header["layout_crc32"]:

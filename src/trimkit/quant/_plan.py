@@ -98,7 +98,7 @@ def plan(model: nn.Module, policy: PolicyLike, example_inputs: ExampleInputs, *,
     seen = weight_layers_in_order(model, example_inputs)
     names = list(seen)
     origin = models.origin(model)
-    check_patterns(policy, names, label or (origin.name if origin else type(model).__name__))
+    check_patterns(policy, names, label or (origin.label if origin else type(model).__name__))
     first = {n for n, s in seen.items() if s.takes_model_input} or set(names[:1])
     last = {n for n, s in seen.items() if s.returns_model_output} or set(names[-1:])
     layers = []
@@ -113,9 +113,11 @@ def plan(model: nn.Module, policy: PolicyLike, example_inputs: ExampleInputs, *,
 def default_example_inputs(model: nn.Module, batch: int = 2) -> torch.Tensor:
     """Random inputs of a zoo model's shape (signed, like normalised images)."""
     origin = models.origin(model)
-    if origin is None:
-        raise TrimkitError(f"{type(model).__name__} is not a zoo model: pass example_inputs (a batch of real inputs)")
-    return torch.randn(batch, *origin.input_shape(), generator=torch.Generator().manual_seed(0))
+    shape = origin.input_shape() if origin is not None else None
+    if shape is None:
+        raise TrimkitError(f"the input shape of {type(model).__name__} is not recorded: pass example_inputs (a batch "
+                           "of real inputs)")
+    return torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
 
 
 def weight_layers_in_order(model: nn.Module, example_inputs: ExampleInputs) -> dict[str, _Seen]:

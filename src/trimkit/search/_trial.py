@@ -107,10 +107,11 @@ def export_baseline(model_file: Path, path: Path) -> Path:
 
     model = load(model_file)
     origin = models.origin(model)
-    if origin is None:
-        raise TrimkitError(f"{model_file}: not a zoo model; its input shape is unknown, so the baseline cannot be "
-                           "exported for timing")
-    export.onnx(model.eval(), torch.randn(2, *origin.input_shape()), path)
+    shape = origin.input_shape() if origin is not None else None
+    if shape is None:
+        raise TrimkitError(f"{model_file}: its input shape is not recorded, so the baseline cannot be exported for "
+                           "timing; give model.input_shape in the recipe")
+    export.onnx(model.eval(), torch.randn(2, *shape), path)
     return path
 
 

@@ -130,6 +130,10 @@ class Task(ABC):
         ``in_channels``); empty where the data does not say."""
         return {}
 
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """The per-channel (mean, std) its one input is normalised by, where it has one."""
+        return None
+
     def prepared_for(self, model: Any, label: str | None = None) -> Task:
         """The same task with its inputs prepared as ``model`` (a module, or the
         :class:`~trimkit.models.ModelOrigin` it was built from) expects: a zoo model's
@@ -189,19 +193,24 @@ class SplitDatasets:
     def model_arguments(self) -> dict[str, int]:
         return {"num_classes": self.num_classes, "in_channels": self.channels}
 
+    def input_normalization(self) -> Any:
+        return next(iter(self.datasets.values())).normalization
+
     def prepared_for(self, model: Any, label: str | None = None) -> Any:
         from trimkit import models
 
         origin = model if isinstance(model, models.ModelOrigin) else models.origin(model)
         if origin is None:
             return self
-        label = label or origin.name
+        label = label or origin.label
         for dataset in self.datasets.values():
-            if origin.spec.task != self.name:
-                raise TrimkitError(f"{label} is a {origin.spec.task} model and {dataset.name} is {self.name} data; "
-                                   f"give {origin.spec.task} data (trimkit models shows each model's task)")
+            if origin.task is not None and origin.task != self.name:
+                raise TrimkitError(f"{label} is a {origin.task} model and {dataset.name} is {self.name} data; "
+                                   f"give {origin.task} data (trimkit models shows each model's task)")
             self.check_fits(dataset, origin, label)
         normalization = origin.normalization()
+        if normalization is None:  # a model of the user's own takes the data as it comes
+            return self
         return replace(self, datasets={split: dataset.with_normalization(normalization)
                                        for split, dataset in self.datasets.items()})
 

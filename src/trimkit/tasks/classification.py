@@ -56,7 +56,8 @@ class ClassificationTask(SplitDatasets, Task):
         return replace(self, datasets={**self.datasets, split: self.dataset(split).subset(count, seed)})
 
     def check_fits(self, dataset: Any, origin: Any, label: str) -> None:
-        if tuple(dataset.image_shape) != tuple(origin.input_shape()):
+        shape = origin.input_shape()
+        if shape is not None and tuple(dataset.image_shape) != tuple(shape):
             raise TrimkitError(f"data set {dataset.name} has {_shape(dataset.image_shape)} images but {label} takes "
                                f"{_shape(origin.input_shape())}; choose matching data or model")
 
@@ -91,7 +92,7 @@ def load_splits(spec: TaskSpec, model: Any, seed: int, splits: tuple[str, ...], 
     from trimkit import models
 
     origin = models.origin(model) if model is not None else None
-    name = spec.data or (origin.spec.default_data if origin is not None else None)
+    name = spec.data or (origin.default_data if origin is not None else None)
     if name is None:
         raise TrimkitError("task.data: no data set given and the model has no default; give the data (--data, or "
                            "task.data in a recipe)")

@@ -88,10 +88,10 @@ class SegmentationTask(SplitDatasets, Task):
         return replace(self, datasets={**self.datasets, split: self.dataset(split).subset(count, seed)})
 
     def check_fits(self, dataset: Any, origin: Any, label: str) -> None:
-        if dataset.channels != origin.in_channels:
+        if origin.in_channels is not None and dataset.channels != origin.in_channels:
             raise TrimkitError(f"{dataset.name} has {dataset.channels}-channel images but {label} takes "
                                f"{origin.in_channels}; choose matching data or model")
-        classes = origin.kwargs.get("num_classes")
+        classes = origin.num_classes
         if classes is not None and int(classes) != dataset.num_classes:
             raise TrimkitError(f"{label} predicts {classes} classes but {dataset.name} has {dataset.num_classes}; "
                                f"use a model built for {dataset.num_classes} classes (--num-classes "

@@ -143,6 +143,9 @@ class TrackingTask(Task):
         split = "val" if "val" in self.splits else "train"
         return next(self.batches(split, count)).inputs
 
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return self.normalization
+
     def subset(self, split: str, count: int, seed: int = 0) -> TrackingTask:
         return replace(self, limits=(*[(s, c) for s, c in self.limits if s != split], (split, int(count))))
 
@@ -193,7 +196,7 @@ def tracking_task(train_sequences: list[Sequence] | None = None, stills: list | 
     config = config or PairConfig()
     stride = int(getattr(model, "total_stride", 8)) if model is not None else 8
     origin = models.origin(model) if model is not None else None
-    normalization = origin.normalization() if origin is not None else IMAGENET_NORMALIZATION
+    normalization = (origin.normalization() if origin is not None else None) or IMAGENET_NORMALIZATION
     evaluation = list(eval_sequences or [])
     return TrackingTask(
         train_source=PairSource(list(train_sequences or []), list(stills or []), config),

@@ -72,7 +72,7 @@ def check_tracker_model(model: nn.Module, label: str = "the model") -> None:
         from trimkit import models
 
         origin = models.origin(model)
-        what = f"a {origin.name} model" if origin is not None else f"a {type(model).__name__}"
+        what = f"a {origin.label} model" if origin is not None else f"a {type(model).__name__}"
         raise TrimkitError(f"{label} is {what}, not a Siamese tracker; give a siamfc or siamfc_seed model file "
                            "(trimkit run examples/recipes/siamfc-shared-data.yaml trains one)")
 
@@ -110,7 +110,7 @@ class SiamTracker:
             from trimkit import models
 
             origin = models.origin(self.model)
-            self.normalization = origin.normalization() if origin is not None else IMAGENET_NORMALIZATION
+            self.normalization = (origin.normalization() if origin is not None else None) or IMAGENET_NORMALIZATION
         self._embed = self.embed or self.model.embed
         self._embed_exemplar = self.embed_exemplar or self.model.embed
         self.stride = int(getattr(self.model, "total_stride", 8))
