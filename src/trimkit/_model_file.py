@@ -239,7 +239,9 @@ def create_from_header(header: Mapping[str, Any], path) -> nn.Module:
         try:
             model = build(found.factory, found.kwargs, shape=found.shape, mean_std=found.mean_std)
         except TrimkitError as error:
-            raise TrimkitError(f"{path} was made by {found.factory}: {error}") from None
+            where = (found.source or {}).get("file")
+            raise TrimkitError(f"{path} was made by {found.factory}" + (f" (from {where})" if where else "")
+                               + f": {error}") from None
         return models.set_origin(model, found)
     return _from_pickle(found, path)
 

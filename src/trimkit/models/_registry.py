@@ -94,7 +94,7 @@ def register(
             input_sizes=input_sizes,
             normalizations=normalizations,
             default_data=default_data,
-            description=description or (builder.__doc__ or "").strip().splitlines()[0],
+            description=description or next(iter((builder.__doc__ or "").strip().splitlines()), ""),
             extra_defaults=dict(extra_defaults),
             task=task,
         ))
