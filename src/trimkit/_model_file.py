@@ -236,10 +236,11 @@ def create_from_header(header: Mapping[str, Any], path) -> nn.Module:
     if found.factory is not None:
         from trimkit.models._factory import build
 
+        where = (found.source or {}).get("file")
         try:
-            model = build(found.factory, found.kwargs, shape=found.shape, mean_std=found.mean_std)
+            model = build(found.factory, found.kwargs, shape=found.shape, mean_std=found.mean_std,
+                          search=[Path(where).parent] if where else [])
         except TrimkitError as error:
-            where = (found.source or {}).get("file")
             raise TrimkitError(f"{path} was made by {found.factory}" + (f" (from {where})" if where else "")
                                + f": {error}") from None
         return models.set_origin(model, found)

@@ -48,13 +48,15 @@ def create(name: str, num_classes: int = 10, in_channels: int | None = None, **k
 
 
 def from_factory(factory: str, *, input_shape: tuple[int, ...] | None = None,
-                 normalization: Normalization | None = None, **kwargs: Any) -> nn.Module:
+                 normalization: Normalization | None = None, search: tuple[str, ...] = (), **kwargs: Any
+                 ) -> nn.Module:
     """A model of your own: ``factory`` names the function or class that builds it
     (``mynet:MyNet`` or ``path/to/mynet.py:MyNet``, optionally with keyword literals:
     ``mynet:MyNet(classes=7)``), called with ``kwargs``. ``input_shape`` (C, H, W) and
     ``normalization`` say how it is fed, where the data it is trained on does not (a
-    model's own ``input_shape`` attribute serves too)."""
+    model's own ``input_shape`` attribute serves too). The working folder, then the
+    ``search`` folders, are where its module is looked for."""
     from trimkit.models._factory import build
 
     target, given = parse_factory(factory)
-    return build(target, {**given, **kwargs}, shape=input_shape, mean_std=normalization)
+    return build(target, {**given, **kwargs}, shape=input_shape, mean_std=normalization, search=search)

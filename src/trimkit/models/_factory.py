@@ -18,6 +18,7 @@ import inspect
 import os
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -57,12 +58,14 @@ def parse_factory(text: str) -> tuple[str, dict[str, Any]]:
     return target.strip(), kwargs
 
 
-def resolve(target: str) -> tuple[Any, dict[str, str]]:
-    """The callable ``target`` names, and its source file's name and SHA-256."""
+def resolve(target: str, search: Sequence[str | os.PathLike] = ()) -> tuple[Any, dict[str, str]]:
+    """The callable ``target`` names, and its source file's name and SHA-256. Modules and
+    relative files are looked for in the working folder, then in the ``search`` folders
+    (a recipe's own folder; where a model file says its factory was read from)."""
     module_path, sep, attribute = target.rpartition(":")
     if not sep or not module_path or not attribute:
         raise TrimkitError(f"factory {target!r} is not an import path; give {FACTORY_HELP}")
-    module = _import(module_path, target)
+    module = _import(module_path, target, [Path(folder) for folder in search])
     found: Any = module
     for part in attribute.split("."):
         if not hasattr(found, part):
@@ -77,10 +80,10 @@ def resolve(target: str) -> tuple[Any, dict[str, str]]:
 
 
 def build(target: str, kwargs: dict[str, Any] | None = None, *, shape: tuple[int, ...] | None = None,
-          mean_std: Normalization | None = None) -> nn.Module:
+          mean_std: Normalization | None = None, search: Sequence[str | os.PathLike] = ()) -> nn.Module:
     """Call the factory ``target`` with ``kwargs``; the model remembers how it was made."""
     kwargs = dict(kwargs or {})
-    factory, source = resolve(target)
+    factory, source = resolve(target, search)
     try:
         inspect.signature(factory).bind(**kwargs)
     except TypeError as error:
@@ -105,10 +108,13 @@ def source_of(module: Any) -> dict[str, str]:
     return {"file": str(file), "sha256": hashlib.sha256(Path(file).read_bytes()).hexdigest()}
 
 
-def _import(module_path: str, target: str) -> Any:
+def _import(module_path: str, target: str, search: list[Path]) -> Any:
     if module_path.endswith(".py"):
-        return _import_file(Path(module_path), target)
-    with importable_working_folder():
+        path = Path(module_path)
+        found = next((folder / path for folder in search if not path.is_absolute() and not path.is_file()
+                      and (folder / path).is_file()), path)
+        return _import_file(found, target)
+    with importable_working_folder(), importable_folders(search):
         try:
             return importlib.import_module(module_path)
         except ModuleNotFoundError as error:
@@ -141,6 +147,21 @@ def _import_file(path: Path, target: str) -> Any:
             raise TrimkitError(f"factory {target!r}: running {path} failed ({type(error).__name__}: "
                                f"{str(error).splitlines()[0] if str(error) else ''})") from None
     return module
+
+
+class importable_folders:
+    """``folders`` on ``sys.path`` (after what is there) while the block runs."""
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        self.folders = [str(folder) for folder in folders if str(folder) not in sys.path]
+
+    def __enter__(self) -> None:
+        sys.path.extend(self.folders)
+
+    def __exit__(self, *exc: object) -> None:
+        for folder in self.folders:
+            if folder in sys.path:
+                sys.path.remove(folder)
 
 
 class importable_working_folder:

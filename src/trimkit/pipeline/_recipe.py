@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
 
 from trimkit._options import describe
 from trimkit._registry import closest
@@ -87,6 +88,12 @@ class StageEntry(BaseModel):
 
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    #: the folder of the recipe file, where a factory's module is looked for after the working folder
+    _folder: str | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> str | None:
+        return self._folder
     name: str | None = None
     model: ModelSpec
     task: TaskSpec = Field(default_factory=lambda: kind(DEFAULT_KIND).spec())
@@ -103,7 +110,9 @@ class Recipe(BaseModel):
 
 def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Recipe:
     """Read, override (``stages.2.ratio=0.4``) and validate a recipe file."""
-    return parse_recipe(read_recipe_file(path), overrides, source=str(path))
+    recipe = parse_recipe(read_recipe_file(path), overrides, source=str(path))
+    recipe._folder = str(Path(path).resolve().parent)
+    return recipe
 
 
 def read_recipe_file(path: str | os.PathLike) -> Any:

@@ -60,15 +60,17 @@ class RunResult:
         return self.log.records[-1].measurement
 
 
-def build_model(spec: ModelSpec, *, weights_flag: str = "model.weights", model_flag: str = "model.name") -> nn.Module:
+def build_model(spec: ModelSpec, *, weights_flag: str = "model.weights", model_flag: str = "model.name",
+                search: tuple[str, ...] = ()) -> nn.Module:
     """The model a recipe's ``model:`` (or a command's MODEL and --weights) names: a
-    trimkit model file, or a zoo model with fresh weights, a checkpoint's, or a trimkit
+    trimkit model file, a factory's model (its module looked for in the working folder,
+    then in ``search``), or a zoo model with fresh weights, a checkpoint's, or a trimkit
     file's of the same zoo model. ``weights_flag`` and ``model_flag`` word the errors."""
     if spec.file is not None:
         return load(spec.file, trusted=spec.trust_checkpoint)
     if spec.factory is not None:
         model = models.from_factory(spec.factory, input_shape=spec.input_shape, normalization=spec.normalization,
-                                    **spec.kwargs)
+                                    search=search, **spec.kwargs)
         if spec.weights is not None:
             load_weights(model, spec.weights, trusted=spec.trust_checkpoint)
         return model
@@ -105,7 +107,7 @@ def run_recipe(recipe: Recipe, run_dir: str | Path | None = None, *, resume: boo
     if folder is not None:
         _check_folder(folder, resolved, resume)
     seed_everything(recipe.seed)
-    model = build_model(recipe.model)
+    model = build_model(recipe.model, search=(recipe.folder,) if recipe.folder else ())
     task = build_task(recipe.task, model, recipe.seed)
     log = RunLog(folder / LOG if folder is not None else None)
     if folder is not None and not (folder / RECIPE).exists():

@@ -87,7 +87,7 @@ class SearchRecipe:
         data = copy.deepcopy(self.data)
         data["stages"] = data["stages"][: self.split]
         data["export"] = True
-        return parse_recipe(data, source=self.source)
+        return self._parse(data)
 
     def trial_recipe(self, values: dict[str, Any], base_model: str | None, *, export: bool) -> Recipe:
         data = self.trial_data(values)
@@ -98,7 +98,14 @@ class SearchRecipe:
         # a fine-tune of 0 epochs with no schedule would only measure the model again
         data["stages"] = [stage for stage in data["stages"] if not (
             stage["stage"] == "finetune" and stage.get("epochs") == 0 and not stage.get("policies"))]
-        return parse_recipe(data, source=self.source)
+        return self._parse(data)
+
+    def _parse(self, data: dict[str, Any]) -> Recipe:
+        """A recipe of this search, whose factory modules are looked for beside the recipe file too."""
+        recipe = parse_recipe(data, source=self.source)
+        if Path(self.source).is_file():
+            recipe._folder = str(Path(self.source).resolve().parent)
+        return recipe
 
 
 def load_search_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SearchRecipe:
