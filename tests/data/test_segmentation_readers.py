@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import trimkit
 from trimkit import data, export, models, pipeline, tasks
 from trimkit.cli import app
+from trimkit.errors import TrimkitError
 from trimkit.report import write_report
 from trimkit.report._compare import comparisons_block
 from trimkit.report._source import Ref
@@ -268,3 +269,61 @@ def test_report_heads_each_comparison_by_its_own_metric_and_never_mixes_them():
     assert cls_top1[0].split()[0] == "90.00" and cls_miou[0] == "–"
     assert seg_top1[0] == "–" and seg_change[0] == "–" and seg_miou[0].split()[0] == "40.00"
     assert re.search(r"\b12\.00\b", comparisons_block(Ref(details, (5, "details")))) is None
+
+
+# --- a team's own classes in VOC layout (CVAT's export) ------------------------------------
+
+CVAT_CLASSES = ("background", "road", "car")
+CVAT_COLOURS = ((0, 0, 0), (128, 64, 128), (0, 0, 142))
+
+
+def _cvat_export(root: Path, count: int = 3, colours=CVAT_COLOURS, labelmap: bool = True) -> tuple[Path, list]:
+    """A VOC-layout folder as CVAT exports it: JPEG images, colour masks, a label map."""
+    generator = np.random.default_rng(0)
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True)
+    indices = []
+    for index in range(count):
+        mask = np.kron(generator.integers(0, len(colours), (4, 6)), np.ones((4, 4), dtype=np.int64))
+        indices.append(mask)
+        Image.fromarray(np.array(colours, dtype=np.uint8)[mask]).save(root / "SegmentationClass" / f"f{index}.png")
+        Image.fromarray(generator.integers(0, 256, (16, 24, 3)).astype(np.uint8)).save(
+            root / "JPEGImages" / f"f{index}.jpg")
+    for split in ("train", "val"):
+        (root / "ImageSets" / "Segmentation" / f"{split}.txt").write_text(
+            "\n".join(f"f{index}" for index in range(count)) + "\n")
+    if labelmap:
+        lines = ["# label:color_rgb:parts:actions"] + [f"{name}:{','.join(map(str, colour))}::"
+                                                        for name, colour in zip(CVAT_CLASSES, colours)]
+        (root / "labelmap.txt").write_text("\n".join(lines) + "\n")
+    return root, indices
+
+
+def test_a_cvat_voc_export_brings_its_own_classes(tmp_path):
+    from trimkit.data._segmentation import segmentation_classes
+
+    folder, indices = _cvat_export(tmp_path / "cvat")
+    dataset = data.load_segmentation(str(folder), "train")
+    assert dataset.classes == CVAT_CLASSES and dataset.num_classes == 3
+    assert torch.equal(dataset.masks, torch.from_numpy(np.stack(indices)).to(dataset.masks.dtype))
+    assert segmentation_classes(str(folder)) == CVAT_CLASSES
+    trained = run("train", "lraspp_mobilenetv3_large", "--data", str(folder), "--epochs", "1", "--batch-size", "2",
+                  "--out", str(tmp_path / "m.pt"), "--json")
+    assert trained.exit_code == 0, trained.output
+    assert trimkit.models.origin(trimkit.load(tmp_path / "m.pt")).num_classes == 3
+
+
+def test_a_colour_the_label_map_does_not_list_is_one_line(tmp_path):
+    folder, _ = _cvat_export(tmp_path / "cvat", colours=((0, 0, 0), (128, 64, 128), (9, 9, 9)))
+    (folder / "labelmap.txt").write_text("background:0,0,0::\nroad:128,64,128::\ncar:0,0,142::\n")
+    with pytest.raises(TrimkitError, match=r"has colour 9,9,9, which labelmap.txt does not list"):
+        data.load_segmentation(str(folder), "train")
+
+
+def test_a_voc_folder_names_its_classes_in_classes_txt_or_has_vocs_21(tmp_path):
+    from trimkit.data._segmentation import VOC_CLASSES, segmentation_classes
+
+    folder, _ = _cvat_export(tmp_path / "voc", labelmap=False)
+    assert segmentation_classes(str(folder)) == VOC_CLASSES
+    (folder / "classes.txt").write_text("background\nroad\ncar\n")
+    assert segmentation_classes(str(folder)) == CVAT_CLASSES

@@ -8,9 +8,13 @@ Layouts, told apart by what the folder holds:
   upstream paths are matched on their last two parts). Classes: ``classes.txt`` (one name
   a line, in index order) if present, else CamVid's 11; the value just past the last
   class (11 in CamVid) is void.
-- **VOC** (PASCAL VOC 2012): ``JPEGImages/*.jpg``, ``SegmentationClass/*.png`` (palette
-  PNGs whose indices are the classes) and ``ImageSets/Segmentation/<split>.txt`` (base
-  names); 21 classes, 255 (the object borders) is void.
+- **VOC** (PASCAL VOC 2012, and what labelling tools such as CVAT export):
+  ``JPEGImages/*.jpg``, ``SegmentationClass/*.png`` and
+  ``ImageSets/Segmentation/<split>.txt`` (base names). Classes: ``labelmap.txt`` (CVAT's
+  ``name:r,g,b:parts:actions`` lines, in index order) if present, else ``classes.txt``,
+  else VOC's 21. Masks are palette or grey PNGs whose values are the class indices, or,
+  with a label map, colour PNGs whose colours are the classes'; 255 (VOC's object
+  borders) is void.
 
 Void pixels are stored as :data:`VOID` (255) whatever the layout, and ignored by the
 loss and the metrics.
@@ -195,7 +199,44 @@ def segmentation_classes(name: str, data_dir: str | os.PathLike | None = None) -
     root = resolve_segmentation_root(name, data_dir)
     if root is None:
         raise TrimkitError(f"{name} is not a segmentation folder (CamVid or VOC format); check the path")
-    return VOC_CLASSES if segmentation_layout(root) == "voc" else _camvid_classes(root)
+    return _voc_labels(root).classes if segmentation_layout(root) == "voc" else _camvid_classes(root)
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """A VOC-layout folder's classes in index order, and their mask colours where known."""
+
+    classes: tuple[str, ...]
+    colours: tuple[tuple[int, int, int], ...] | None = None
+
+
+def _voc_labels(root: Path) -> LabelMap:
+    """``labelmap.txt`` (CVAT), else ``classes.txt``, else VOC's 21 classes."""
+    labelmap = root / "labelmap.txt"
+    if labelmap.is_file():
+        names, colours = [], []
+        for number, line in enumerate(labelmap.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = line.split(":")
+            try:
+                colour = tuple(int(value) for value in parts[1].split(","))
+                if len(colour) != 3 or not all(0 <= value <= 255 for value in colour):
+                    raise ValueError
+            except (IndexError, ValueError):
+                raise TrimkitError(f"{labelmap} line {number}: expected name:r,g,b:parts:actions (as CVAT writes "
+                                   f"it), got {line.strip()!r}") from None
+            names.append(parts[0].strip())
+            colours.append(colour)
+        if not names:
+            raise TrimkitError(f"{labelmap} lists no classes; write one name:r,g,b:: line per class")
+        if len(set(colours)) != len(colours):
+            raise TrimkitError(f"{labelmap} gives two classes the same colour; each class needs its own")
+        return LabelMap(tuple(names), tuple(colours))
+    listing = root / "classes.txt"
+    if listing.is_file():
+        return LabelMap(_camvid_classes(root))
+    return LabelMap(VOC_CLASSES)
 
 
 def load_segmentation(name: str, split: str = "train", data_dir: str | os.PathLike | None = None, *,
@@ -210,12 +251,14 @@ def load_segmentation(name: str, split: str = "train", data_dir: str | os.PathLi
             "listing 'image label' pairs) or a VOC-format folder (JPEGImages/, SegmentationClass/, "
             "ImageSets/Segmentation/<split>.txt); check the path")
     layout = segmentation_layout(root)
+    colours = None
     if layout == "voc":
-        pairs, classes, void_values = _voc_pairs(root, split), VOC_CLASSES, (VOID,)
+        labels = _voc_labels(root)
+        pairs, classes, colours, void_values = _voc_pairs(root, split), labels.classes, labels.colours, (VOID,)
     else:
         pairs, classes = _camvid_pairs(root, split), _camvid_classes(root)
         void_values = (len(classes), VOID)
-    images, masks = _read_pairs(pairs, classes, void_values, image_size)
+    images, masks = _read_pairs(pairs, classes, void_values, image_size, colours)
     return SegmentationDataset(root.name, split, images, masks, classes)
 
 
@@ -290,7 +333,8 @@ def _voc_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
 
 
 def _read_pairs(pairs: list[tuple[Path, Path]], classes: tuple[str, ...], void_values: tuple[int, ...],
-                image_size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+                image_size: tuple[int, int] | None, colours: tuple[tuple[int, int, int], ...] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image, UnidentifiedImageError
 
     lookup = np.full(256, -1, dtype=np.int16)
@@ -301,11 +345,15 @@ def _read_pairs(pairs: list[tuple[Path, Path]], classes: tuple[str, ...], void_v
     for image_path, label_path in pairs:
         try:
             with Image.open(label_path) as label:
-                if label.mode not in ("L", "P"):
-                    raise TrimkitError(f"label {label_path} is a {label.mode} image; a label PNG holds one class "
-                                       "index per pixel (mode L or P), convert colour labels to indices first")
                 original_size = label.size
-                mask_array = np.array(label)
+                if label.mode in ("L", "P"):
+                    mask_array = np.array(label)
+                elif label.mode in ("RGB", "RGBA") and colours is not None:
+                    mask_array = _colour_indices(np.array(label.convert("RGB")), colours, label_path)
+                else:
+                    raise TrimkitError(f"label {label_path} is a {label.mode} image; a label PNG holds one class "
+                                       "index per pixel (mode L or P), or colours a labelmap.txt beside "
+                                       "JPEGImages/ names (as CVAT exports it)")
             with Image.open(image_path) as image:
                 if image.size != original_size:
                     raise TrimkitError(f"image {image_path} is {image.size[0]}x{image.size[1]} but its label "
@@ -339,3 +387,17 @@ def _read_pairs(pairs: list[tuple[Path, Path]], classes: tuple[str, ...], void_v
         masks.append(mask_tensor)
     return torch.stack(images), torch.stack(masks)
 
+
+def _colour_indices(pixels: np.ndarray, colours: tuple[tuple[int, int, int], ...], path: Path) -> np.ndarray:
+    """Class indices of a colour mask, by the label map's colours; a colour it does not
+    list is one line naming the colour and the file."""
+    codes = (pixels[..., 0].astype(np.int32) << 16) | (pixels[..., 1].astype(np.int32) << 8) | pixels[..., 2]
+    known = np.array([(r << 16) | (g << 8) | b for r, g, b in colours], dtype=np.int32)
+    order = np.argsort(known)
+    position = np.clip(np.searchsorted(known[order], codes), 0, len(known) - 1)
+    found = known[order][position] == codes
+    if not found.all():
+        code = int(codes[~found][0])
+        raise TrimkitError(f"label {path} has colour {code >> 16},{(code >> 8) & 255},{code & 255}, which "
+                           "labelmap.txt does not list; add its class to labelmap.txt or fix the mask")
+    return order[position].astype(np.uint8)
