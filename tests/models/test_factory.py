@@ -57,6 +57,9 @@ def test_a_pruned_factory_model_loads_in_a_fresh_process_with_only_the_import(fo
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["MyNet", str(sum(p.numel() for p in pruned.parameters()))]
     elsewhere = fresh_python(f"import trimkit; trimkit.load({str(folder / 'pruned.pt')!r})", folder.parent)
+    assert elsewhere.returncode == 0, elsewhere.stderr  # the recorded source folder is searched too
+    (folder / "mynet.py").rename(folder / "moved.py")
+    elsewhere = fresh_python(f"import trimkit; trimkit.load({str(folder / 'pruned.pt')!r})", folder.parent)
     assert elsewhere.returncode == 1
     last = elsewhere.stderr.strip().splitlines()[-1]
     assert "was made by mynet:MyNet (from" in last and "no module named 'mynet'; run from the folder that holds " \

@@ -31,4 +31,19 @@ def test_unusual_model_prunes_or_freezes_never_breaks(name):
     with torch.no_grad():
         assert shapes(result.model(inputs)) == shapes(model(inputs))
     assert result.macs_after == independent_macs(result.model, inputs)
-    assert (result.macs_after < result.macs_before) == (result.groups_pruned > 0)
+    assert result.macs_after < result.macs_before and result.groups_pruned > 0  # every pattern loses MACs
+
+
+def test_a_group_norm_loses_whole_groups_and_its_number_of_groups():
+    from unusual_models import GroupNormed
+
+    torch.manual_seed(0)
+    model = GroupNormed().eval()
+    inputs = torch.randn(2, 3, 16, 16)
+    result = structured(model, inputs, ratio=0.5, layers="both")
+    norm = result.model.norm_a
+    assert (norm.num_groups, norm.num_channels, result.model.a.out_channels) == (2, 8, 8)
+    removed = result.removed_channels["a"]
+    assert len(removed) == 8 and all(sum(1 for c in removed if c // 4 == g) in (0, 4) for g in range(4))  # whole
+    reason = next(f.reason for f in result.frozen if f.layers == ("b",))
+    assert reason.startswith("norm_b is a GroupNorm with one group")

@@ -158,7 +158,8 @@ def _add_metadata(proto: onnx_format.ModelProto, model: nn.Module) -> None:
               "input_shape": None if shape is None else list(shape),
               "normalization": None if normalization is None else [list(values) for values in normalization]}
     entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(record)
+    entry.key = METADATA_KEY
+    entry.value = json.dumps({key: value for key, value in record.items() if value is not None})
 
 
 def _opset_of(proto: onnx_format.ModelProto) -> int:

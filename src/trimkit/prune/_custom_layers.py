@@ -40,6 +40,34 @@ class ZeroPadShortcutPruner(BasePruningFunc):
         return layer.in_channels
 
 
+class WholeGroupNormPruner(BasePruningFunc):
+    """A group norm loses whole groups (trimkit's selection removes nothing else), and its
+    number of groups with them, so that every group left normalises the same channels."""
+
+    TARGET_MODULES = (nn.GroupNorm,)
+
+    def prune_out_channels(self, layer: nn.GroupNorm, idxs: Sequence[int]) -> nn.Module:
+        per_group = layer.num_channels // layer.num_groups
+        removed = sorted(set(idxs))
+        if len(removed) % per_group:
+            raise ValueError(f"a GroupNorm of {per_group}-channel groups cannot lose {len(removed)} channels")
+        kept = [channel for channel in range(layer.num_channels) if channel not in set(removed)]
+        layer.num_groups -= len(removed) // per_group
+        layer.num_channels = len(kept)
+        if layer.affine:
+            layer.weight = self._prune_parameter_and_grad(layer.weight, kept, 0)
+            layer.bias = self._prune_parameter_and_grad(layer.bias, kept, 0)
+        return layer
+
+    prune_in_channels = prune_out_channels
+
+    def get_out_channels(self, layer: nn.GroupNorm) -> int:
+        return layer.num_channels
+
+    def get_in_channels(self, layer: nn.GroupNorm) -> int:
+        return layer.num_channels
+
+
 class CorrelationPruner(BasePruningFunc):
     """A Siamese tracker's correlation has no weights: the backbone's last layer loses
     the same channels in both branches, and the correlation sums over those left."""
@@ -61,4 +89,5 @@ class CorrelationPruner(BasePruningFunc):
 
 
 def customized_pruners() -> dict[type, BasePruningFunc]:
-    return {ZeroPadShortcut: ZeroPadShortcutPruner(), Correlation: CorrelationPruner()}
+    return {ZeroPadShortcut: ZeroPadShortcutPruner(), Correlation: CorrelationPruner(),
+            nn.GroupNorm: WholeGroupNormPruner()}

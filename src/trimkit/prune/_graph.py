@@ -41,6 +41,15 @@ class Member:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """A removal takes the same offsets from each of ``blocks`` equal blocks (a grouped
+    convolution) and whole ``granule``s of consecutive channels (a group norm's groups)."""
+
+    blocks: int = 1
+    granule: int = 1
+
+
+@dataclass(frozen=True)
 class ChannelGroup:
     name: str
     root: nn.Module
@@ -91,18 +100,33 @@ class ChannelGraph:
             self._full_members[group.name] = self._members(self._tp_group(group, list(range(self.size(group)))))
         return self._full_members[group.name]
 
-    def blocks(self, group: ChannelGroup) -> int:
-        """How many equal blocks the group's channels form for a grouped convolution
-        among its members; a removal must take the same offsets from every block."""
-        blocks = 1
+    def layout(self, group: ChannelGroup) -> Layout:
+        """What a removal from the group must respect: the same offsets from each of the
+        equal blocks a grouped convolution among its members makes, in whole granules of
+        consecutive channels where a group norm normalises them together."""
+        blocks, granule = 1, 1
         for member in self.members(group):
             module = member.module
+            if isinstance(module, nn.GroupNorm):
+                granule = math.lcm(granule, module.num_channels // module.num_groups)
             if not isinstance(module, nn.modules.conv._ConvNd) or module.groups == 1:
                 continue
             depthwise = module.groups == module.in_channels == module.out_channels
             if not depthwise:
                 blocks = math.lcm(blocks, module.groups)
-        return blocks
+        return Layout(blocks, granule)
+
+    def unprunable(self, group: ChannelGroup) -> str | None:
+        """Why no channel of the group can be removed exactly, or None."""
+        for member in self.members(group):
+            module = member.module
+            if isinstance(module, nn.GroupNorm) and module.num_groups == 1:
+                return (f"{member.name} is a GroupNorm with one group: it normalises all {module.num_channels} "
+                        "channels together, so removing any would change what the others become")
+            if isinstance(module, nn.LayerNorm):
+                return (f"{member.name} is a LayerNorm over the channels: it normalises them together, so "
+                        "removing any would change what the others become")
+        return None
 
     def inconsistency(self, group: ChannelGroup) -> str | None:
         """Why Torch-Pruning's view of the group cannot be right, or None.
@@ -186,6 +210,8 @@ def _trace_order(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[li
     at_output = {n for n, t in outputs.items() if n in weight_layers and any(t is f for f in final)}
     if weight_layers and any(_channels(outputs[weight_layers[-1]]) == _channels(f) for f in final):
         at_output.add(weight_layers[-1])  # a classifier before softmax, a conv head before pooling
+    if weight_layers and any(outputs[weight_layers[-1]].numel() == f.numel() for f in final):
+        at_output.add(weight_layers[-1])  # rearranged into the output: a pixel shuffle, a reshape
     return order, sorted(at_output)
 
 

@@ -7,6 +7,8 @@ import math
 
 import torch
 
+from trimkit.prune._graph import Layout
+
 
 def below_threshold(scores: torch.Tensor, threshold: float) -> list[int]:
     """Combine: every channel whose score is below the threshold."""
@@ -41,10 +43,18 @@ def global_cutoff(group_scores: list[torch.Tensor], ratio: float) -> float:
     return float(ordered[count]) if count < flat.numel() else math.inf
 
 
-def enforce_keep_rules(scores: torch.Tensor, removal: list[int], round_to: int | None, blocks: int = 1) -> list[int]:
+_PLAIN = Layout()
+
+
+def enforce_keep_rules(scores: torch.Tensor, removal: list[int], round_to: int | None, layout: Layout = _PLAIN
+                       ) -> list[int]:
     """Keep at least one channel (the best), and a multiple of ``round_to`` channels
     where the group has that many, by sparing the best-scored of the removed ones.
-    With ``blocks`` > 1 the removal is made uniform across blocks first."""
+    With ``layout.blocks`` > 1 the removal is made uniform across blocks first; with a
+    ``layout.granule`` > 1 it takes whole granules."""
+    blocks = layout.blocks
+    if layout.granule > 1:
+        return whole_granules(scores, removal, layout.granule)
     if blocks > 1:
         width = scores.numel() // blocks
         removal = uniform_across_blocks(scores, removal, blocks)
@@ -60,6 +70,19 @@ def enforce_keep_rules(scores: torch.Tensor, removal: list[int], round_to: int |
         return sorted(removal)
     spare = sorted(removal, key=lambda p: (-float(scores[p]), p))[: target - kept]
     return sorted(set(removal) - set(spare))
+
+
+def whole_granules(scores: torch.Tensor, removal: list[int], granule: int) -> list[int]:
+    """Turn a removal into whole aligned granules of ``granule`` consecutive channels (a
+    group norm's groups): as many granules as the removal has channels' worth, lowest mean
+    score first, at least one granule kept."""
+    count = scores.numel() // granule
+    taken = min(round(len(removal) / granule), count - 1)
+    if taken <= 0:
+        return []
+    mean_by_granule = scores[: count * granule].view(count, granule).mean(dim=1)
+    chosen = torch.sort(mean_by_granule, stable=True).indices[:taken].tolist()
+    return sorted(g * granule + offset for g in chosen for offset in range(granule))
 
 
 def uniform_across_blocks(scores: torch.Tensor, removal: list[int], blocks: int) -> list[int]:

@@ -48,7 +48,7 @@ class PruningSession:
         for group in self.graph.groups():
             if not selected(group):
                 continue
-            problem = self.graph.inconsistency(group)
+            problem = self.graph.inconsistency(group) or self.graph.unprunable(group)
             if problem is None:
                 found.append(group)
             else:

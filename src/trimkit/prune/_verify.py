@@ -86,7 +86,7 @@ class MaskedReference:
 
 
 def _channel_dim(module: nn.Module) -> int:
-    return -1 if isinstance(module, nn.Linear) else 1
+    return -1 if isinstance(module, (nn.Linear, nn.LayerNorm)) else 1
 
 
 def _zeroed(tensor: torch.Tensor, channels: set[int], dim: int) -> torch.Tensor:

@@ -90,14 +90,14 @@ def _sweep(session: PruningSession, group, scorer: GroupScorer, evaluate, graph_
            result: SensitivityResult) -> None:
     """Cut one group deeper level by level, measuring each level."""
     scores = scorer.scores(group)
-    blocks = session.graph.blocks(group)
+    layout = session.graph.layout(group)
     members = {m.name for m in session.graph.members(group)}
     fast = SuffixEvaluation(graph_module, evaluate, members) if graph_module is not None else None
     result.metrics[group.name], result.macs[group.name] = {}, {}
     for level in levels:
         count = max(1, round(level * scores.numel()))
         lowest = sorted(torch.sort(scores, stable=True).indices[:count].tolist())
-        target = set(enforce_keep_rules(scores, lowest, None, blocks))
+        target = set(enforce_keep_rules(scores, lowest, None, layout))
         kept = session.root_channels(group)
         delta = [position for position, original in enumerate(kept) if original in target]
         if delta and not session.cut(group, delta):

@@ -110,4 +110,4 @@ class _Plan:
             removal = lowest_fraction(scores, ratio_for(group, self.ratio))
         if not removal:
             return []
-        return enforce_keep_rules(scores, removal, self.round_to, self.scorer.graph.blocks(group))
+        return enforce_keep_rules(scores, removal, self.round_to, self.scorer.graph.layout(group))
