@@ -131,13 +131,62 @@ class PReLUInstanceNorm(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 8).flatten(1))
 
 
+class OptionAShortcuts(nn.Module):
+    """A CIFAR ResNet stage as most published code writes it: the shortcut that doubles
+    the width subsamples and zero-pads the channels with ``F.pad`` in a lambda."""
+
+    class Lambda(nn.Module):
+        def __init__(self, function):
+            super().__init__()
+            self.function = function
+
+        def forward(self, x):
+            return self.function(x)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.a1, self.a2 = nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.shortcut = self.Lambda(lambda x: F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 4, 4)))
+        self.b1, self.b2 = nn.Conv2d(16, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x = F.relu(self.a2(F.relu(self.a1(x))) + self.shortcut(x))
+        x = F.relu(self.b2(F.relu(self.b1(x))) + x)
+        return self.fc(x.mean((2, 3)))
+
+
+class SplitBranches(nn.Module):
+    """Three pieces of one layer's output, by ``split`` with a size taken from its shape:
+    one skipped past the convolutions, one through each, concatenated back in another
+    order."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 18, 3, padding=1)
+        self.b, self.c = nn.Conv2d(6, 6, 3, padding=1), nn.Conv2d(6, 4, 1)
+        self.d = nn.Conv2d(16, 8, 1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.a(x))
+        first, second, third = x.split(x.shape[1] // 3, dim=1)
+        x = torch.cat([F.relu(self.c(third)), first, F.relu(self.b(second))], 1)
+        return self.fc(F.relu(self.d(x)).mean((2, 3)))
+
+
 # name -> (model class, input shape, producers of the groups that must be frozen). A group
 # norm loses whole groups, but one of a single group normalises all its channels together,
 # as a layer norm over the channels does: those cannot be cut exactly. A channel shuffle
-# and a chunk are mapped wrongly by the dependency graph, and verification catches it.
+# into a grouped convolution of as many groups cannot lose a channel without the
+# convolution losing a whole group, which no cut here does.
 UNUSUAL = {
     "channel_shuffle": (ChannelShuffle, (2, 3, 16, 16), {("a",)}),
-    "chunk_concat": (ChunkConcat, (2, 3, 16, 16), {("a", "b")}),
+    "chunk_concat": (ChunkConcat, (2, 3, 16, 16), set()),
+    "split_branches": (SplitBranches, (2, 3, 16, 16), set()),
+    "option_a_pad": (OptionAShortcuts, (2, 3, 16, 16), set()),
     "group_norm": (GroupNormed, (2, 3, 16, 16), {("b",)}),
     "convnext_block": (ConvNeXtBlock, (2, 3, 32, 32), {("stem", "dw", "pw2")}),
     "transposed_conv": (TransposedConv, (2, 3, 16, 16), set()),

@@ -4,7 +4,9 @@ DependencyGraph, and the surgery that removes them.
 A group is named by its first producer in execution order. Producers are the
 convolution and dense layers whose output channels (filters, neurons) make up the
 group; a residual add, a concatenation or a depthwise convolution ties several
-producers into one group. Groups that reach the model's output are never offered.
+producers into one group. Groups that reach the model's output are never offered. A
+group that zero padding widens is rooted at its narrowest producer, so that its channels
+are those on both sides of the pad (the padding channels themselves cannot go).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 
 from trimkit._running import eval_mode, output_tensors
 from trimkit.measure._profile import ExampleInputs, as_input_tuple
+from trimkit.prune import _pads, _splits
 from trimkit.prune._custom_layers import customized_pruners
 
 WEIGHT_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
@@ -71,19 +74,25 @@ class ChannelGraph:
         self._full_members: dict[str, list[Member]] = {}  # valid until the next cut
         with warnings.catch_warnings(), torch.enable_grad():
             warnings.simplefilter("ignore")
-            self.graph = tp.DependencyGraph().build_dependency(
-                model, example_inputs=self.inputs, customized_pruners=customized_pruners(), verbose=False
-            )
+            with _pads.PadRecorder() as pads:
+                self.graph = _splits.with_split_pruner(tp.DependencyGraph()).build_dependency(
+                    model, example_inputs=self.inputs, customized_pruners=customized_pruners(), verbose=False
+                )
+            _splits.describe_splits(self.graph)
+            _pads.describe_pads(self.graph, pads.shapes)
 
     def groups(self) -> list[ChannelGroup]:
         """Every prunable group, ordered by the execution of its first producer."""
         rank = {name: index for index, name in enumerate(self.execution_order)}
         ignored = [self.named(name) for name in self.output_layers]
         found = []
+        _pads.map_pads(self.graph)
         for tp_group in self.graph.get_all_groups(ignored_layers=ignored, root_module_types=WEIGHT_LAYERS):
             root = tp_group[0].dep.target.module
             producers = [m.name for m in self._members(tp_group) if m.is_producer]
             producers.sort(key=lambda name: rank.get(name, len(rank)))
+            if producers and _pads.padded(tp_group):
+                root = self.named(min(producers, key=lambda name: self.graph.get_out_channels(self.named(name))))
             if producers:
                 found.append(ChannelGroup(producers[0], root, tuple(producers)))
         found.sort(key=lambda group: rank.get(group.name, len(rank)))
@@ -114,10 +123,14 @@ class ChannelGraph:
             depthwise = module.groups == module.in_channels == module.out_channels
             if not depthwise:
                 blocks = math.lcm(blocks, module.groups)
+        blocks = math.lcm(blocks, _splits.blocks_of(self._tp_group(group, list(range(self.size(group))))))
         return Layout(blocks, granule)
 
     def unprunable(self, group: ChannelGroup) -> str | None:
         """Why no channel of the group can be removed exactly, or None."""
+        problem = _splits.problem_of(self._tp_group(group, list(range(self.size(group)))))
+        if problem:
+            return problem
         for member in self.members(group):
             module = member.module
             if isinstance(module, nn.GroupNorm) and module.num_groups == 1:
@@ -144,6 +157,10 @@ class ChannelGraph:
                         "trace (such as F.pad on channels) couples these layers")
         return None
 
+    def splits_in(self, group: ChannelGroup) -> list[str]:
+        """The channel splits the group passes through, in words."""
+        return _splits.described(self._tp_group(group, list(range(self.size(group)))))
+
     def forget_members(self) -> None:
         """Drop cached member lists (after modules were changed behind the graph's back)."""
         self._full_members.clear()
@@ -158,6 +175,7 @@ class ChannelGraph:
 
     def _tp_group(self, group: ChannelGroup, positions: list[int]):
         pruner = self.graph.get_pruner_of_module(group.root)
+        _pads.map_pads(self.graph)
         return self.graph.get_pruning_group(group.root, pruner.prune_out_channels, positions)
 
     def _members(self, tp_group) -> list[Member]:
@@ -177,9 +195,18 @@ class PlannedCut:
     tp_group: object
     members: list[Member]
 
+    @property
+    def operations(self) -> list[nn.Module]:
+        """Torch-Pruning's stand-ins the cut edits (concatenations, splits and pads shrink)."""
+        return [item.dep.target.module for item in self.tp_group
+                if isinstance(item.dep.target.module, (tp.ops._SplitOp, tp.ops._ConcatOp))
+                or hasattr(item.dep.target.module, "trimkit_padding")]
+
     def apply(self) -> None:
         self.graph.forget_members()
         self.tp_group.prune(record_history=False)
+        _splits.after_cut(self.tp_group)
+        _pads.after_cut(self.tp_group)
 
 
 def _trace_order(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[list[str], list[str]]:

@@ -72,7 +72,8 @@ class PruningSession:
             self.freeze(group, _surgery_failure(error))
             return False
         members = planned.members
-        backups = {id(m.module): (m.module, copy.deepcopy(m.module)) for m in members}
+        touched = [m.module for m in members] + planned.operations
+        backups = {id(module): (module, copy.deepcopy(module)) for module in touched}
         for key, backup in backups.items():
             self._pristine.setdefault(key, backup)
         masks = self.ledger.masks_after(members)
@@ -92,6 +93,10 @@ class PruningSession:
             return True
         _restore(backups)
         self.graph.forget_members()
+        splits = self.graph.splits_in(group)
+        if splits:
+            reason = (f"it goes through {', '.join(splits)}, whose sizes the model's code may fix (split(6) "
+                      f"rather than chunk(3), or sizes from the tensor's shape); {reason}")
         self.freeze(group, reason)
         return False
 
