@@ -32,6 +32,38 @@ class ChannelShuffle(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
+class ShuffleIntoConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 16, 3, padding=1)
+        self.c = nn.Conv2d(16, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.a(x))
+        n, c, h, w = x.shape
+        x = x.view(n, 4, c // 4, h, w).permute(0, 2, 1, 3, 4).reshape(n, c, h, w)
+        return self.fc(F.relu(self.c(x)).mean((2, 3)))
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNet V2's unit: half the channels skip past a branch, and the two halves
+    are shuffled together before the next layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 16, 3, padding=1)
+        self.b, self.c = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(16, 8, 1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        skip, branch = F.relu(self.a(x)).chunk(2, dim=1)
+        x = torch.cat([skip, F.relu(self.b(branch))], 1)
+        n, c, h, w = x.shape
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        return self.fc(F.relu(self.c(x)).mean((2, 3)))
+
+
 class ChunkConcat(nn.Module):
     def __init__(self):
         super().__init__()
@@ -184,6 +216,8 @@ class SplitBranches(nn.Module):
 # convolution losing a whole group, which no cut here does.
 UNUSUAL = {
     "channel_shuffle": (ChannelShuffle, (2, 3, 16, 16), {("a",)}),
+    "shuffle_into_conv": (ShuffleIntoConv, (2, 3, 16, 16), set()),
+    "shuffle_unit": (ShuffleUnit, (2, 3, 16, 16), {("a",), ("b",)}),
     "chunk_concat": (ChunkConcat, (2, 3, 16, 16), set()),
     "split_branches": (SplitBranches, (2, 3, 16, 16), set()),
     "option_a_pad": (OptionAShortcuts, (2, 3, 16, 16), set()),

@@ -21,7 +21,7 @@ from torch import nn
 
 from trimkit._running import eval_mode, output_tensors
 from trimkit.measure._profile import ExampleInputs, as_input_tuple
-from trimkit.prune import _pads, _splits
+from trimkit.prune import _pads, _shuffles, _splits
 from trimkit.prune._custom_layers import customized_pruners
 
 WEIGHT_LAYERS = (nn.modules.conv._ConvNd, nn.Linear)
@@ -74,19 +74,20 @@ class ChannelGraph:
         self._full_members: dict[str, list[Member]] = {}  # valid until the next cut
         with warnings.catch_warnings(), torch.enable_grad():
             warnings.simplefilter("ignore")
-            with _pads.PadRecorder() as pads:
+            with _pads.PadRecorder() as pads, _shuffles.ShuffleRecorder() as shuffles:
                 self.graph = _splits.with_split_pruner(tp.DependencyGraph()).build_dependency(
                     model, example_inputs=self.inputs, customized_pruners=customized_pruners(), verbose=False
                 )
             _splits.describe_splits(self.graph)
             _pads.describe_pads(self.graph, pads.shapes)
+            _shuffles.describe_shuffles(self.graph, shuffles.groups)
 
     def groups(self) -> list[ChannelGroup]:
         """Every prunable group, ordered by the execution of its first producer."""
         rank = {name: index for index, name in enumerate(self.execution_order)}
         ignored = [self.named(name) for name in self.output_layers]
         found = []
-        _pads.map_pads(self.graph)
+        self._map_moves()
         for tp_group in self.graph.get_all_groups(ignored_layers=ignored, root_module_types=WEIGHT_LAYERS):
             root = tp_group[0].dep.target.module
             producers = [m.name for m in self._members(tp_group) if m.is_producer]
@@ -123,7 +124,8 @@ class ChannelGraph:
             depthwise = module.groups == module.in_channels == module.out_channels
             if not depthwise:
                 blocks = math.lcm(blocks, module.groups)
-        blocks = math.lcm(blocks, _splits.blocks_of(self._tp_group(group, list(range(self.size(group))))))
+        whole = self._tp_group(group, list(range(self.size(group))))
+        blocks = math.lcm(blocks, _splits.blocks_of(whole), _shuffles.blocks_of(whole))
         return Layout(blocks, granule)
 
     def unprunable(self, group: ChannelGroup) -> str | None:
@@ -157,9 +159,10 @@ class ChannelGraph:
                         "trace (such as F.pad on channels) couples these layers")
         return None
 
-    def splits_in(self, group: ChannelGroup) -> list[str]:
-        """The channel splits the group passes through, in words."""
-        return _splits.described(self._tp_group(group, list(range(self.size(group)))))
+    def moves_in(self, group: ChannelGroup) -> list[str]:
+        """The splits and shuffles the group's channels pass through, in words."""
+        whole = self._tp_group(group, list(range(self.size(group))))
+        return _splits.described(whole) + _shuffles.described(whole)
 
     def forget_members(self) -> None:
         """Drop cached member lists (after modules were changed behind the graph's back)."""
@@ -175,8 +178,13 @@ class ChannelGraph:
 
     def _tp_group(self, group: ChannelGroup, positions: list[int]):
         pruner = self.graph.get_pruner_of_module(group.root)
-        _pads.map_pads(self.graph)
+        self._map_moves()
         return self.graph.get_pruning_group(group.root, pruner.prune_out_channels, positions)
+
+    def _map_moves(self) -> None:
+        """Map channels through the pads and shuffles at their current sizes."""
+        _pads.map_pads(self.graph)
+        _shuffles.map_shuffles(self.graph)
 
     def _members(self, tp_group) -> list[Member]:
         members = []
@@ -197,16 +205,18 @@ class PlannedCut:
 
     @property
     def operations(self) -> list[nn.Module]:
-        """Torch-Pruning's stand-ins the cut edits (concatenations, splits and pads shrink)."""
+        """Torch-Pruning's stand-ins the cut edits (concatenations, splits, pads, shuffles)."""
         return [item.dep.target.module for item in self.tp_group
                 if isinstance(item.dep.target.module, (tp.ops._SplitOp, tp.ops._ConcatOp))
-                or hasattr(item.dep.target.module, "trimkit_padding")]
+                or hasattr(item.dep.target.module, "trimkit_padding")
+                or hasattr(item.dep.target.module, "trimkit_shuffle")]
 
     def apply(self) -> None:
         self.graph.forget_members()
         self.tp_group.prune(record_history=False)
         _splits.after_cut(self.tp_group)
         _pads.after_cut(self.tp_group)
+        _shuffles.after_cut(self.tp_group)
 
 
 def _trace_order(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[list[str], list[str]]:

@@ -93,10 +93,10 @@ class PruningSession:
             return True
         _restore(backups)
         self.graph.forget_members()
-        splits = self.graph.splits_in(group)
-        if splits:
-            reason = (f"it goes through {', '.join(splits)}, whose sizes the model's code may fix (split(6) "
-                      f"rather than chunk(3), or sizes from the tensor's shape); {reason}")
+        moves = self.graph.moves_in(group)
+        if moves:
+            reason = f"it goes through {'; '.join(moves)}: {reason}"
+
         self.freeze(group, reason)
         return False
 

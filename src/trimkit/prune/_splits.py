@@ -118,12 +118,14 @@ def blocks_of(tp_group) -> int:
 
 
 def described(tp_group) -> list[str]:
-    """Each split the group passes through, as 'a split of 18 channels into [6, 6, 6]'."""
+    """Each split the group passes through, in words."""
     found = {}
     for item in tp_group:
         pieces = getattr(item.dep.target.module, "trimkit_pieces", None)
         if pieces is not None:
-            found[id(pieces)] = f"a split of {sum(pieces.sizes)} channels into {pieces.sizes}"
+            found[id(pieces)] = (f"a split of {sum(pieces.sizes)} channels into {pieces.sizes}, whose sizes the "
+                                 "model's code may fix (split(6) rather than chunk(2), or sizes from the tensor's "
+                                 "shape)")
     return list(found.values())
 
 
