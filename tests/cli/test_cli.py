@@ -159,6 +159,16 @@ def test_eval_of_pretrained_resnet20_on_cifar10_subset(tmp_path):
     assert 80.5 < record["top1"] < 81.5  # 81.0 on the JPEG copy, as SOURCES.md states
 
 
+def test_prune_to_a_macs_budget_reports_it_and_meets_it(tmp_path):
+    result = run("prune", "resnet20", "--macs", "20000000", "--out", str(tmp_path / "b.pt"), "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    budget = record["budget"]
+    assert budget["met"] and budget["unit"] == "MACs" and budget["budget"] == 20_000_000
+    assert 18_000_000 <= record["macs_after"] == budget["measured"] <= 20_000_000
+    assert "budget 20,000,000 MACs: met:" in result.stderr
+
+
 def test_prune_json_has_the_documented_keys_and_saves_a_loadable_model(tmp_path):
     out = tmp_path / "p.pt"
     result = run("prune", "resnet20", "--ratio", "0.5", "--scope", "global", "--out", str(out), "--json")
@@ -187,7 +197,7 @@ def test_prune_with_data_reports_accuracy_before_and_after(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["prune", "lenet5", "--out", "x.pt"], "--ratio R or --threshold T"),
+    (["prune", "lenet5", "--out", "x.pt"], "--ratio R, --threshold T, or a budget"),
     (["prune", "lenet5", "--ratio", "1.5", "--out", "x.pt"], "--ratio: 1.5 is not in [0, 1)"),
     (["prune", "lenet5", "--ratio", "nan", "--out", "x.pt"], "--ratio: nan is not in [0, 1)"),
     (["prune", "lenet5", "--threshold", "inf", "--out", "x.pt"], "--threshold: inf is not a threshold"),

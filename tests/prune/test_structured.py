@@ -236,7 +236,7 @@ def test_global_scope_ranks_all_layers_together():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({}, "exactly one of threshold=T or ratio=R"),
+    ({}, "exactly one of threshold=T, ratio=R or a target budget"),
     ({"ratio": 0.5, "threshold": 0.5}, "exactly one of"),
     ({"ratio": 1.0}, r"^ratio: 1.0 is not in \[0, 1\)"),
     ({"ratio": -0.1}, r"^ratio: -0.1 is not in \[0, 1\)"),
@@ -244,7 +244,7 @@ def test_global_scope_ranks_all_layers_together():
     ({"ratio": 0.5, "criterion": "l3"}, "^criterion: unknown criterion 'l3'"),
     ({"ratio": 0.5, "layers": "attention"}, "^layers: 'attention': input should be 'conv', 'dense' or 'both'"),
     ({"ratio": 0.5, "scope": "global", "normalize": "rank"}, "use max, mean or none with scope global"),
-    ({"ratio": 0.5, "round_to": 0}, "^round_to: 0: input should be greater than or equal to 1"),
+    ({"ratio": 0.5, "round_to": 0}, "^round_to: 0 is not a channel multiple; give an integer >= 1, or auto"),
 ])
 def test_bad_arguments_are_clear_errors(kwargs, message):
     model, x = _chain()

@@ -50,7 +50,21 @@ def prune_command(
     layers: Annotated[str, typer.Option(help="conv, dense, both, or layer names and globs (a,b.*).")] = "conv",
     scope: Annotated[str, typer.Option(help="layer or global.")] = "layer",
     normalize: Annotated[str | None, typer.Option(help="rank, percentile, max, mean or none.")] = None,
-    round_to: Annotated[int | None, typer.Option(help="Keep channel counts at multiples of K.")] = None,
+    round_to: Annotated[str | None, typer.Option(
+        help="Keep channel counts at multiples of K, or auto: counts the --backend's kernels run fast (the "
+             "default when --backend is given).")] = None,
+    latency_ms: Annotated[float | None, typer.Option(
+        help="Prune to this latency (ms) on --backend at --batch-size, measured.")] = None,
+    speedup: Annotated[float | None, typer.Option(
+        help="Prune to this speed-up over the unpruned model on --backend at --batch-size, measured.")] = None,
+    macs: Annotated[int | None, typer.Option(help="Prune to at most this many MACs per image.")] = None,
+    params: Annotated[int | None, typer.Option(help="Prune to at most this many parameters.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="Runtime of a latency budget or of round_to auto: onnxruntime or openvino.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size a latency budget is measured at.")] = 1,
+    threads: Annotated[int | None, typer.Option(help="Threads a latency budget is measured with.")] = None,
+    latency_table: Annotated[Path | None, typer.Option(
+        help="Latency table file to use and extend (default: a cache keyed by machine and runtime).")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Evaluate (and fine-tune) on this data set.")] = None,
     data_dir: DataDirOption = None,
     finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs after pruning (needs --data).")] = 0,
@@ -78,12 +92,16 @@ def prune_command(
         if sparsity is not None or include is not None or skip is not None:
             raise TrimkitError("--sparsity, --include and --skip go with --unstructured METHOD; for structured "
                                "pruning give --ratio or --threshold")
-        if ratio is None and threshold is None:
-            raise TrimkitError("say how much to prune: --ratio R or --threshold T")
+        target = _target(latency_ms, speedup, macs, params, backend, batch_size, threads, latency_table)
+        if ratio is None and threshold is None and not (target and target.get("budget")):
+            raise TrimkitError("say how much to prune: --ratio R, --threshold T, or a budget (--latency-ms, "
+                               "--speedup, --macs, --params)")
+        if target:
+            target.pop("budget")
         stage = ("prune", stage_options(PruneOptions, criterion=criterion, threshold=threshold,
                                         ratio=parse_ratio(ratio) if ratio is not None else None, scope=scope,
                                         layers=parse_layers(layers), mode=mode, normalize=normalize,
-                                        round_to=round_to))
+                                        round_to=_round_to(round_to), target=target))
     if finetune_epochs and data is None:
         raise TrimkitError("--finetune-epochs needs --data to train on")
     finetune = stage_options(TrainOptions, {"epochs": "--finetune-epochs"}, epochs=finetune_epochs, lr=lr,
@@ -113,6 +131,27 @@ def prune_command(
         print_json(record)
     else:
         _print_tables(subject.label, record, task)
+
+
+def _round_to(value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise TrimkitError(f"--round-to {value!r} is neither a number of channels nor auto") from None
+
+
+def _target(latency_ms, speedup, macs, params, backend, batch_size, threads, table) -> dict[str, Any] | None:
+    """The prune stage's target from the budget options, or None where none is given."""
+    budgets = {"latency_ms": latency_ms, "speedup": speedup, "macs": macs, "params": params}
+    given = {name: value for name, value in budgets.items() if value is not None}
+    if len(given) > 1:
+        raise TrimkitError(f"give one budget, not {' and '.join('--' + n.replace('_', '-') for n in given)}")
+    if not given and backend is None:
+        return None
+    return {**given, "backend": backend or "onnxruntime", "batch_size": batch_size, "threads": threads,
+            "table": str(table) if table is not None else None, "budget": bool(given)}
 
 
 def _scores(job: pipeline.JobResult, task: Any) -> dict[str, float]:

@@ -17,6 +17,7 @@ from trimkit._registry import closest
 from trimkit.errors import TrimkitError
 from trimkit.measure._profile import as_input_tuple
 from trimkit.prune import criteria
+from trimkit.prune._budget import PruneTarget
 from trimkit.prune._graph import WEIGHT_LAYERS, ChannelGroup
 from trimkit.prune._scoring import Calibration
 
@@ -28,7 +29,10 @@ LAYER_KINDS = ("conv", "dense", "both")
 class CutOptions(Options):
     """How one structured cut chooses what to remove (see :func:`trimkit.prune.structured`):
     the criterion (a registered name, or a function of the (H, D) weights), how much
-    (``ratio`` or ``threshold``), over which groups, and how scores are normalised."""
+    (``ratio``, ``threshold``, or a ``target`` budget: latency or speed-up on a runtime,
+    MACs, parameters), over which groups, and how scores are normalised. ``round_to``
+    keeps multiples of a number of channels, or with ``auto`` the counts the target
+    runtime's kernels run fast (the default where ``target`` names a runtime only)."""
 
     criterion: Any = "l1"
     ratio: float | dict[str, float] | None = None
@@ -37,8 +41,9 @@ class CutOptions(Options):
     layers: Literal["conv", "dense", "both"] | list[str] = "conv"
     mode: Literal["static", "progressive"] = "progressive"
     normalize: Literal["rank", "percentile", "max", "mean", "none"] | None = None
-    round_to: int | None = Field(default=None, ge=1)
+    round_to: int | Literal["auto"] | None = None
     ignore: list[str] = Field(default_factory=list)
+    target: PruneTarget | None = None
 
     @field_validator("criterion")
     @classmethod
@@ -61,6 +66,13 @@ class CutOptions(Options):
             raise ValueError("an empty dict prunes nothing; give PATTERN: RATIO pairs or one number")
         return value
 
+    @field_validator("round_to")
+    @classmethod
+    def _round_to_positive(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{value} is not a channel multiple; give an integer >= 1, or auto")
+        return value
+
     @field_validator("threshold")
     @classmethod
     def _threshold_finite(cls, value: float | None) -> float | None:
@@ -79,6 +91,14 @@ class CutOptions(Options):
     def _global_ranking(self) -> CutOptions:
         if self.scope == "global" and isinstance(self.ratio, dict):
             raise ValueError("ratio: scope 'global' ranks all groups together; give one ratio, not a dict")
+        if self.round_to == "auto" and self.target is None:
+            raise ValueError("round_to auto takes its counts from the latency table of a runtime; name it "
+                             "(target: {backend: onnxruntime, batch_size: 1} in a recipe, --backend in a command) "
+                             "or give round_to a number")
+        budget = self.target is not None and self.target.budget_kind is not None
+        if budget and (self.ratio is not None or self.threshold is not None):
+            raise ValueError(f"target {self.target.describe()} says how much to prune; give it or a "
+                             f"{'ratio' if self.ratio is not None else 'threshold'}, not both")
         if self.scope == "global" and self.normalize in ("rank", "percentile"):
             raise ValueError(f"normalize {self.normalize!r} makes every layer's scores uniform, so a global ranking "
                              "would prune every layer alike; use max, mean or none with scope global")
@@ -89,7 +109,19 @@ class CutOptions(Options):
         """``normalize``, or its default: ``mean`` for a global ranking, else ``rank``."""
         if self.normalize is not None:
             return self.normalize
-        return "mean" if self.scope == "global" else "rank"
+        return "mean" if self.scope == "global" or self.budget else "rank"
+
+    @property
+    def budget(self) -> bool:
+        """Whether a target budget, not a ratio or threshold, says how much goes."""
+        return self.target is not None and self.target.budget_kind is not None
+
+    @property
+    def rounding(self) -> int | str | None:
+        """``round_to``, or ``auto`` where a target runtime is named and no budget is."""
+        if self.round_to is None and self.target is not None and not self.budget:
+            return "auto"
+        return self.round_to
 
     def cut_settings(self) -> dict[str, Any]:
         """The fields of the cut (a subclass's own keys left out), as records show them."""

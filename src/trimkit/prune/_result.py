@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from trimkit.measure import Profile, from_profile
+from trimkit.prune._budget import BudgetOutcome
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class PruneResult:
     groups_pruned: int = 0
     verified: bool = True
     seconds: float = 0.0
+    budget: BudgetOutcome | None = None
 
     @property
     def params_before(self) -> int:
@@ -95,6 +97,7 @@ class PruneResult:
             "groups_pruned": self.groups_pruned,
             "verified": self.verified,
             "seconds": self.seconds,
+            "budget": None if self.budget is None else self.budget.to_dict(),
             "measurements": {"before": from_profile(self.before, "before").to_dict(),
                              "after": from_profile(self.after, "after", self.model).to_dict()},
         }

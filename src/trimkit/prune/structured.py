@@ -19,6 +19,7 @@ from torch import nn
 from trimkit.errors import TrimkitError
 from trimkit.measure._profile import ExampleInputs
 from trimkit.prune import criteria
+from trimkit.prune._budget_cut import AutoRounding, cut_to_budget
 from trimkit.prune._graph import ChannelGroup
 from trimkit.prune._options import (CutOptions, check_patterns_match, ignored_names, parse_calibration, ratio_for,
                                     selects)
@@ -37,6 +38,7 @@ def structured(
     calibration: torch.Tensor | tuple | None = None,
     verify: bool = True,
     ignore: Sequence[str | nn.Module] | None = None,
+    progress: bool = False,
     **settings: Any,
 ) -> PruneResult:
     """Remove filters and neurons from a copy of ``model``; the original is untouched.
@@ -56,22 +58,36 @@ def structured(
     groups before it were cut, so shrunken inputs change its scores. A progressive
     global ranking fixes its cut-off score from the static scores.
 
+    ``target`` (a :class:`PruneTarget` or its fields) prunes to a budget instead:
+    ``latency_ms`` or ``speedup`` on a runtime (``backend``, ``batch_size``, ``threads``),
+    ``macs`` or ``params``; channels go across all groups where they cost the least
+    importance per millisecond saved (the runtime's latency table, built and cached on
+    first use), and the result is measured and corrected until it is within the budget
+    (``result.budget`` says what was aimed at, predicted and measured).
+
     The output layer is never pruned; each group keeps at least its best channel and,
-    with ``round_to=k``, a multiple of k channels. Data criteria (``mean_activation``,
+    with ``round_to=k``, a multiple of k channels; with ``round_to="auto"`` (the default
+    when ``target`` names only a runtime) a count its kernels run fast. Data criteria (``mean_activation``,
     ``apoz``, ``taylor``) need ``calibration``: inputs, or (inputs, labels).
     """
     if ignore is not None:
         settings["ignore"] = ignored_names(model, ignore)
     options = CutOptions.of(options, **settings)
-    if (options.threshold is None) == (options.ratio is None):
-        raise TrimkitError("say how much to prune with exactly one of threshold=T or ratio=R")
+    if not options.budget and (options.threshold is None) == (options.ratio is None):
+        raise TrimkitError("say how much to prune with exactly one of threshold=T, ratio=R or a target budget")
     chosen = criteria.get(options.criterion)
     session = PruningSession(model, example_inputs, verify=verify)
     candidates = session.candidates(lambda group: selects(group, options.layers, options.ignore))
     check_patterns_match(list(session.graph.groups()), candidates, options.layers, options.ratio, options.ignore)
     scorer = GroupScorer(session.graph, chosen, options.normalization, parse_calibration(calibration))
-    plan = _Plan(options.threshold, options.ratio, options.scope, options.mode, options.round_to, candidates,
-                 scorer)
+    if options.budget:
+        outcome = cut_to_budget(session, candidates, scorer, options.target, progress)
+        result = session.result()
+        result.budget = outcome
+        return result
+    rounding = AutoRounding(session, candidates, options.target, progress) if options.rounding == "auto" else None
+    plan = _Plan(options.threshold, options.ratio, options.scope, options.mode,
+                 None if rounding else options.rounding, candidates, scorer, rounding)
     for group in candidates:
         removal = plan.removal(group)
         if removal:
@@ -83,9 +99,10 @@ class _Plan:
     """Decides each group's removal: from precomputed scores (static, and global
     rankings) or from scores computed when the group's turn comes (progressive)."""
 
-    def __init__(self, threshold, ratio, scope, mode, round_to, groups: list[ChannelGroup], scorer: GroupScorer):
+    def __init__(self, threshold, ratio, scope, mode, round_to, groups: list[ChannelGroup], scorer: GroupScorer,
+                 rounding: AutoRounding | None = None):
         self.threshold, self.ratio, self.scope, self.mode, self.round_to = threshold, ratio, scope, mode, round_to
-        self.scorer = scorer
+        self.scorer, self.rounding = scorer, rounding
         self.static_scores: dict[str, torch.Tensor] = {}
         self.precomputed: dict[str, list[int]] = {}
         if mode == "static" or scope == "global":
@@ -110,4 +127,6 @@ class _Plan:
             removal = lowest_fraction(scores, ratio_for(group, self.ratio))
         if not removal:
             return []
+        if self.rounding is not None:
+            removal = self.rounding.adjust(group, scores, removal)
         return enforce_keep_rules(scores, removal, self.round_to, self.scorer.graph.layout(group))

@@ -1,6 +1,7 @@
-"""Stage ``prune``: one verified structured cut, by ratio or threshold as given, or as
-chosen by exploration (criterion and threshold from the threshold functions) or by
-sensitivity analysis (per-group ratios within a predicted drop)."""
+"""Stage ``prune``: one verified structured cut, by ratio, threshold or a target budget
+(latency or speed-up on a runtime, MACs, parameters) as given, or as chosen by
+exploration (criterion and threshold from the threshold functions) or by sensitivity
+analysis (per-group ratios within a predicted drop)."""
 
 from __future__ import annotations
 
@@ -45,12 +46,13 @@ class PruneOptions(CalibratedCut):
 
     @model_validator(mode="after")
     def _how_much(self) -> PruneOptions:
-        given = (self.ratio is not None) + (self.threshold is not None)
+        given = (self.ratio is not None) + (self.threshold is not None) + self.budget
         if self.choose is None and given != 1:
-            raise ValueError("say how much to prune: exactly one of ratio or threshold (or choose: explore | "
-                             "sensitivity)")
+            raise ValueError("say how much to prune: exactly one of ratio, threshold or a target budget (or "
+                             "choose: explore | sensitivity)")
         if self.choose is not None and given:
-            raise ValueError(f"choose: {self.choose} sets how much to prune; drop ratio and threshold")
+            raise ValueError(f"choose: {self.choose} sets how much to prune; drop ratio, threshold and the target "
+                             "budget")
         return self
 
 
@@ -66,10 +68,12 @@ def prune_stage(model: nn.Module, ctx: Context, options: PruneOptions) -> nn.Mod
     elif options.choose == "sensitivity":
         chosen = _sensitivity(model, ctx, options, example)
         cut = prune.CutOptions.of(cut, ratio=chosen["ratio"] or {"*": 0.0}, threshold=None, scope="layer")
-    result = prune.structured(model, example, cut,
+    result = prune.structured(model, example, cut, progress=ctx.progress,
                               calibration=_calibration(ctx, options.calibration_samples, cut.criterion))
     ctx.say(f"   {result.groups_pruned} groups cut, each verified against the masked original, "
             f"{len(result.frozen)} frozen; MACs {result.macs_before:,} -> {result.macs_after:,}")
+    if result.budget is not None:
+        ctx.say(f"   {result.budget.summary()}")
     ctx.add(from_profile(result.after, "pruned", result.model), settings=cut.model_dump(mode="json"), chosen=chosen,
             filters_pruned=result.filters_pruned, **result.to_dict())
     return result.model

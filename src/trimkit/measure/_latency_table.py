@@ -1,0 +1,265 @@
+"""Latency lookup tables: each layer shape timed alone on the target, at the channel
+counts pruning may leave (HALP's latency tables, NetAdapt's empirical layer latency).
+
+A table belongs to one machine and one runtime setting (backend and its version,
+precision, batch, threads); it is cached on disk under that key and reused by later runs.
+Its prediction for a pruned model is the sum of its layers' entries (bilinear between
+measured counts) plus a constant measured once on the whole unpruned model: what is not
+a prunable layer (pooling, adds, the runtime's own overhead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from trimkit._atomic import write_text_atomic
+from trimkit._progress import progress_bar
+from trimkit.errors import TrimkitError
+from trimkit.measure._env import available_cpus, cpu_model, isa
+from trimkit.measure._options import RuntimeOptions
+from trimkit.measure._profile import ExampleInputs
+from trimkit.measure._registry import get_backend
+from trimkit.measure._target import ModelTarget
+from trimkit.measure._timing import TimingPlan, time_calls
+from trimkit.measure._unit_onnx import unit_onnx
+from trimkit.measure._units import UnitShape, layer_units
+
+FORMAT = 1
+CHUNK = 12  # sessions open and timed interleaved at once
+TABLE_PLAN = TimingPlan(warmup=3, min_time_s=0.05, min_iters=7, max_iters=2_000, round_s=0.01)
+
+
+def count_step(channels: int) -> int:
+    """Channel counts the table measures for a layer of ``channels``: every 4th up to 32
+    channels, every 8th up to 128, every 16th up to 512, then every 32nd (and the full
+    count), enough to see the vector widths and blocked layouts kernels are written for."""
+    for limit, step in ((32, 4), (128, 8), (512, 16)):
+        if channels <= limit:
+            return step
+    return 32
+
+
+def table_counts(channels: int) -> list[int]:
+    step = count_step(channels)
+    counts = list(range(step, channels, step))
+    return [*counts, channels] if channels not in counts else counts
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """What a table's times hold for: the machine and how the runtime ran."""
+
+    backend: str
+    backend_version: str
+    precision: str
+    batch_size: int
+    threads: int
+    machine: str  # CPU model, its instruction sets, CPUs available
+
+    @classmethod
+    def here(cls, options: RuntimeOptions, batch_size: int) -> TableSettings:
+        backend = get_backend(options.backend)
+        version = ", ".join(f"{k} {v}" for k, v in sorted(backend.versions().items()))
+        threads = options.threads or available_cpus()
+        return cls(options.backend, version, options.precision, batch_size, threads, machine_fingerprint())
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(self.__dict__, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        return (f"{self.backend} ({self.backend_version}), {self.precision}, batch {self.batch_size}, "
+                f"{self.threads} threads, on {self.machine}")
+
+
+def machine_fingerprint() -> str:
+    flags = ",".join(name for name, present in isa().items() if present)
+    return f"{cpu_model()} [{flags}] x{available_cpus()}"
+
+
+@dataclass
+class LatencyTable:
+    """Measured milliseconds per (layer shape, input channels, output channels)."""
+
+    settings: TableSettings
+    points: dict[str, dict[tuple[int, int], float]] = field(default_factory=dict)
+    constant_ms: dict[str, float] = field(default_factory=dict)  # per model: whole minus its layers
+    build_s: float = 0.0
+
+    def layer_ms(self, unit: UnitShape, in_count: int, out_count: int) -> float:
+        """The layer's time at these counts: bilinear between the measured counts."""
+        measured = self.points.get(unit.key)
+        if not measured:
+            raise TrimkitError(f"the latency table has no entry for a layer of shape {unit.key}; build it for "
+                               "this model first")
+        ins = sorted({i for i, _ in measured})
+        outs = sorted({o for _, o in measured})
+        (i0, i1, wi), (o0, o1, wo) = _bracket(ins, in_count), _bracket(outs, out_count)
+        corners = [measured.get(pair) for pair in ((i0, o0), (i0, o1), (i1, o0), (i1, o1))]
+        if any(value is None for value in corners):
+            raise TrimkitError(f"the latency table misses counts near ({in_count}, {out_count}) for {unit.key}")
+        a, b, c, d = corners
+        return (1 - wi) * ((1 - wo) * a + wo * b) + wi * ((1 - wo) * c + wo * d)
+
+    def predict_ms(self, units: Mapping[str, UnitShape], counts: Mapping[str, tuple[int, int]],
+                   model_key: str) -> float:
+        """The whole model's time with layers at ``counts`` (name -> (in, out))."""
+        constant = self.constant_ms.get(model_key)
+        if constant is None:
+            raise TrimkitError("the latency table has no measured constant for this model; build it for the model")
+        return constant + sum(self.layer_ms(unit, *counts[name]) for name, unit in units.items())
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": FORMAT, "settings": self.settings.__dict__, "build_s": self.build_s,
+            "constant_ms": self.constant_ms,
+            "points": {key: [[i, o, ms] for (i, o), ms in sorted(values.items())]
+                       for key, values in self.points.items()},
+        }, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "latency table") -> LatencyTable:
+        try:
+            data = json.loads(text)
+            settings = TableSettings(**data["settings"])
+            points = {key: {(int(i), int(o)): float(ms) for i, o, ms in values}
+                      for key, values in data["points"].items()}
+            return cls(settings, points, {k: float(v) for k, v in data.get("constant_ms", {}).items()},
+                       float(data.get("build_s", 0.0)))
+        except (ValueError, KeyError, TypeError) as error:
+            raise TrimkitError(f"{source} is not a trimkit latency table ({error}); build it again") from None
+
+
+def _bracket(values: list[int], wanted: int) -> tuple[int, int, float]:
+    """The measured counts around ``wanted`` and its weight between them (clamped)."""
+    if wanted <= values[0]:
+        return values[0], values[0], 0.0
+    if wanted >= values[-1]:
+        return values[-1], values[-1], 0.0
+    upper = next(v for v in values if v >= wanted)
+    lower = max(v for v in values if v <= wanted)
+    if upper == lower:
+        return lower, upper, 0.0
+    return lower, upper, (wanted - lower) / (upper - lower)
+
+
+def cache_folder() -> Path:
+    root = os.environ.get("TRIMKIT_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME")
+                                                           or os.path.expanduser("~/.cache"), "trimkit")
+    return Path(root) / "latency"
+
+
+def load_table(path: str | os.PathLike, settings: TableSettings | None = None) -> LatencyTable:
+    """A table from a file; with ``settings``, one that must hold for them."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrimkitError(f"latency table {path} does not exist")
+    table = LatencyTable.from_json(path.read_text(), str(path))
+    if settings is not None and table.settings != settings:
+        differ = [name for name in settings.__dict__ if getattr(settings, name) != getattr(table.settings, name)]
+        raise TrimkitError(f"latency table {path} was measured for {table.settings.describe()}, not for "
+                           f"{settings.describe()} ({', '.join(differ)} differ); build a table here")
+    return table
+
+
+def model_key(model: nn.Module, units: Mapping[str, UnitShape]) -> str:
+    """Names the unpruned model a constant belongs to: its layer shapes, in order."""
+    text = "|".join(f"{name}:{unit.key}" for name, unit in units.items()) + f"|{type(model).__name__}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_table(model: nn.Module, example_inputs: ExampleInputs, options: RuntimeOptions | None = None, *,
+                batch_size: int = 1, counts: Mapping[str, tuple[Iterable[int], Iterable[int]]] | None = None,
+                cache: str | os.PathLike | bool | None = True, table_path: str | os.PathLike | None = None,
+                progress: bool = False, whole_model_ms: Callable[[], float] | None = None
+                ) -> tuple[LatencyTable, dict[str, UnitShape]]:
+    """The latency table of ``model``'s layers on the runtime ``options`` name, and the
+    layers it covers. ``counts`` (layer -> (input counts, output counts)) says which
+    counts to measure; by default every ``table_counts`` of both. Points already in the
+    cache are not measured again; ``cache`` is a folder, True (the default folder,
+    ``$TRIMKIT_CACHE`` or ``~/.cache/trimkit``) or False; ``table_path`` names the file
+    itself (it must hold for this machine and these settings, and is extended)."""
+    import time
+
+    options = RuntimeOptions.of(options)
+    settings = TableSettings.here(options, batch_size)
+    folder = cache_folder() if cache is True else (Path(cache) if cache else None)
+    path = folder / f"{settings.key}.json" if folder is not None else None
+    if table_path is not None:
+        path = Path(table_path)
+        if path.exists():
+            load_table(path, settings)  # one line if it is for another machine or setting
+    table = load_table(path, settings) if path is not None and path.is_file() else LatencyTable(settings)
+    units = layer_units(model, example_inputs)
+    wanted: dict[str, set[tuple[int, int]]] = {}
+    for name, unit in units.items():
+        ins, outs = counts[name] if counts is not None and name in counts else (
+            table_counts(unit.in_channels), table_counts(unit.out_channels))
+        pairs = {(c, c) for c in outs} if unit.depthwise else {(i, o) for i in ins for o in outs}
+        wanted.setdefault(unit.key, set()).update(pairs - set(table.points.get(unit.key, {})))
+    shapes = {unit.key: unit for unit in units.values()}
+    todo = [(shapes[key], pair) for key, pairs in wanted.items() for pair in sorted(pairs)]
+    started = time.perf_counter()
+    if todo:
+        _measure(table, todo, options, batch_size, progress)
+    key = model_key(model, units)
+    if key not in table.constant_ms:
+        whole = whole_model_ms() if whole_model_ms is not None else _whole_model_ms(model, options, batch_size,
+                                                                                   example_inputs)
+        table.constant_ms[key] = whole - sum(table.layer_ms(unit, unit.in_channels, unit.out_channels)
+                                             for unit in units.values())
+    table.build_s = time.perf_counter() - started
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, table.to_json())
+    return table, units
+
+
+def _measure(table: LatencyTable, todo: list[tuple[UnitShape, tuple[int, int]]], options: RuntimeOptions,
+             batch_size: int, progress: bool) -> None:
+    backend = get_backend(options.backend)
+    if backend.model_format != "onnx":
+        raise TrimkitError(f"latency tables are measured on ONNX runtimes; {options.backend} runs PyTorch modules "
+                           "(use onnxruntime or openvino)")
+    threads = options.threads or available_cpus()
+    with tempfile.TemporaryDirectory(prefix="trimkit-table-") as workdir, progress_bar(progress) as bar:
+        task = bar.add_task("latency table", total=len(todo))
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start:start + CHUNK]
+            sessions = []
+            try:
+                for index, (unit, (i, o)) in enumerate(chunk):
+                    path = Path(workdir) / f"{start + index}.onnx"
+                    path.write_bytes(unit_onnx(unit, i, o).SerializeToString())
+                    input_shape = (i, *unit.spatial) if unit.kind == "conv" else (i,)
+                    target = ModelTarget(path.name, (input_shape,), (np.dtype(np.float32),), onnx_path=path)
+                    sessions.append(backend.open(target, batch_size=batch_size, threads=threads,
+                                                 precision=options.precision))
+                samples = time_calls([session.run for session in sessions], TABLE_PLAN)
+            finally:
+                for session in sessions:
+                    session.close()
+            for (unit, pair), times in zip(chunk, samples, strict=True):
+                table.points.setdefault(unit.key, {})[pair] = statistics.median(times) * 1000.0
+            bar.advance(task, len(chunk))
+
+
+def _whole_model_ms(model: nn.Module, options: RuntimeOptions, batch_size: int,
+                    example_inputs: ExampleInputs) -> float:
+    from trimkit.measure._latency import latency
+    from trimkit.measure._profile import as_input_tuple
+
+    shapes = [tuple(t.shape[1:]) for t in as_input_tuple(example_inputs)]
+    timed = options.model_copy(update={"min_time_s": max(options.min_time_s, 0.5)})
+    return latency(model, timed, batch_size=batch_size, input_shapes=shapes).p50_ms

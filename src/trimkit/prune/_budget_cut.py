@@ -1,0 +1,172 @@
+"""The budgeted cut and ``round_to: auto`` on a pruning session (see ``_budget``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from trimkit.measure._latency_table import LatencyTable, build_table, count_step, model_key, table_counts
+from trimkit.measure._units import UnitShape, layer_units
+from trimkit.prune._budget import (BudgetOutcome, BudgetRound, CostModel, PruneTarget, check_reachable,
+                                   greedy_counts, noise_of, removal_for, step_of, unit_shares)
+from trimkit.prune._graph import ChannelGroup
+from trimkit.prune._scoring import GroupScorer
+from trimkit.prune._session import PruningSession
+
+# a count is as fast as a smaller one when its table time is within this of it
+SAME_SPEED = 0.03
+
+
+def runtime_table(session: PruningSession, groups: list[ChannelGroup], target: PruneTarget, progress: bool
+                  ) -> tuple[LatencyTable, dict[str, UnitShape], dict, float]:
+    """The table of the session's model on the target runtime (only the counts pruning
+    these groups can leave), its layers, their group shares, and the constant."""
+    units = layer_units(session.original, session.inputs)
+    shares = unit_shares(session.graph, groups, units)
+    counts = {}
+    for name, unit in units.items():
+        directions = {direction for _group, direction, _share in shares.get(name, ())}
+        counts[name] = (table_counts(unit.in_channels) if "in" in directions else [unit.in_channels],
+                        table_counts(unit.out_channels) if "out" in directions else [unit.out_channels])
+    table, _ = build_table(session.original, session.inputs, target.runtime(), batch_size=target.batch_size,
+                           counts=counts, table_path=target.table, progress=progress)
+    return table, units, shares, table.constant_ms[model_key(session.original, units)]
+
+
+def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: GroupScorer, target: PruneTarget,
+                  progress: bool = False) -> BudgetOutcome:
+    graph = session.graph
+    sizes = {g.name: graph.size(g) for g in groups}
+    layouts = {g.name: graph.layout(g) for g in groups}
+    # a group's scores are its producers' mean; a channel's importance is their sum, as what
+    # it saves is the sum over the layers it spans (a residual channel spans a whole stage)
+    scores = {g.name: scorer.scores(g) * len(g.producers) for g in groups}
+    steps = {g.name: step_of(sizes[g.name], layouts[g.name], count_step(sizes[g.name])) for g in groups}
+    floor = {name: min(sizes[name], max(step, math.ceil((1 - target.max_ratio) * sizes[name])))
+             for name, step in steps.items()}
+    table_text, build_s = None, None
+    if target.on_runtime:
+        table, units, shares, constant = runtime_table(session, groups, target, progress)
+        cost: Callable[[UnitShape, int, int], float] = table.layer_ms
+        unit, table_text, build_s = "ms", table.settings.describe(), table.build_s
+        measure = _latency_of(session, target)
+    else:
+        units = layer_units(session.original, session.inputs)
+        shares = unit_shares(graph, groups, units)
+        kind = target.budget_kind
+        cost = UnitShape.macs if kind == "macs" else UnitShape.params
+        whole = session.before.macs if kind == "macs" else session.before.params
+        constant = whole - sum(cost(u, u.in_channels, u.out_channels) for u in units.values())
+        unit = "MACs" if kind == "macs" else "params"
+        measure = _counted(session, kind)
+    model = CostModel(units, cost, constant, shares, sizes)
+    full = dict(sizes.items())
+    unpruned = model.total(full)
+    budget = {"latency_ms": target.latency_ms, "speedup": unpruned / (target.speedup or 1.0),
+              "macs": target.macs, "params": target.params}[target.budget_kind]
+    check_reachable(unpruned, budget, model.total(floor), unit)
+    initial_frozen = list(session.frozen)
+    aim, rounds, tried = budget, [], []
+    for number in range(target.rounds):
+        kept = greedy_counts(model, groups, scores, steps, aim, floor)
+        if number:
+            session.reset()
+            session.frozen[:] = initial_frozen
+        _cut(session, groups, scores, kept, layouts)
+        measured, noise, reference = measure()
+        rounds.append(BudgetRound(aim, model.total(kept), measured, reference))
+        # a speed-up is over the unpruned model timed beside the cut one: in the table's scale,
+        # the cut one measures measured * unpruned / reference
+        scale = unpruned / reference if target.budget_kind == "speedup" and reference else 1.0
+        tried.append((kept, measured * scale, noise * scale))
+        if measured * scale <= budget + noise * scale and measured * scale >= budget * (1 - target.tolerance):
+            break
+        # the prediction was off by measured / predicted: aim where that puts the measurement at the budget
+        aim = budget * rounds[-1].predicted / max(measured * scale, 1e-12)
+        aim = min(max(aim, model.total(floor)), unpruned * (1 - 1e-6))
+    met = [index for index, (_, measured, noise) in enumerate(tried) if measured <= budget + noise]
+    best = max(met, key=lambda i: tried[i][1]) if met else min(range(len(tried)), key=lambda i: tried[i][1])
+    if best != len(tried) - 1:
+        session.reset()
+        session.frozen[:] = initial_frozen
+        _cut(session, groups, scores, tried[best][0], layouts)
+    chosen = rounds[best]
+    _kept, scaled, scaled_noise = tried[best]
+    scale = scaled / chosen.measured if chosen.measured else 1.0
+    return BudgetOutcome(target.describe(), unit, budget / scale, unpruned, chosen.predicted, chosen.measured,
+                         scaled_noise / scale, scaled <= budget + scaled_noise, rounds, table_text, build_s,
+                         chosen.unpruned_measured)
+
+
+def _cut(session: PruningSession, groups, scores, kept, layouts) -> None:
+    for group in groups:
+        removal = removal_for(scores[group.name], kept[group.name], layouts[group.name])
+        if removal:
+            session.cut(group, removal)
+
+
+def _latency_of(session: PruningSession, target: PruneTarget) -> Callable[[], tuple[float, float, float]]:
+    """Time the cut model and the unpruned one interleaved: p50 and noise of the cut one,
+    p50 of the unpruned one."""
+    from trimkit.measure._latency import latencies
+
+    shapes = [tuple(t.shape[1:]) for t in session.inputs]
+    options = target.runtime().model_copy(update={"min_time_s": 1.0})
+
+    def measure() -> tuple[float, float, float]:
+        cut, unpruned = latencies([session.model, session.original], options, batch_size=target.batch_size,
+                                  input_shapes=shapes)
+        return cut.p50_ms, noise_of(cut.p50_ms, cut.p90_ms), unpruned.p50_ms
+
+    return measure
+
+
+def _counted(session: PruningSession, kind: str) -> Callable[[], tuple[float, float, None]]:
+    from trimkit.measure import profile
+
+    def measure() -> tuple[float, float, None]:
+        counted = profile(session.model, session.inputs)
+        return float(counted.macs if kind == "macs" else counted.params), 0.0, None
+
+    return measure
+
+
+class AutoRounding:
+    """``round_to: auto``: a group keeps a channel count its target's kernels like -- one
+    that every larger count runs slower than (by more than SAME_SPEED); of those, the
+    nearest to what the ratio or threshold chose (the larger on a tie). A count past a
+    vector width or a blocked layout's block is then rounded back to it, and a count
+    below a step in the table up to the largest count that runs as fast."""
+
+    def __init__(self, session: PruningSession, groups: list[ChannelGroup], target: PruneTarget,
+                 progress: bool = False) -> None:
+        table, units, shares, constant = runtime_table(session, groups, target, progress)
+        self.sizes = {g.name: session.graph.size(g) for g in groups}
+        self.model = CostModel(units, table.layer_ms, constant, shares, self.sizes)
+        self.affected: dict[str, list[str]] = {}
+        for name, entries in shares.items():
+            for group, _direction, _share in entries:
+                self.affected.setdefault(group, []).append(name)
+
+    def efficient_counts(self, group: ChannelGroup) -> list[int]:
+        size = self.sizes.get(group.name)
+        units = self.affected.get(group.name)
+        if size is None or not units:
+            return []
+        grid = table_counts(size)
+        costs = {c: sum(self.model.unit_cost(u, {group.name: c}) for u in units) for c in grid}
+        return [c for c in grid if all(costs[d] > costs[c] * (1 + SAME_SPEED) for d in grid if d > c)]
+
+    def keep(self, group: ChannelGroup, kept: int) -> int:
+        counts = self.efficient_counts(group)
+        if not counts or kept >= self.sizes[group.name]:
+            return kept
+        return min(counts, key=lambda c: (abs(c - kept), -c))
+
+    def adjust(self, group: ChannelGroup, scores: torch.Tensor, removal: list[int]) -> list[int]:
+        """The removal with the group's count moved to the nearest efficient count."""
+        kept = self.keep(group, scores.numel() - len(removal))
+        count = scores.numel() - kept
+        return sorted(torch.sort(scores, stable=True).indices[:count].tolist()) if count > 0 else []

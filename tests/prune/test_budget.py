@@ -1,0 +1,149 @@
+"""Pruning to a budget (MACs, parameters, latency on a runtime) and round_to auto. The
+latency ones run on a fake table and a fake clock: a test times nothing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trimkit import models
+from trimkit.errors import TrimkitError
+from trimkit.measure import _latency_table as tables
+from trimkit.measure import profile
+from trimkit.measure._units import UnitShape
+from trimkit.prune import _budget_cut, structured
+from trimkit.prune._budget import PruneTarget
+
+EXAMPLE = torch.randn(2, 3, 32, 32)
+
+
+def resnet20():
+    torch.manual_seed(0)
+    return models.create("resnet20").eval()
+
+
+@pytest.mark.parametrize("kind, budget", [("macs", 20_000_000), ("params", 120_000)])
+def test_a_count_budget_is_met_and_nearly_used(kind, budget):
+    result = structured(resnet20(), EXAMPLE, target={kind: budget})
+    counted = profile(result.model, EXAMPLE[:1])
+    got = counted.macs if kind == "macs" else counted.params
+    assert result.budget.met and result.budget.measured == got
+    assert 0.9 * budget <= got <= budget
+    assert result.verified and not result.frozen
+
+
+def test_no_group_loses_more_than_max_ratio():
+    result = structured(resnet20(), EXAMPLE, target={"macs": 12_000_000, "max_ratio": 0.5})
+    assert all(change.kept >= change.original / 2 for change in result.layers.values())
+    with pytest.raises(TrimkitError, match=r"cannot be reached: with every group cut as far as allowed \(max_ratio\)"):
+        structured(resnet20(), EXAMPLE, target={"macs": 5_000_000, "max_ratio": 0.5})
+
+
+def test_a_budget_above_the_unpruned_model_is_refused():
+    with pytest.raises(TrimkitError, match=r"^the budget 9e\+08 MACs is not below the unpruned model's 4.055e\+07 "
+                                           "MACs; it needs no pruning"):
+        structured(resnet20(), EXAMPLE, target={"macs": 900_000_000})
+
+
+@pytest.mark.parametrize("target, message", [
+    ({"speedup": 0.8}, "speedup 0.8 is not above 1"),
+    ({"speedup": 2, "macs": 5}, "give one budget, not speedup and macs"),
+    ({"speedup": 2, "backend": "tensorrt"}, "unknown backend 'tensorrt'"),
+])
+def test_bad_targets_are_one_line(target, message):
+    with pytest.raises(TrimkitError, match=message):
+        structured(resnet20(), EXAMPLE, target=target)
+
+
+def test_a_budget_and_a_ratio_together_are_refused():
+    with pytest.raises(TrimkitError, match="says how much to prune; give it or a ratio, not both"):
+        structured(resnet20(), EXAMPLE, ratio=0.5, target={"speedup": 2})
+
+
+def blocked_ms(unit: UnitShape, in_count: int, out_count: int) -> float:
+    """A runtime whose kernels work on blocks of 16 channels: 20 channels cost 32."""
+    def blocks(count):
+        return math.ceil(count / 16) * 16
+    return 1e-6 * unit.macs(blocks(in_count), blocks(out_count)) + 0.001
+
+
+@pytest.fixture
+def fake_runtime(monkeypatch):
+    """Tables from blocked_ms, and a measured latency 1.25x what the table predicts, as
+    when the runtime's fusion makes layers cost differently together than alone."""
+    def measure(table, todo, options, batch_size, progress):
+        for unit, (i, o) in todo:
+            table.points.setdefault(unit.key, {})[(i, o)] = blocked_ms(unit, i, o)
+
+    monkeypatch.setattr(tables, "_measure", measure)
+    monkeypatch.setattr(tables, "cache_folder", lambda: None)
+
+    def whole_model_ms(model, options, batch_size, example_inputs):
+        return 1.25 * _predicted(model)
+
+    monkeypatch.setattr(tables, "_whole_model_ms", whole_model_ms)
+
+    clock = {"slowdown": 1.0}  # the machine when the cut is timed, against when the table was built
+
+    def latency_of(session, target):
+        def measure():
+            slow = 1.25 * clock["slowdown"]
+            return slow * _predicted(session.model), 0.0, slow * _predicted(session.original)
+        return measure
+
+    monkeypatch.setattr(_budget_cut, "_latency_of", latency_of)
+    return clock
+
+
+def _predicted(model) -> float:
+    from trimkit.measure._units import layer_units
+
+    return sum(blocked_ms(u, u.in_channels, u.out_channels) for u in layer_units(model, EXAMPLE).values())
+
+
+@pytest.mark.parametrize("slowdown", [1.0, 2.0])
+def test_a_speedup_is_met_after_the_prediction_is_corrected(fake_runtime, tmp_path, slowdown):
+    """A speed-up is over the unpruned model timed beside the cut one, so a machine slower
+    than when the table was built changes the milliseconds and not the cut."""
+    fake_runtime["slowdown"] = slowdown
+    target = {"speedup": 1.5, "batch_size": 8, "table": str(tmp_path / "t.json")}
+    result = structured(resnet20(), EXAMPLE, target=target)
+    outcome = result.budget
+    assert outcome.unit == "ms" and outcome.met and outcome.verdict == "met"
+    assert outcome.budget == pytest.approx(outcome.unpruned_measured / 1.5)
+    assert outcome.unpruned_measured == pytest.approx(slowdown * outcome.unpruned)
+    assert 1.5 <= outcome.unpruned_measured / outcome.measured <= 1.5 / 0.9
+    # the table's constant is taken for the whole model, so the first cut runs faster than predicted:
+    # too far below the budget, it is corrected
+    assert len(outcome.rounds) >= 2 and outcome.rounds[0].measured < 0.9 * outcome.budget
+    assert (tmp_path / "t.json").is_file() and "onnxruntime" in outcome.table
+    assert f"budget 1.5x faster on onnxruntime, batch 8 = {outcome.budget:.4g} ms: met: measured" in outcome.summary()
+
+
+def test_a_latency_budget_in_ms_is_met(fake_runtime, tmp_path):
+    unpruned = 1.25 * _predicted(resnet20())
+    result = structured(resnet20(), EXAMPLE, target={"latency_ms": unpruned / 1.4, "batch_size": 8})
+    outcome = result.budget
+    assert outcome.met and outcome.budget == unpruned / 1.4
+    assert 0.9 * outcome.budget <= outcome.measured <= outcome.budget
+
+
+def test_round_to_auto_keeps_the_counts_the_kernels_like(fake_runtime):
+    result = structured(resnet20(), EXAMPLE, ratio=0.4, target={"backend": "onnxruntime", "batch_size": 8})
+    kept = {name: change.kept for name, change in result.layers.items() if name != "linear"}
+    # 40 % of 16, 32, 64 leaves 10, 20, 39 (38.4 up); blocks of 16 make 16, 16, 32 and 48 the fast counts
+    assert set(kept.values()) <= {16, 32, 48}
+    plain = structured(resnet20(), EXAMPLE, ratio=0.4)
+    assert {change.kept for change in plain.layers.values()} >= {10, 20}
+
+
+def test_round_to_auto_needs_a_runtime():
+    with pytest.raises(TrimkitError, match="round_to auto takes its counts from the latency table of a runtime"):
+        structured(resnet20(), EXAMPLE, ratio=0.5, round_to="auto")
+
+
+def test_prune_target_describes_itself():
+    assert PruneTarget(speedup=2, backend="openvino", batch_size=32).describe() == "2x faster on openvino, batch 32"
+    assert PruneTarget(latency_ms=4).describe() == "4 ms on onnxruntime, batch 1"
