@@ -30,11 +30,19 @@ class NoProgress:
         pass
 
 
+class StatsProgress(Progress):
+    """A rich Progress whose tasks always have the ``stats`` field its columns show."""
+
+    def add_task(self, *args, **fields) -> int:
+        fields.setdefault("stats", "")
+        return super().add_task(*args, **fields)
+
+
 def progress_bar(enabled: bool) -> Progress | NoProgress:
     """A transient bar with a count, free-form ``stats`` and the time left."""
     if not enabled:
         return NoProgress()
-    return Progress(
+    return StatsProgress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
         TimeRemainingColumn(), console=Console(stderr=True), transient=True,
     )
