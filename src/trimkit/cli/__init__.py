@@ -45,6 +45,9 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("_bench", "bench_command",
                       "Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime "
                       "backend."),
+    "deploy": Command("_deploy", "deploy_command",
+                      "Choose the fastest runtime, precision and threads that keep the metric, by measurement; write "
+                      "the deployment."),
     "bench-worker": Command("_bench_worker", "bench_worker_command",
                       "Measure the ONNX files producers queue for this device, one at a time, until Ctrl-C "
                       "or SIGTERM."),
