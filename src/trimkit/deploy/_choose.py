@@ -89,7 +89,7 @@ def choose(model: ModelOrPath, data: Any = None, options: DeployOptions | None =
     if out is not None:
         check_deployment_output(Path(out))
     plan = _plan(options, task)
-    say(f"{len(plan.candidates)} candidates: {_summary(plan.candidates)}")
+    say(f"{plural(len(plan.candidates), 'candidate')}: {_summary(plan.candidates)}")
     for note in plan.notes:
         say(f"note: {note}")
     work_parent = Path(out).resolve().parent if out is not None else None
@@ -177,6 +177,10 @@ def _summary(candidates: tuple[Candidate, ...]) -> str:
     return f"{', '.join(kinds)}; threads {', '.join(map(str, threads))}"
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _fp32_file(model: ModelOrPath, folder: Path, shapes: list[tuple[int, ...]]) -> Path:
     """``model`` as an fp32 ONNX file in ``folder``: exported (parity checked) from a
     module or ``.pt`` file, copied from an ``.onnx`` file."""
@@ -194,7 +198,7 @@ def _build(fp32: Path, plan: CandidatePlan, task: Task, work: Path, options: Dep
     names = [name for name in needed_files(plan.candidates) if name != "fp32.onnx"]
     if not names:
         return {"fp32.onnx": fp32}
-    say(f"making {len(names)} files: {', '.join(names)}")
+    say(f"making {plural(len(names), 'file')}: {', '.join(names)}")
     step = bar.add_task("deploy: making files", total=len(names), stats="")
     files = build_files(fp32, names, task, work, calibration_samples=options.calibration_samples,
                         on_file=lambda name: bar.update(step, advance=1, stats=name))
@@ -211,7 +215,8 @@ def _score_all(plan: CandidatePlan, files: dict[str, Path | str], task: Task, sp
     if base_file is not None:
         jobs.append((BASELINE_KEY, base_file))
     threads = max(c.threads for c in plan.candidates)
-    say(f"scoring {len(jobs)} runtime and file pairs on {task.size(split):,} {split} samples")
+    say(f"scoring {plural(len(jobs), 'file')} in their runtime and precision on {task.size(split):,} {split} "
+        "samples")
     step = bar.add_task("deploy: scoring", total=len(jobs), stats="")
     scores: dict[tuple[str, str, str], tuple[float, str] | str] = {}
     for key, file in jobs:

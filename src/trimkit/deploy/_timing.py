@@ -40,7 +40,7 @@ def time_locally(plan: CandidatePlan, files: dict[str, Path | str], fp32: Path, 
     runs = [measure.TimedRun(measure.resolve_target(file, file.parent, need_onnx=True, label=label),
                              measure.get_backend(c.runtime), c.threads, c.runtime_precision)
             for label, file, c in runnable]
-    say(f"timing {len(runs)} runs interleaved at batch {options.batch_size}, at least "
+    say(f"timing {len(runs)} run{'' if len(runs) == 1 else 's'} interleaved at batch {options.batch_size}, at least "
         f"{options.min_time_s:g} s each (about {len(runs) * options.min_time_s:.0f} s)")
     step = bar.add_task("deploy: timing, interleaved", total=100, stats="")
     failures: dict[int, str] = {}
