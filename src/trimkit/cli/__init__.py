@@ -38,7 +38,8 @@ COMMANDS: dict[str, Command] = {
     "track": Command("_track", "track_command",
                       "Track the target of a sequence from its first box; print or write one box per frame."),
     "demo": Command("_demo", "demo_command",
-                      "Train a VGG on embedded MNIST; explore, prune, fine-tune, export, quantise; measure."),
+                      "Train a VGG on embedded MNIST; prune, fine-tune, export; deploy the fastest that keeps "
+                      "top-1, measured."),
     "export": Command("_export", "export_command",
                       "Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is "
                       "written."),

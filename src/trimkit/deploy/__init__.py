@@ -34,6 +34,7 @@ _NAMES = {
     "row_record": "trimkit.deploy._manifest",
     "DEFAULT_MAX_DROP": "trimkit.deploy._options",
     "TABLE_HEAD": "trimkit.deploy._summary",
+    "computes_in": "trimkit.deploy._summary",
     "speed": "trimkit.deploy._summary",
     "summary_lines": "trimkit.deploy._summary",
     "table_rows": "trimkit.deploy._summary",

@@ -17,13 +17,21 @@ def speed(ratio: float) -> str:
     return f"{ratio:.2f}x faster" if ratio >= 1 else f"{1 / ratio:.2f}x slower"
 
 
+def computes_in(precision: str, reported: str | None) -> str:
+    """What a candidate computes in: the precision the runtime reports for float layers,
+    and for INT8 that the quantised layers run in int8 beside them."""
+    reported = reported or "?"
+    return f"int8 + {reported}" if precision == "int8" else reported
+
+
 def summary_lines(found: Deployment) -> list[str]:
     """What was chosen, its speed against ONNX Runtime fp32 of the same model and against
     the baseline (if one was timed), and the metric's change."""
     decision = found.decision
     chosen = decision.chosen
     latency = chosen.outcome.latency
-    lines = [f"chosen: {chosen.candidate.label} (computes in {latency.precision}), p50 {latency.latency_ms:.3f} ms at "
+    computes = computes_in(chosen.candidate.precision, latency.precision)
+    lines = [f"chosen: {chosen.candidate.label} (computes in {computes}), p50 {latency.latency_ms:.3f} ms at "
              f"batch {latency.batch_size}, {figure(decision.metric, chosen.outcome.metric)} (drop "
              f"{chosen.drop:+.2f} points against ONNX Runtime fp32; {decision.max_drop:g} allowed)"]
     if chosen.speedup is not None:
@@ -55,7 +63,7 @@ def table_rows(decision: Decision) -> list[tuple[str, ...]]:
     for row in decision.rows:
         latency = row.outcome.latency
         cells = (("* " if row.chosen else "") + row.candidate.label,
-                 "-" if latency is None else latency.precision,
+                 "-" if latency is None else computes_in(row.candidate.precision, latency.precision),
                  "-" if latency is None else f"{latency.latency_ms:.3f}",
                  "-" if latency is None else f"{latency.p90_ms:.3f}",
                  "-" if latency is None else f"{latency.throughput:,.0f}",

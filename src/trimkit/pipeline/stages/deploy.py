@@ -38,8 +38,9 @@ def deploy_stage(model: nn.Module, ctx: Context, options: DeployStageOptions) ->
     scored = manifest["metric"]
     metric = Metric(scored["name"], chosen.outcome.metric, scored["split"], scored["samples"],
                     chosen.candidate.precision, chosen.candidate.runtime, scored["data"])
+    machine = {key: value for key, value in manifest["machine"].items() if key not in ("flags", "device")}
     ctx.add(Measurement("deployment", metrics=[metric], latency=[chosen.outcome.latency]),
-            deployment=deployment_details(found))
+            deployment=deployment_details(found), environment={**machine, "threads": chosen.candidate.threads})
     ctx.artifacts["deployment"] = str(out)
     for line in [*deploy.text_table(found.decision), *deploy.summary_lines(found)]:
         ctx.say(f"   {line}")
