@@ -75,13 +75,15 @@ class Deployment:
 
 def choose(model: ModelOrPath, data: Any = None, options: DeployOptions | None = None, *, task: Task | None = None,
            out: str | os.PathLike | None = None, baseline: ModelOrPath | None = None, baseline_label: str = "baseline",
-           progress: bool = False, say: Callable[[str], None] | None = None, **settings: Any) -> Deployment:
+           keep_files: str | os.PathLike | None = None, progress: bool = False,
+           say: Callable[[str], None] | None = None, **settings: Any) -> Deployment:
     """Choose how to deploy ``model`` (a module, a trimkit ``.pt`` or an fp32 ``.onnx``
     file) by measurement, scored on ``data`` (a data set) or ``task`` (its evaluation
     split; calibration from its training split). ``options``: a :class:`DeployOptions`,
     or its fields as keywords. With ``out``, the deployment folder is written there.
     With ``baseline`` (a model), the user's starting point is timed beside the candidates
-    on ONNX Runtime fp32 and the speed-up over it reported. Raises :class:`TrimkitError`
+    on ONNX Runtime fp32 and the speed-up over it reported. ``keep_files`` names a folder
+    to keep every candidate's file in (``fp32.onnx``, ``int8-*.onnx``, ``*.xml``). Raises :class:`TrimkitError`
     when no candidate keeps the metric within ``max_drop`` (naming the closest)."""
     options = DeployOptions.of(options, **settings)
     say = say or (lambda text: None)
@@ -120,11 +122,22 @@ def choose(model: ModelOrPath, data: Any = None, options: DeployOptions | None =
             runtime_settings=_runtime_settings(decision.chosen.candidate), notes=list(plan.notes),
             baseline=None if compared is None else compared.to_dict(), device=options.device_name)
         written = write_deployment(out, chosen_file, manifest) if out is not None else None
+        if keep_files is not None:
+            _keep(files, Path(keep_files))
     return Deployment(decision, manifest, written, plan.notes, compared)
 
 
 REFERENCE_KEY = ("onnxruntime", "fp32.onnx", "fp32")
 BASELINE_KEY = ("onnxruntime", "baseline", "fp32")
+
+
+def _keep(files: dict[str, Path | str], folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files.values():
+        if isinstance(path, Path):
+            shutil.copyfile(path, folder / path.name)
+            if path.suffix == ".xml":
+                shutil.copyfile(path.with_suffix(".bin"), folder / path.with_suffix(".bin").name)
 
 
 def _scoring_task(data: Any, task: Task | None, samples: int | None) -> tuple[Task, str]:

@@ -42,8 +42,8 @@ def summary_lines(found: Deployment) -> list[str]:
         base = found.baseline
         lines.append(f"against {base.label} (ONNX Runtime fp32, {_threads(base.latency.threads)}, p50 "
                      f"{base.latency.latency_ms:.3f} ms): {speed(base.speedup)}; "
-                     f"{figure(decision.metric, base.metric)} -> {chosen.outcome.metric:.2f} ({base.change:+.2f} "
-                     "points)")
+                     f"{figure(decision.metric, base.metric)} -> {figure(decision.metric, chosen.outcome.metric)} "
+                     f"({base.change:+.2f} points)")
     return lines
 
 
