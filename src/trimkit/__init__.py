@@ -14,8 +14,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-SUBPACKAGES = ("data", "distill", "export", "measure", "models", "pipeline", "prune", "quant", "record", "report",
-               "runs", "search", "tasks", "tracking", "train")
+SUBPACKAGES = ("data", "deploy", "distill", "export", "measure", "models", "pipeline", "prune", "quant", "record",
+               "report", "runs", "search", "tasks", "tracking", "train")
 _MODEL_FILE_API = dict.fromkeys(("load", "load_weights", "read_header", "save"), "trimkit._model_file")
 
 __getattr__, __dir__, _lazy_names = attach(__name__, SUBPACKAGES, _MODEL_FILE_API)

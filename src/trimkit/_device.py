@@ -4,27 +4,16 @@ autocast where the CPU has native bf16 instructions (AVX512-BF16 or AMX)."""
 from __future__ import annotations
 
 import contextlib
-import functools
-from pathlib import Path
 from typing import ContextManager
 
 import torch
 
+from trimkit._cpu import cpu_flags
 from trimkit.errors import TrimkitError
 
+__all__ = ["autocast", "cpu_flags", "cpu_has_native_bf16", "resolve_device", "resolve_precision"]
+
 PRECISIONS = ("auto", "bf16", "fp32")
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags Linux reports (empty elsewhere)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return frozenset()
-    for line in cpuinfo.read_text().splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
 
 
 def cpu_has_native_bf16() -> bool:

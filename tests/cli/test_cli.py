@@ -88,28 +88,30 @@ def test_weights_of_another_zoo_model_are_refused(tmp_path):
     assert result.exit_code == 2 and "holds a lenet5 model, not vgg_c" in result.stderr
 
 
-def test_demo_prunes_quantises_and_measures_on_two_runtimes(tmp_path):
+def test_demo_prunes_then_deploys_what_measures_fastest(tmp_path):
     out = tmp_path / "demo"
     result = run("demo", "--epochs", "2", "--finetune-epochs", "1", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     stages = [r["stage"] for r in record["records"]]
-    assert stages == ["input", "train", "prune", "finetune", "export", "quantize", "compare", "compare", "final"]
-    on_ort, on_openvino = (record["records"][i]["details"]["comparisons"] for i in (6, 7))
-    assert [c["models"][0]["latency"]["batch_size"] for c in on_ort] == [1, 32]
-    assert {c["models"][0]["latency"]["backend"] for c in on_openvino} == {"openvino"}
-    baseline, pruned, int8 = on_ort[0]["models"]
-    assert [m["label"] for m in (baseline, pruned, int8)] == ["baseline", "pruned + fine-tuned", "pruned + INT8"]
-    assert baseline["params"] == 238_042 and baseline["macs"] == 8_444_480
-    assert pruned["macs"] < baseline["macs"] / 3 and pruned["params"] < baseline["params"]
-    assert int8["size_bytes"] < pruned["size_bytes"] < baseline["size_bytes"]
-    baseline_top1 = next(m["value"] for m in baseline["measurement"]["metrics"] if m["name"] == "top1")
-    assert baseline["metric"] == "top1" and baseline_top1 > 80
-    assert all(m["latency"]["p50_ms"] > 0 for m in (baseline, pruned, int8))
+    assert stages == ["input", "train", "prune", "finetune", "export", "deploy", "final"]
+    trained, pruned, deployed = (record["records"][i]["measurement"] for i in (1, 3, 5))
+    assert trained["params"] == 238_042 and trained["macs"] == 8_444_480
+    assert pruned["macs"] < trained["macs"] / 3 and pruned["params"] < trained["params"]
+    found = record["records"][5]["details"]["deployment"]
+    assert found["batch_size"] == 32 and found["metric"]["name"] == "top1"
+    labels = {row["label"] for row in found["candidates"]}
+    assert {"onnxruntime fp32, 2 threads", "onnxruntime int8 qdq-u8s8, 2 threads", "openvino fp32, 2 threads",
+            "openvino int8 nncf, 2 threads"} <= labels
+    chosen, base, reference = found["chosen"], found["baseline"], found["onnxruntime_fp32"]
+    assert chosen["drop"] <= 0.5 and chosen["p50_ms"] <= reference["p50_ms"]  # ONNX Runtime fp32 is a candidate
+    assert base["label"] == "trained" and base["metric"] > 80
+    assert base["speedup"] == pytest.approx(base["p50_ms"] / chosen["p50_ms"])
+    assert deployed["latency"][0]["latency_ms"] == chosen["p50_ms"]
     layers = record["records"][2]["details"]["layers"]
     assert all(change["kept"] % 8 == 0 for name, change in layers.items() if name.startswith("features"))
     for name in ("recipe.yaml", "log.jsonl", "model.pt", "model.onnx", "original.pt", "report.html",
-                 "stages/00-train/model.pt", "stages/04-quantize/model.int8.onnx"):
+                 "stages/00-train/model.pt", "stages/04-deploy/deployment/manifest.json"):
         assert (out / name).exists(), name
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
@@ -135,20 +137,35 @@ def test_the_demo_replaces_an_earlier_demo_run_and_nothing_else(tmp_path):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
-def test_the_demo_says_where_the_speed_came_from():
+def test_the_demo_says_where_the_speed_came_from_as_measured():
     from trimkit.cli._demo import where_the_speed_came_from
     from trimkit.record import Measurement
     from trimkit.runs import RunLog, StageRecord
 
-    def row(macs, p50):
-        return {"macs": macs, "latency": {"backend": "openvino", "batch_size": 32, "p50_ms": p50}}
+    def deployment(base_ms, reference_ms, chosen_ms):
+        chosen = {"label": "openvino int8 nncf, 2 threads", "precision": "int8", "precision_reported": "fp32",
+                  "p50_ms": chosen_ms, "metric": 95.0}
+        return {"deployment": {"batch_size": 32, "metric": {"name": "top1"}, "chosen": chosen,
+                               "onnxruntime_fp32": {"p50_ms": reference_ms, "threads": 2},
+                               "baseline": {"p50_ms": base_ms, "speedup": base_ms / chosen_ms, "metric": 95.7,
+                                            "change": -0.7}}}
 
     log = RunLog()
-    log.append(StageRecord("compare", 5, 1.0, Measurement("x"),
-                           {"comparisons": [{"models": [row(400, 4.0), row(100, 2.0), row(None, 2.5)]}]}))
-    (line,) = where_the_speed_came_from(log)
-    assert "cut the MACs 4.0x" in line and "2.00x faster;" in line and "1.25x slower" in line
-    assert "(1.60x faster in all)" in line
+    log.append(StageRecord("train", 0, 1.0, Measurement("trained", macs=400), {}))
+    log.append(StageRecord("deploy", 4, 1.0, Measurement("x", macs=100), deployment(8.0, 2.0, 0.5)))
+    pruning, chosen, in_all = where_the_speed_came_from(log)
+    assert pruning == ("[bold]pruning[/] (4.0x fewer MACs): ONNX Runtime fp32, batch 32, 2 threads: 8.000 -> 2.000 "
+                       "ms, 4.00x faster")
+    assert chosen == ("[bold]deployment[/] chosen by measurement: openvino int8 nncf, 2 threads (computes in int8 + "
+                      "fp32): 2.000 -> 0.500 ms, 4.00x faster than the pruned model on ONNX Runtime fp32")
+    assert in_all.startswith("[bold]in all[/]: 16.00x faster than the starting point (the unpruned fp32 model on "
+                             "ONNX Runtime; 4.00 x 4.00, all timed in one interleaved run); top-1 95.70 % -> 95.00 % "
+                             "(-0.70 points)")
+    slower = RunLog()
+    slower.append(StageRecord("deploy", 4, 1.0, Measurement("x"), deployment(2.0, 2.5, 2.5)))
+    pruning, chosen, in_all = where_the_speed_came_from(slower)
+    assert pruning.endswith("2.000 -> 2.500 ms, 1.25x slower") and "1.25x slower than the starting point" in in_all
+    assert "faster" not in pruning and "faster" not in in_all
 
 
 @requires_shared_data("cifar10.npz", "pretrained/resnet20-12fca82f.th")

@@ -15,12 +15,12 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / "trimkit"
 #: bottom to top; a part of trimkit is its package (``prune``) or root module (``_masks``)
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "_registry", "_options", "_lazy", "_urls", "_atomic", "_outputs", "_device", "_threads", "_progress",
-     "_running", "_inputs"),
+     "_running", "_inputs", "_cpu"),
     ("record", "_masks", "_shape_edits", "_sparse_size", "_sections", "_model_file", "models", "data", "trimkit"),
     ("tracking", "runs"),
     ("tasks",),
     ("train", "export", "measure"),
-    ("prune", "quant", "distill"),
+    ("prune", "quant", "distill", "deploy"),
     ("pipeline", "report"),
     ("search",),
     ("cli",),

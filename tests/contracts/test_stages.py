@@ -26,6 +26,8 @@ EXAMPLES = {
     "measure": {"min_time_s": 0.02, "min_iters": 2, "warmup": 1, "runtime_metric": False},
     "compare": {"min_time_s": 0.02, "min_iters": 2, "warmup": 1, "metric_at_batch": None},
     "track": {"frames": 3},
+    "deploy": {"backends": ["onnxruntime"], "precisions": ["fp32"], "threads": [1], "min_time_s": 0.02,
+               "min_iters": 2, "warmup": 1},
 }
 
 

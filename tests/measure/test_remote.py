@@ -11,7 +11,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from bench_workers import ThreadWorker
 from trimkit import export, models
 from trimkit._urls import hide_password
 from trimkit.cli import app
@@ -40,31 +40,6 @@ def lenet_onnx(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("bench-queue") / "lenet5.onnx"
     export.onnx(models.create("lenet5"), torch.randn(2, 1, 28, 28), path)
     return path
-
-
-class ThreadWorker:
-    """``bq.serve`` (what ``trimkit bench-worker`` runs) in a thread of the test process."""
-
-    def __init__(self, url: str, device: str, backend: str = "onnxruntime", heartbeat_s: float = 5.0) -> None:
-        self.events: list[bq.WorkerEvent] = []
-        self.stop = threading.Event()
-        ready = threading.Event()
-
-        def on_event(event: bq.WorkerEvent) -> None:
-            self.events.append(event)
-            if event.kind == "ready":
-                ready.set()
-
-        self.thread = threading.Thread(target=bq.serve, args=(url,), daemon=True, kwargs=dict(
-            device_name=device, backend=backend, threads=1, heartbeat_s=heartbeat_s, on_event=on_event,
-            stop=self.stop))
-        self.thread.start()
-        assert ready.wait(60), "the worker did not start"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
 
 
 def test_a_job_survives_its_encoding_byte_for_byte():

@@ -52,6 +52,20 @@ CHOSEN = {
         {"stage": "measure", "min_time_s": 0.05, "runtime_metric": False, "per_layer": True},
     ],
 }
+DEPLOYED = {
+    "name": "report-deployed",
+    "model": {"name": "lenet5"},
+    "task": TASK,
+    "seed": 3,
+    "export": False,
+    "stages": [
+        {"stage": "train", "epochs": 1, "save_as": "trained", **TRAIN},
+        {"stage": "prune", "ratio": 0.5, "layers": "both"},
+        {"stage": "deploy", "baseline": "trained", "backends": ["onnxruntime"], "precisions": ["fp32", "int8"],
+         "int8_recipes": ["qdq-u8s8"], "threads": [1], "batch_size": 8, "min_time_s": 0.05, "samples": 100,
+         "calibration_samples": 32},
+    ],
+}
 QAT = {
     "name": "report-qat",
     "model": {"name": "lenet5"},
@@ -229,6 +243,28 @@ def test_the_page_has_each_section_and_says_what_the_run_lacks(small_run):
     assert "Missing or damaged" not in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
     assert "default-src 'none'" in html
+
+
+def test_the_summary_opens_with_the_deployment_s_latency_and_speed_ups(tmp_path):
+    run = _run(DEPLOYED, tmp_path / "deployed")
+    html = write_report(run).read_text(encoding="utf-8")
+    sourced = _check_every_figure(run, html)
+    log = _log(run)
+    deployed = _position(log, "deploy")
+    found = log[deployed]["details"]["deployment"]
+    at = (deployed, "details", "deployment")
+    start = html.index('<section id="summary">')
+    summary = html[start:html.index("<section id=", start + 1)]
+    assert summary.index("speed-up over the starting point") < summary.index(">MACs<")  # at the top
+    assert sourced[at + ("chosen", "p50_ms")] == found["chosen"]["p50_ms"]
+    for slow in (("baseline", "p50_ms"), ("onnxruntime_fp32", "p50_ms")):
+        ratio = json.dumps([list(at + slow), list(at + ("chosen", "p50_ms"))]).replace('"', "&quot;")
+        assert f'data-ratio="{ratio}"' in summary
+    for row, candidate in enumerate(found["candidates"]):
+        assert sourced[at + ("candidates", row, "p50_ms")] == candidate["p50_ms"]
+        assert sourced[at + ("candidates", row, "metric")] == candidate["metric"]
+    assert len(found["candidates"]) == 2 and "fastest within 0.5 points" in html
+    assert "Deployment: every candidate" in html
 
 
 def test_exploration_and_sensitivity_are_drawn_from_the_log(chosen_run):

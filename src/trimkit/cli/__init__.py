@@ -38,13 +38,17 @@ COMMANDS: dict[str, Command] = {
     "track": Command("_track", "track_command",
                       "Track the target of a sequence from its first box; print or write one box per frame."),
     "demo": Command("_demo", "demo_command",
-                      "Train a VGG on embedded MNIST; explore, prune, fine-tune, export, quantise; measure."),
+                      "Train a VGG on embedded MNIST; prune, fine-tune, export; deploy the fastest that keeps "
+                      "top-1, measured."),
     "export": Command("_export", "export_command",
                       "Export to ONNX; ONNX Runtime must match PyTorch within 1e-4 relative, or nothing is "
                       "written."),
     "bench": Command("_bench", "bench_command",
                       "Latency percentiles, throughput and (--per-layer) the slowest layers on a runtime "
                       "backend."),
+    "deploy": Command("_deploy", "deploy_command",
+                      "Choose the fastest runtime, precision and threads that keep the metric, by measurement; write "
+                      "the deployment."),
     "bench-worker": Command("_bench_worker", "bench_worker_command",
                       "Measure the ONNX files producers queue for this device, one at a time, until Ctrl-C "
                       "or SIGTERM."),

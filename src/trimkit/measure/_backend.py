@@ -93,3 +93,13 @@ def random_inputs(target: ModelTarget, batch_size: int, seed: int = 0) -> list[n
     generator = np.random.default_rng(seed)
     return [generator.standard_normal((batch_size, *shape)).astype(dtype)
             for shape, dtype in zip(target.input_shapes, target.input_dtypes, strict=True)]
+
+
+def runtime_error_line(error: BaseException) -> str:
+    """The informative line of a runtime's error, at most 200 characters: OpenVINO's first
+    lines name only its own sources (``Exception from src/...``), its ``Check ...`` line
+    says what failed."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    checks = [line for line in lines if line.startswith("Check ")]
+    useful = [line for line in lines if not line.startswith(("Exception from", "["))]
+    return (checks or useful or lines or [type(error).__name__])[0][:200]

@@ -16,7 +16,7 @@ from trimkit.measure._layers import LayerTime
 from trimkit.measure._measurement import latency_record
 from trimkit.measure._options import RuntimeOptions
 from trimkit.measure._profile import profile
-from trimkit.measure._target import ModelOrPath, ModelTarget
+from trimkit.measure._target import ModelOrPath, ModelTarget, file_bytes
 from trimkit.record import Measurement, Metric
 from trimkit.tasks import Task, as_split_task
 
@@ -146,11 +146,11 @@ def _row(target: ModelTarget, result: Latency, task: Task | None, split: str | N
         params, macs = counted.params, counted.macs
     metric, metrics = None, ()
     if task is not None:
-        model = target.module if settings.backend.name == "torch" else target.onnx_path  # exported once, above
+        model = target.module if settings.backend.name == "torch" else target.model_file  # exported once, above
         scored = runtime_evaluation(model, task, split, RuntimeOptions.of(options, threads=settings.threads),
                                     input_shapes=target.input_shapes)
         metric, metrics = task.primary_metric, tuple(scored.metrics())
-    return ComparedModel(target.label, params, macs, target.onnx_path.stat().st_size, result, metric, metrics)
+    return ComparedModel(target.label, params, macs, file_bytes(target.model_file), result, metric, metrics)
 
 
 def _ratio(value: float | None, reference: float | None) -> float | None:

@@ -9,7 +9,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from trimkit._device import cpu_flags
+from trimkit._cpu import cpu_flags, cpu_model
 
 # what each ISA entry of the record means, as /proc/cpuinfo flags (all must be present)
 ISA_FLAGS = {
@@ -29,15 +29,6 @@ def available_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def isa() -> dict[str, bool]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from trimkit.errors import TrimkitError
-from trimkit.measure._backend import Backend, check_precision
+from trimkit.measure._backend import Backend, Session, check_precision, runtime_error_line
 from trimkit.measure._env import available_cpus, environment
 from trimkit.measure._layers import LayerNames, LayerTime, aggregate_layers
 from trimkit.measure._options import RuntimeOptions
@@ -123,42 +123,66 @@ def resolve_targets(models: Sequence[ModelOrPath], workdir: Path, need_onnx: boo
             for index, model in enumerate(models)]
 
 
+@dataclass(frozen=True)
+class TimedRun:
+    """One model on one runtime, with its threads and precision: a row of a measurement
+    whose rows may differ in all three (``deploy`` times every candidate so)."""
+
+    target: ModelTarget
+    backend: Backend
+    threads: int
+    precision: str
+
+
 def measure_targets(targets: Sequence[ModelTarget], settings: RunSettings, *, per_layer: bool) -> list[Latency]:
     """Time resolved targets interleaved; then, if asked, profile each per layer."""
-    for target in targets:
-        target.check_batch(settings.batch_size)
     if per_layer and not settings.backend.has_profiler:
         raise TrimkitError(f"the {settings.backend.name} backend has no per-layer profiler; "
                            "use --backend onnxruntime or openvino")
-    env = environment(settings.threads)
+    runs = [TimedRun(target, settings.backend, settings.threads, settings.precision) for target in targets]
+    results = measure_runs(runs, settings.batch_size, settings.plan)
+    if not per_layer:
+        return results
+    profiled = []
+    for target, result in zip(targets, results, strict=True):
+        layers = _per_layer(target, settings, result.p50_ms)
+        profiled.append(replace(result, per_layer=layers, per_layer_total_ms=sum(row.ms for row in layers)))
+    return profiled
+
+
+def measure_runs(runs: Sequence[TimedRun], batch_size: int, plan: TimingPlan, *,
+                 failures: dict[int, str] | None = None,
+                 on_round: Callable[[float], None] | None = None) -> list[Latency | None]:
+    """Time each run (a model on a runtime with its threads and precision) at
+    ``batch_size``, interleaved in one timing loop, so that a change of load on the
+    machine falls on all of them alike. With ``failures``, a run its runtime cannot open
+    is left out (None in the result) and its error's first line kept there by index;
+    without, the error is raised. ``on_round`` hears the timing's progress (0 to 1)."""
+    for run in runs:
+        run.target.check_batch(batch_size)
+    env = environment(max((run.threads for run in runs), default=1))
     with contextlib.ExitStack() as stack:
-        sessions = []
-        for target in targets:
-            session = settings.backend.open(target, batch_size=settings.batch_size, threads=settings.threads,
-                                            precision=settings.precision)
+        sessions: list[Session | None] = []
+        for index, run in enumerate(runs):
+            try:
+                session = run.backend.open(run.target, batch_size=batch_size, threads=run.threads,
+                                           precision=run.precision)
+            except Exception as error:  # a runtime that cannot compile a file, kept for the caller who asked
+                if failures is None:
+                    raise
+                failures[index] = runtime_error_line(error)
+                sessions.append(None)
+                continue
             stack.callback(session.close)
             sessions.append(session)
-        samples = time_calls([session.run for session in sessions], settings.plan)
-    results = []
-    for target, session, times in zip(targets, sessions, samples, strict=True):
-        stats = summarize(times, settings.batch_size)
-        layers = _per_layer(target, settings, stats.p50_ms) if per_layer else None
-        results.append(Latency(
-            **asdict(stats),
-            model=target.label,
-            backend=settings.backend.name,
-            batch_size=settings.batch_size,
-            threads=settings.threads,
-            precision_requested=settings.precision,
-            precision=session.precision,
-            compute_precisions=session.compute_precisions,
-            warmup=settings.plan.warmup,
-            min_time_s=settings.plan.min_time_s,
-            env=env,
-            per_layer=layers,
-            per_layer_total_ms=None if layers is None else sum(row.ms for row in layers),
-        ))
-    return results
+        opened = [session for session in sessions if session is not None]
+        timed = iter(time_calls([session.run for session in opened], plan, on_round=on_round) if opened else [])
+    return [None if session is None else
+            Latency(**asdict(summarize(next(timed), batch_size)), model=run.target.label, backend=run.backend.name,
+                    batch_size=batch_size, threads=run.threads, precision_requested=run.precision,
+                    precision=session.precision, compute_precisions=session.compute_precisions,
+                    warmup=plan.warmup, min_time_s=plan.min_time_s, env={**env, "threads": run.threads})
+            for run, session in zip(runs, sessions, strict=True)]
 
 
 def _per_layer(target: ModelTarget, settings: RunSettings, p50_ms: float) -> list[LayerTime]:

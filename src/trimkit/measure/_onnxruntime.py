@@ -19,15 +19,33 @@ if TYPE_CHECKING:
     from trimkit.measure._target import ModelTarget
 
 
+def session_options(threads: int):
+    """The session options every ONNX Runtime session of trimkit runs with (timed, scored,
+    or deployed by ``trimkit.deploy.load``): ``threads`` for each operator, one for the
+    graph (sequential), every graph optimisation. ``ORT_ENABLE_ALL`` is the level where
+    fp32 convolutions get NCHWc kernels and QDQ convolutions fuse into ``QLinearConv``
+    with NHWC layout: ResNet-56's U8S8 file then holds 55 ``QLinearConv``, 27
+    ``QLinearAdd`` and 2 transposes, nothing left in float between Q/DQ pairs."""
+    import onnxruntime  # imported when a session opens: 0.3 s that most commands never spend
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+#: :func:`session_options` in words, for a deployment's manifest
+SESSION_SETTINGS = {"inter_op_num_threads": 1, "execution_mode": "ORT_SEQUENTIAL",
+                    "graph_optimization_level": "ORT_ENABLE_ALL", "providers": ["CPUExecutionProvider"]}
+
+
 class OnnxRuntimeSession(Session):
     def __init__(self, target: ModelTarget, batch_size: int, threads: int, profile: bool) -> None:
-        import onnxruntime  # imported when a session opens: 0.3 s that most commands never spend
+        import onnxruntime
 
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(threads)
         self._profile_dir = tempfile.TemporaryDirectory(prefix="trimkit-ort-") if profile else None
         if self._profile_dir is not None:
             options.enable_profiling = True
@@ -92,6 +110,9 @@ class OnnxRuntimeBackend(Backend):
 
     def open(self, target: ModelTarget, *, batch_size: int, threads: int, precision: str,
              profile: bool = False) -> Session:
+        if target.onnx_path is None:
+            raise TrimkitError(f"{target.label} is an OpenVINO IR, which only OpenVINO runs: use --backend openvino, "
+                               "or give the ONNX file")
         if precision == "bf16":
             raise TrimkitError("onnxruntime's CPU provider computes in fp32 only; for bf16 use --backend openvino "
                                "or torch")

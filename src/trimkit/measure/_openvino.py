@@ -32,16 +32,23 @@ def _openvino():
         raise TrimkitError("the openvino backend needs OpenVINO: pip install 'trimkit[openvino]'") from None
 
 
+def compile_config(threads: int, precision: str) -> dict[str, object]:
+    """How trimkit compiles for OpenVINO's CPU plugin (timed, scored, or deployed by
+    ``trimkit.deploy.load``): ``threads`` threads, one stream, the latency hint, and the
+    inference precision asked (``auto`` leaves it to the plugin)."""
+    config: dict[str, object] = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+    if precision != "auto":
+        config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32"}.get(precision, precision)
+    return config
+
+
 class OpenVinoSession(Session):
     def __init__(self, ov, target: ModelTarget, batch_size: int, threads: int, precision: str, profile: bool) -> None:
         core = ov.Core()
-        model = core.read_model(str(target.onnx_path))
+        model = core.read_model(str(target.model_file))
         model.reshape({port.get_any_name(): [batch_size, *shape]
                        for port, shape in zip(model.inputs, target.input_shapes, strict=True)})
-        config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-                  "PERF_COUNT": profile}
-        if precision != "auto":
-            config["INFERENCE_PRECISION_HINT"] = {"fp32": "f32"}.get(precision, precision)
+        config = {**compile_config(threads, precision), "PERF_COUNT": profile}
         self._status_executed = ov.ProfilingInfo.Status.EXECUTED
         self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()

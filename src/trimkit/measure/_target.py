@@ -1,7 +1,8 @@
-"""What a latency measurement runs: a PyTorch model, an ONNX file, or both.
+"""What a latency measurement runs: a PyTorch model, an ONNX file, or both; or an
+OpenVINO IR file (``.xml`` beside its ``.bin``), which only OpenVINO runs.
 
 A model given as a module or a trimkit ``.pt`` file is exported to ONNX (parity
-checked) for the ONNX backends; an ``.onnx`` file is timed as it is.
+checked) for the ONNX backends; an ``.onnx`` or ``.xml`` file is timed as it is.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ EXPORT_BATCH = 2
 
 @dataclass
 class ModelTarget:
-    """A model ready to time. ``input_shapes`` exclude the batch dimension."""
+    """A model ready to time. ``input_shapes`` exclude the batch dimension. ``ir_path``
+    is an OpenVINO IR file (then ``onnx_path`` is None)."""
 
     label: str
     input_shapes: tuple[tuple[int, ...], ...]
@@ -34,6 +36,12 @@ class ModelTarget:
     onnx_path: Path | None = None
     fixed_batch: int | None = None
     metadata: dict = field(default_factory=dict)
+    ir_path: Path | None = None
+
+    @property
+    def model_file(self) -> Path | None:
+        """The file a runtime reads: the ONNX file, or the OpenVINO IR."""
+        return self.onnx_path if self.onnx_path is not None else self.ir_path
 
     def check_batch(self, batch_size: int) -> None:
         if self.fixed_batch is not None and self.fixed_batch != batch_size:
@@ -56,6 +64,8 @@ def resolve_target(model_or_path: ModelOrPath, workdir: Path, *, need_onnx: bool
         raise TrimkitError(f"model file {path} does not exist")
     if path.suffix == ".onnx":
         return _from_onnx(path, label)
+    if path.suffix == ".xml":
+        return _from_openvino_ir(path, label)
     return _from_module(trimkit.load(path), workdir, need_onnx, input_shapes, label or path.name)
 
 
@@ -97,6 +107,40 @@ def _from_onnx(path: Path, label: str | None) -> ModelTarget:
     fixed = next(iter(batches)) if len(batches) == 1 and None not in batches else None
     return ModelTarget(label or path.name, tuple(shapes), tuple(dtypes), onnx_path=path, fixed_batch=fixed,
                        metadata=export.read_metadata(proto))
+
+
+def _from_openvino_ir(path: Path, label: str | None) -> ModelTarget:
+    """An OpenVINO IR: shapes and element types from OpenVINO itself (imported here only)."""
+    if not path.with_suffix(".bin").is_file():
+        raise TrimkitError(f"{path} is an OpenVINO IR without its weights: {path.with_suffix('.bin').name} must lie "
+                           "beside it")
+    try:
+        import openvino
+    except ImportError:
+        raise TrimkitError(f"{path} is an OpenVINO IR; reading it needs OpenVINO: pip install 'trimkit[openvino]'"
+                           ) from None
+    try:
+        model = openvino.Core().read_model(str(path))
+    except RuntimeError as error:
+        raise TrimkitError(f"{path} is not an OpenVINO IR OpenVINO can read ({str(error).splitlines()[0][:120]})"
+                           ) from None
+    shapes, dtypes, batches = [], [], set()
+    for port in model.inputs:
+        dims = [None if dim.is_dynamic else dim.get_length() for dim in port.get_partial_shape()]
+        if not dims or any(size is None for size in dims[1:]):
+            raise TrimkitError(f"{path}: input {port.get_any_name()!r} has shape {dims}; only the batch (first) "
+                               "dimension may be dynamic")
+        shapes.append(tuple(dims[1:]))
+        dtypes.append(np.dtype(port.get_element_type().to_dtype()))
+        batches.add(dims[0])
+    fixed = next(iter(batches)) if len(batches) == 1 and None not in batches else None
+    return ModelTarget(label or path.name, tuple(shapes), tuple(dtypes), fixed_batch=fixed, ir_path=path)
+
+
+def file_bytes(path: Path) -> int:
+    """The bytes of a model file: an ONNX file, or an OpenVINO IR with its ``.bin``."""
+    size = path.stat().st_size
+    return size + path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else size
 
 
 def onnx_dtype(element_type: int) -> np.dtype:

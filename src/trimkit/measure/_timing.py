@@ -28,14 +28,21 @@ class TimingPlan:
     max_iters: int = 10_000
     round_s: float = 0.1
 
+    def progress(self, times_s: Sequence[float]) -> float:
+        """How near ``done`` the calls so far are, from 0 to 1."""
+        if self.done(times_s):
+            return 1.0
+        return min(len(times_s) / self.min_iters, sum(times_s) / self.min_time_s, 1.0)
+
     def done(self, times_s: Sequence[float]) -> bool:
         count = len(times_s)
         return count >= self.max_iters or (count >= self.min_iters and sum(times_s) >= self.min_time_s)
 
 
-def time_calls(runs: Sequence[Callable[[], None]], plan: TimingPlan,
-               clock: Clock = time.perf_counter) -> list[list[float]]:
-    """Per-call times in seconds of each callable in ``runs``, timed interleaved."""
+def time_calls(runs: Sequence[Callable[[], None]], plan: TimingPlan, clock: Clock = time.perf_counter,
+               on_round: Callable[[float], None] | None = None) -> list[list[float]]:
+    """Per-call times in seconds of each callable in ``runs``, timed interleaved;
+    ``on_round`` hears after each round how far the timing has got (0 to 1)."""
     estimates_s = [_warm_up(run, plan.warmup, clock) for run in runs]
     block_sizes = [max(1, int(plan.round_s / estimate)) if estimate > 0 else plan.max_iters
                    for estimate in estimates_s]
@@ -48,6 +55,8 @@ def time_calls(runs: Sequence[Callable[[], None]], plan: TimingPlan,
                 start = clock()
                 run()
                 times.append(clock() - start)
+        if on_round is not None:
+            on_round(sum(plan.progress(times) for times in samples) / max(1, len(samples)))
     return samples
 
 

@@ -1,5 +1,5 @@
 """Quantisation: per-layer precision policies with QAT (Brevitas), INT8 PTQ for CPUs
-(ONNX Runtime), honest sizes, packed files, QONNX and QCDQ ONNX export.
+(ONNX Runtime's quantiser; NNCF for OpenVINO), honest sizes, packed files, QONNX and QCDQ ONNX export.
 
 >>> from trimkit import quant
 >>> policy = quant.Policy.parse("first=int16,hidden=binary,last=int8,act=int8")
@@ -9,6 +9,7 @@
 >>> quant.export_qonnx(result.model, "model.qonnx.onnx").parity.passed     # doctest: +SKIP
 >>> quant.qonnx_parity(result.model, "model.qonnx.onnx", images).passed   # doctest: +SKIP
 >>> quant.ptq_int8(model, calibration_data, out="model.int8.onnx")         # doctest: +SKIP
+>>> quant.nncf_int8("model.fp32.onnx", calibration_data, out="model.nncf.xml")  # doctest: +SKIP
 """
 
 from trimkit._lazy import attach
@@ -26,6 +27,10 @@ _NAMES = {
     "NAMED_FORMATS": "trimkit.quant._formats",
     "WeightSpec": "trimkit.quant._formats",
     "parse_format": "trimkit.quant._formats",
+    "NncfResult": "trimkit.quant._nncf",
+    "nncf_available": "trimkit.quant._nncf",
+    "nncf_int8": "trimkit.quant._nncf",
+    "save_openvino_ir": "trimkit.quant._nncf",
     "load_packed": "trimkit.quant._packed",
     "packed_size": "trimkit.quant._packed",
     "save_packed": "trimkit.quant._packed",
@@ -37,6 +42,7 @@ _NAMES = {
     "Policy": "trimkit.quant._policy",
     "FORMAT_BY_BACKEND": "trimkit.quant._ptq",
     "PtqResult": "trimkit.quant._ptq",
+    "QUANT_FORMATS": "trimkit.quant._ptq",
     "cpu_int8_warning": "trimkit.quant._ptq",
     "ptq_int8": "trimkit.quant._ptq",
     "QatResult": "trimkit.quant._qat",

@@ -13,6 +13,24 @@ AMX, ResNet-56 U8S8 1.9x and 2.35x, S8S8 0.57-0.74x. OpenVINO fails to compile t
 S8S8 ResNet files (a shape-validation error) and runs the U8S8 ones. So U8S8 is the
 default for both; ``int8_format="s8s8"`` gives the other.
 
+Why S8S8 loses on x86: VNNI's int8 dot product (``vpdpbusd``) multiplies *unsigned* by
+signed bytes, the U8S8 layout; ONNX Runtime fuses only some S8S8 QDQ convolutions into
+``QLinearConv`` (27 of ResNet-56's 55; the rest run in float between Q/DQ pairs and
+transposes), and its S8S8 QOperator kernels are slower still (0.22x fp32 here).
+
+What else is not quantised, by measurement (ONNX Runtime 1.32 profiler, 1 thread, batch
+32, AMD EPYC with AVX-512 VNNI): ``AveragePool``. ONNX Runtime's ``QLinearAveragePool``
+took 1.35 of 3.6 ms of the demo's VGG (20x its fp32 pooling), so pooling stays in float
+between a DequantizeLinear and a QuantizeLinear: 1.34x -> 1.66x fp32's speed there.
+``float_first_layer`` keeps the first compute layer in float: for a 1-channel input
+(K = 9) ONNX Runtime's int8 convolution took 7x the fp32 one (VGG: 1.66x -> 1.91x in
+all), while on ResNet-56 (3 channels) keeping it float cost 3 % (Q/DQ and a transpose
+around it): which wins depends on the model, so ``trimkit deploy`` measures both.
+QOperator and QDQ files run the same kernels in ONNX Runtime after its graph
+optimisations (QDQ pairs around a convolution fuse into ``QLinearConv``), so their
+speed matches; per-channel weight scales cost nothing measurable against per-tensor
+ones (2.60x either way on ResNet-56) and keep more accuracy.
+
 Without VNNI (AVX-512 VNNI, AVX-VNNI) or AMX, int8 dot products take several
 instructions each and INT8 may be slower than FP32: :func:`ptq_int8` warns then.
 """
@@ -22,12 +40,13 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
@@ -41,6 +60,10 @@ METHODS = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entr
            "percentile": CalibrationMethod.Percentile}
 INT8_FORMATS = {"u8s8": QuantType.QUInt8, "s8s8": QuantType.QInt8}
 FORMAT_BY_BACKEND = {"onnxruntime": "u8s8", "openvino": "u8s8"}
+QUANT_FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
+#: every operator ONNX Runtime quantises, but average pooling (see the module's docstring)
+QUANTISED_OPS = tuple(sorted((set(QDQRegistry) | set(QLinearOpsRegistry)) - {"AveragePool"}))
+COMPUTE_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 INT8_DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 CALIBRATION_IMAGES = 512
 CALIBRATION_BATCH = 32
@@ -60,6 +83,8 @@ class PtqResult:
     size_bytes: int
     fp32_size_bytes: int
     cpu_warning: str | None
+    quant_format: str = "qdq"
+    float_nodes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -77,12 +102,16 @@ def ptq_int8(
     backend: str = "onnxruntime",
     int8_format: str | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
+    quant_format: str = "qdq",
+    float_first_layer: bool = False,
 ) -> PtqResult:
-    """Quantise to INT8 QDQ ONNX at ``out``, calibrated on ``calibration_images`` samples
-    of ``calibration_data`` (a task's training split, or a data set; normalised as the
+    """Quantise to INT8 ONNX at ``out``, calibrated on ``calibration_images`` samples of
+    ``calibration_data`` (a task's training split, or a data set; normalised as the
     model expects; not what you will score on). A module is first exported to FP32 ONNX
     beside ``out`` (``NAME.fp32.onnx``). ``int8_format`` defaults to the fastest measured
-    for ``backend``."""
+    for ``backend``; ``quant_format`` is ``qdq`` (Quantize/DequantizeLinear pairs around
+    float operators) or ``qoperator`` (``QLinearConv`` and friends); with
+    ``float_first_layer`` the first convolution or dense layer stays in float."""
     if method not in METHODS:
         raise TrimkitError(f"unknown calibration method {method!r}; choose one of: {', '.join(METHODS)}")
     if backend not in FORMAT_BY_BACKEND:
@@ -90,6 +119,8 @@ def ptq_int8(
     chosen = int8_format or FORMAT_BY_BACKEND[backend]
     if chosen not in INT8_FORMATS:
         raise TrimkitError(f"unknown INT8 format {chosen!r}; choose one of: {', '.join(INT8_FORMATS)}")
+    if quant_format not in QUANT_FORMATS:
+        raise TrimkitError(f"unknown quantisation format {quant_format!r}; choose one of: {', '.join(QUANT_FORMATS)}")
     if calibration_images < 1:
         raise TrimkitError(f"calibration needs at least 1 image, got {calibration_images}")
     warning = cpu_int8_warning()
@@ -102,13 +133,15 @@ def ptq_int8(
     with tempfile.TemporaryDirectory(prefix="trimkit-ptq-") as folder:
         prepared = Path(folder) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        float_nodes = _first_compute_node(prepared) if float_first_layer else ()
         with atomic_path(out) as temporary:
             quantize_static(str(prepared), str(temporary), _Reader(samples, _input_names(prepared)),
-                            quant_format=QuantFormat.QDQ, activation_type=INT8_FORMATS[chosen],
+                            quant_format=QUANT_FORMATS[quant_format], op_types_to_quantize=list(QUANTISED_OPS),
+                            nodes_to_exclude=list(float_nodes), activation_type=INT8_FORMATS[chosen],
                             weight_type=QuantType.QInt8, per_channel=per_channel, calibrate_method=METHODS[method])
             _copy_metadata(fp32_path, temporary)
     return PtqResult(out, fp32_path, chosen, method, per_channel, backend, samples.size("train"), out.stat().st_size,
-                     fp32_path.stat().st_size, warning)
+                     fp32_path.stat().st_size, warning, quant_format, float_nodes)
 
 
 def cpu_int8_warning() -> str | None:
@@ -148,6 +181,13 @@ def fp32_path_for(out: str | os.PathLike) -> Path:
     """Where the FP32 export of a model quantised to ``out`` goes: ``NAME.fp32.onnx`` beside it."""
     out = Path(out)
     return out.with_name(out.name.removesuffix(".onnx").removesuffix(".int8") + ".fp32.onnx")
+
+
+def _first_compute_node(path: Path) -> tuple[str, ...]:
+    """The name of the first convolution or dense node of a graph (ONNX keeps nodes in
+    topological order), as a one-name tuple; empty when there is none."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return next(((node.name,) for node in graph.node if node.op_type in COMPUTE_OPS), ())
 
 
 def _input_names(path: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import yaml
 
+from trimkit.report._deploy import deployment_block
 from trimkit.report._folder import ReportRun
 from trimkit.report._markup import (MISSING, byte_count, count, esc, figure, general, metric_format, seconds, section,
                                     table, text)
@@ -17,7 +18,7 @@ from trimkit.report._training import history_block, pruning_steps_block
 
 # details drawn by their own blocks, or bookkeeping for resume; the rest are listed as they are
 DRAWN = {"history", "layers", "chosen", "comparisons", "int8", "before", "measurements", "artifacts", "named_files",
-         "environment", "measured", "pruning_steps", "per_layer"}
+         "environment", "measured", "pruning_steps", "per_layer", "deployment"}
 
 
 def anchor(position: int) -> str:
@@ -74,7 +75,7 @@ def _card(run: ReportRun, position: int) -> str:
     parts += [history_block(details), pruning_steps_block(details)]
     if record.stage == "prune" or details.get("layers") is not None:
         parts += [cut_block(details, measurement), layers_block(details), chosen_block(details)]
-    parts += [quant_block(details, measurement), _measured(details)]
+    parts += [quant_block(details, measurement), _measured(details), deployment_block(details)]
     if details.get("comparisons") is not None:
         parts.append('<p>Its comparisons are under <a href="#comparisons">Comparisons</a>.</p>')
     return f'<article class="stage" id="{anchor(position)}">{"".join(p for p in parts if p)}</article>'

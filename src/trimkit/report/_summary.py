@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trimkit.report._deploy import speed_block
 from trimkit.report._environment import environments
 from trimkit.report._folder import ReportRun
 from trimkit.report._markup import (Format, byte_count, count, difference, esc, figure, metric_format, millis, note,
@@ -48,7 +49,7 @@ def summary_section(run: ReportRun) -> str:
             "Ratios are final ÷ baseline; below 1 is smaller or faster.")
     if run.records[chosen.final].stage != "final":
         lead += " <b>The run did not finish</b>: the final column is its last record."
-    body = _cards(before, after) + _comparison_table(before, after)
+    body = speed_block(run) + _cards(before, after) + _comparison_table(before, after)
     provenance = [(f"baseline ({base_label})", before), (f"final ({final_label})", after)]
     how_metrics = metrics_table(provenance)
     if how_metrics:

@@ -17,7 +17,7 @@ from trimkit._urls import first_line, hide_password
 from trimkit.errors import TrimkitError
 from trimkit.measure._options import RuntimeOptions
 from trimkit.measure.remote._queue import (_FORGET_AFTER, RESULTS_TABLE, BenchJob, RemoteMeasurement, _connect,
-                                           check_backend, check_queue_name, ensure_installed, entrypoint)
+                                           check_backend, check_file, check_queue_name, ensure_installed, entrypoint)
 from trimkit.record import LatencyRecord
 
 
@@ -46,14 +46,16 @@ def submit(onnx_path: str | os.PathLike, options: RuntimeOptions | None = None, 
     options = RuntimeOptions.of(options, **settings)
     check_queue_name(queue_name)
     backend = check_backend(options.backend)
+    check_file(path.name, backend)
     if batch_size < 1:
         raise TrimkitError(f"batch size must be at least 1, got {batch_size}")
     ensure_installed(queue_url)
+    data, weights = (path.read_bytes(), _weights(path)) if send_file else (b"", b"")
     job = BenchJob(request_id=str(uuid.uuid4()), label=path.name, backend=backend, batch_size=batch_size,
                    threads=options.threads, precision=options.precision, warmup=options.warmup,
                    min_time_s=options.min_time_s, max_iters=options.max_iters,
-                   path=None if send_file else str(path.resolve()))
-    payload = job.encode(path.read_bytes() if send_file else b"")
+                   path=None if send_file else str(path.resolve()), bin_bytes=len(weights))
+    payload = job.encode(data + weights)
     target = entrypoint(queue_name, backend)
     from pgqueuer.db import SyncPsycopgDriver
     from pgqueuer.queries import SyncQueries
@@ -66,6 +68,16 @@ def submit(onnx_path: str | os.PathLike, options: RuntimeOptions | None = None, 
         connection.execute(f"UPDATE {RESULTS_TABLE} SET job_id = %s WHERE request_id = %s",
                            (int(job_id), job.request_id))
     return Submitted(queue_url, job.request_id, queue_name, backend, job.label)
+
+
+def _weights(path: Path) -> bytes:
+    """The ``.bin`` of an OpenVINO IR, which travels after its ``.xml``; nothing for ONNX."""
+    if path.suffix != ".xml":
+        return b""
+    weights = path.with_suffix(".bin")
+    if not weights.is_file():
+        raise TrimkitError(f"{path} is an OpenVINO IR without its weights {weights.name} beside it")
+    return weights.read_bytes()
 
 
 def wait(submitted: Submitted, timeout_s: float = 600.0, poll_s: float = 0.5) -> RemoteMeasurement:

@@ -31,7 +31,8 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class BenchJob:
     """What a producer asks a worker to measure. ``path`` is set when the file is on
-    storage both machines see; otherwise the file's bytes follow the header."""
+    storage both machines see; otherwise the file's bytes follow the header: an ONNX
+    file, or an OpenVINO IR's ``.xml`` then its ``.bin`` (the last ``bin_bytes``)."""
 
     request_id: str
     label: str
@@ -43,6 +44,7 @@ class BenchJob:
     min_time_s: float
     max_iters: int
     path: str | None = None
+    bin_bytes: int = 0
 
     def encode(self, data: bytes) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode() + b"\n" + data
@@ -88,6 +90,12 @@ def check_queue_name(name: str) -> str:
         raise TrimkitError(f"queue name {name!r}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter "
                            "or digit (one name per device, e.g. rpi4-01)")
     return name
+
+
+def check_file(path: str, backend: str) -> None:
+    """An OpenVINO IR only OpenVINO runs."""
+    if path.endswith(".xml") and backend != "openvino":
+        raise TrimkitError(f"{path} is an OpenVINO IR; queue it for an openvino worker, or send the ONNX file")
 
 
 def check_backend(backend: str) -> str:

@@ -51,7 +51,10 @@ def measure_job(job: BenchJob, data: bytes, default_threads: int | None) -> tupl
                 raise TrimkitError(f"{job.path} is not on this machine; share the folder, or send the file's bytes")
         else:
             path = Path(folder) / (re.sub(r"[^A-Za-z0-9._-]", "_", job.label) or "model.onnx")
-            path.write_bytes(data)
+            split = len(data) - job.bin_bytes
+            path.write_bytes(data[:split])
+            if job.bin_bytes:
+                path.with_suffix(".bin").write_bytes(data[split:])
         options = measure.RuntimeOptions.of(backend=job.backend, threads=threads, precision=job.precision,
                                             warmup=job.warmup, min_time_s=job.min_time_s, max_iters=job.max_iters)
         result = measure.latency(str(path), options, batch_size=job.batch_size)

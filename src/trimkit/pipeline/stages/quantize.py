@@ -31,6 +31,8 @@ class QuantizeOptions(StageOptions):
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
     int8_format: Literal["u8s8", "s8s8"] | None = None
     backend: Literal["onnxruntime", "openvino"] = "onnxruntime"
+    quant_format: Literal["qdq", "qoperator"] = "qdq"
+    float_first_layer: bool = False
 
     @field_validator("policy")
     @classmethod
@@ -65,7 +67,8 @@ def quantize_stage(model, ctx: Context, options: QuantizeOptions):
         out = ctx.output or ctx.path("model.int8.onnx")
         report = quant.run_ptq(model, task, out=out, policy=options.policy, backend=options.backend,
                                method=options.method, int8_format=options.int8_format,
-                               calibration_samples=options.calibration_samples, seed=ctx.seed)
+                               calibration_samples=options.calibration_samples, seed=ctx.seed,
+                               quant_format=options.quant_format, float_first_layer=options.float_first_layer)
         ctx.artifacts["int8_onnx"] = str(out)
         ctx.models["int8"] = str(out)
         ctx.say(f"   {out}: {report.size.onnx_bytes:,} bytes; analytic weights + scales "
