@@ -26,7 +26,8 @@ TINY = [(r"--epochs \d+", "--epochs 1"), (r"--finetune-epochs \d+", "--finetune-
         (r"--eval-samples \d+", "--eval-samples 200"), (r"--samples \d+", "--samples 200"),
         (r"epochs=\d+", "epochs=1"), (r"\.subset\(\d+\)", ".subset(200)")]
 EXTRA = {"bench": ["--min-time", "0.05"], "compare": ["--min-time", "0.05"], "explore": ["--max-evals", "4"],
-         "sensitivity": ["--sparsities", "0.5"], "quantize": ["--calibration-images", "64"]}
+         "sensitivity": ["--sparsities", "0.5"], "quantize": ["--calibration-images", "64"],
+         "deploy": ["--min-time", "0.05", "--samples", "200", "--calibration-samples", "64"]}
 
 
 def blocks(kind: str) -> list[str]:
