@@ -79,7 +79,7 @@ def test_table_counts_step_with_the_width():
 
 def test_table_interpolates_between_counts_and_predicts_the_sum_plus_the_constant(tmp_path, fake_timing):
     model = models.create("lenet5").eval()
-    table, units = build_table(model, torch.randn(1, 1, 28, 28), cache=tmp_path, whole_model_ms=lambda: 5.0)
+    table, units = build_table(model, torch.randn(1, 1, 28, 28), cache=tmp_path, calibrate=lambda t, u: (5.0, 1.0))
     conv, dense = units["features.3"], units["classifier.1"]  # 6 -> 16 channels; 400 -> 120
     assert table.layer_ms(conv, 4, 14) == pytest.approx((fake_ms(conv, 4, 12) + fake_ms(conv, 4, 16)) / 2)
     corners = [fake_ms(conv, i, o) for i in (4, 6) for o in (12, 16)]  # inputs are measured at 4 and 6
@@ -87,23 +87,46 @@ def test_table_interpolates_between_counts_and_predicts_the_sum_plus_the_constan
     assert table.layer_ms(conv, 1, 2) == pytest.approx(fake_ms(conv, 4, 4))  # clamped to the smallest counts
     full = {name: (u.in_channels, u.out_channels) for name, u in units.items()}
     key = tables.model_key(model, units)
-    assert table.predict_ms(units, full, key) == pytest.approx(5.0)  # the constant makes up the whole
+    layers = sum(fake_ms(u, u.in_channels, u.out_channels) for u in units.values())
+    assert table.predict_ms(units, full, key) == pytest.approx(5.0 + layers)
     smaller = {**full, "features.3": (6, 8), "classifier.1": (200, 120)}
     saved = (fake_ms(conv, 6, 16) - fake_ms(conv, 6, 8)) + (fake_ms(dense, 400, 120) - fake_ms(dense, 200, 120))
-    assert table.predict_ms(units, smaller, key) == pytest.approx(5.0 - saved)
+    assert table.predict_ms(units, smaller, key) == pytest.approx(5.0 + layers - saved)
+    table.scale[key] = 0.5
+    assert table.predict_ms(units, smaller, key) == pytest.approx(5.0 + 0.5 * (layers - saved))
+
+
+@pytest.mark.parametrize("points, expected", [
+    ([(10.0, 8.0)], (2.0, 1.0)),  # one point: what is not a layer is the constant
+    ([(10.0, 20.0)], (0.0, 0.5)),  # layers alone cost more than the model: scaled, no constant
+    ([(10.0, 20.0), (6.0, 12.0)], (0.0, 0.5)),
+    ([(12.0, 20.0), (7.0, 10.0)], (2.0, 0.5)),  # two points fix both, in any order
+    ([(7.0, 10.0), (12.0, 20.0)], (2.0, 0.5)),
+    ([(12.0, 20.0), (13.0, 10.0)], (0.0, 0.6)),  # a scale below zero is noise: one point
+])
+def test_calibration_fits_a_constant_and_a_scale(points, expected):
+    assert tables.fit_calibration(points) == pytest.approx(expected)
+
+
+def test_a_table_is_calibrated_by_the_whole_model_timed_once(tmp_path, fake_timing, monkeypatch):
+    monkeypatch.setattr(tables, "_whole_model_ms", lambda *args: 0.001)
+    model = models.create("lenet5").eval()
+    table, units = build_table(model, torch.randn(1, 1, 28, 28), cache=tmp_path)
+    layers = sum(fake_ms(u, u.in_channels, u.out_channels) for u in units.values())
+    assert table.calibration(tables.model_key(model, units)) == pytest.approx((0.0, 0.001 / layers))
 
 
 def test_a_cached_table_is_not_measured_again_and_another_machines_is_refused(tmp_path, fake_timing):
     model = models.create("lenet5").eval()
-    build_table(model, torch.randn(1, 1, 28, 28), cache=tmp_path, whole_model_ms=lambda: 5.0)
+    build_table(model, torch.randn(1, 1, 28, 28), cache=tmp_path, calibrate=lambda t, u: (5.0, 1.0))
     first = len(fake_timing)
     assert first > 0
-    build_table(model, torch.randn(1, 1, 28, 28), cache=tmp_path, whole_model_ms=lambda: 5.0)
+    build_table(model, torch.randn(1, 1, 28, 28), cache=tmp_path, calibrate=lambda t, u: (5.0, 1.0))
     assert len(fake_timing) == first
     (path,) = tmp_path.glob("*.json")
     table = load_table(path)
     other = LatencyTable(TableSettings(**{**table.settings.__dict__, "machine": "Intel Xeon [amx] x2"}),
-                         table.points, table.constant_ms)
+                         table.points, table.constant_ms, table.scale)
     foreign = tmp_path / "foreign.json"
     foreign.write_text(other.to_json())
     with pytest.raises(TrimkitError, match=r"^latency table .*foreign.json was measured for onnxruntime .* on Intel "

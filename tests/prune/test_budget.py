@@ -84,6 +84,7 @@ def fake_runtime(monkeypatch):
         return 1.25 * _predicted(model)
 
     monkeypatch.setattr(tables, "_whole_model_ms", whole_model_ms)
+    monkeypatch.setattr(_budget_cut, "_two_point_calibration", lambda session, target: None)  # one point
 
     clock = {"slowdown": 1.0}  # the machine when the cut is timed, against when the table was built
 
@@ -147,3 +148,29 @@ def test_round_to_auto_needs_a_runtime():
 def test_prune_target_describes_itself():
     assert PruneTarget(speedup=2, backend="openvino", batch_size=32).describe() == "2x faster on openvino, batch 32"
     assert PruneTarget(latency_ms=4).describe() == "4 ms on onnxruntime, batch 1"
+
+
+def test_the_table_is_calibrated_on_the_model_and_its_half(monkeypatch):
+    """Layers alone cost 1/1.25 of what they cost in the model, and 2 ms is not a layer:
+    the model and its half timed together fix both."""
+    from trimkit.measure import _latency
+    from trimkit.prune._session import PruningSession
+
+    class Timed:
+        def __init__(self, ms):
+            self.p50_ms = ms
+
+    def latencies(models_, options, batch_size, input_shapes):
+        return [Timed(2.0 + 1.25 * _predicted(model)) for model in models_]
+
+    monkeypatch.setattr(_latency, "latencies", latencies)
+    model = resnet20()
+    session = PruningSession(model, EXAMPLE)
+    calibrate = _budget_cut._two_point_calibration(session, PruneTarget(speedup=2))
+    table = tables.LatencyTable(tables.TableSettings.here(PruneTarget().runtime(), 1))
+    units = tables.layer_units(model, EXAMPLE)
+    for unit in units.values():
+        for i in tables.table_counts(unit.in_channels):
+            for o in tables.table_counts(unit.out_channels):
+                table.points.setdefault(unit.key, {})[(i, o)] = blocked_ms(unit, i, o)
+    assert calibrate(table, units) == pytest.approx((2.0, 1.25))

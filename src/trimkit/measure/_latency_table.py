@@ -94,7 +94,8 @@ class LatencyTable:
 
     settings: TableSettings
     points: dict[str, dict[tuple[int, int], float]] = field(default_factory=dict)
-    constant_ms: dict[str, float] = field(default_factory=dict)  # per model: whole minus its layers
+    constant_ms: dict[str, float] = field(default_factory=dict)  # per model: what is not a layer
+    scale: dict[str, float] = field(default_factory=dict)  # per model: its layers' isolated times to in-model
     build_s: float = 0.0
 
     def layer_ms(self, unit: UnitShape, in_count: int, out_count: int) -> float:
@@ -115,15 +116,20 @@ class LatencyTable:
     def predict_ms(self, units: Mapping[str, UnitShape], counts: Mapping[str, tuple[int, int]],
                    model_key: str) -> float:
         """The whole model's time with layers at ``counts`` (name -> (in, out))."""
+        constant, scale = self.calibration(model_key)
+        return constant + scale * sum(self.layer_ms(unit, *counts[name]) for name, unit in units.items())
+
+    def calibration(self, model_key: str) -> tuple[float, float]:
+        """(constant, scale): the model's time is ``constant + scale * sum(layer times)``."""
         constant = self.constant_ms.get(model_key)
         if constant is None:
             raise TrimkitError("the latency table has no measured constant for this model; build it for the model")
-        return constant + sum(self.layer_ms(unit, *counts[name]) for name, unit in units.items())
+        return constant, self.scale.get(model_key, 1.0)
 
     def to_json(self) -> str:
         return json.dumps({
             "format": FORMAT, "settings": self.settings.__dict__, "build_s": self.build_s,
-            "constant_ms": self.constant_ms,
+            "constant_ms": self.constant_ms, "scale": self.scale,
             "points": {key: [[i, o, ms] for (i, o), ms in sorted(values.items())]
                        for key, values in self.points.items()},
         }, indent=1)
@@ -136,7 +142,7 @@ class LatencyTable:
             points = {key: {(int(i), int(o)): float(ms) for i, o, ms in values}
                       for key, values in data["points"].items()}
             return cls(settings, points, {k: float(v) for k, v in data.get("constant_ms", {}).items()},
-                       float(data.get("build_s", 0.0)))
+                       {k: float(v) for k, v in data.get("scale", {}).items()}, float(data.get("build_s", 0.0)))
         except (ValueError, KeyError, TypeError) as error:
             raise TrimkitError(f"{source} is not a trimkit latency table ({error}); build it again") from None
 
@@ -182,14 +188,21 @@ def model_key(model: nn.Module, units: Mapping[str, UnitShape]) -> str:
 def build_table(model: nn.Module, example_inputs: ExampleInputs, options: RuntimeOptions | None = None, *,
                 batch_size: int = 1, counts: Mapping[str, tuple[Iterable[int], Iterable[int]]] | None = None,
                 cache: str | os.PathLike | bool | None = True, table_path: str | os.PathLike | None = None,
-                progress: bool = False, whole_model_ms: Callable[[], float] | None = None
+                progress: bool = False,
+                calibrate: Callable[[LatencyTable, dict[str, UnitShape]], tuple[float, float]] | None = None
                 ) -> tuple[LatencyTable, dict[str, UnitShape]]:
     """The latency table of ``model``'s layers on the runtime ``options`` name, and the
     layers it covers. ``counts`` (layer -> (input counts, output counts)) says which
     counts to measure; by default every ``table_counts`` of both. Points already in the
     cache are not measured again; ``cache`` is a folder, True (the default folder,
     ``$TRIMKIT_CACHE`` or ``~/.cache/trimkit``) or False; ``table_path`` names the file
-    itself (it must hold for this machine and these settings, and is extended)."""
+    itself (it must hold for this machine and these settings, and is extended).
+
+    A layer alone costs more than inside the model (each call converts its input to the
+    runtime's blocked layout and back; OpenVINO at batch 32 times ResNet-56's 16-channel
+    layers at several times their in-model cost), so the table's sum is calibrated to the
+    whole model: ``calibrate(table, units)`` returns (constant, scale); by default the
+    whole model is timed once (:func:`fit_calibration` of one point)."""
     import time
 
     options = RuntimeOptions.of(options)
@@ -215,10 +228,12 @@ def build_table(model: nn.Module, example_inputs: ExampleInputs, options: Runtim
         _measure(table, todo, options, batch_size, progress)
     key = model_key(model, units)
     if key not in table.constant_ms:
-        whole = whole_model_ms() if whole_model_ms is not None else _whole_model_ms(model, options, batch_size,
-                                                                                   example_inputs)
-        table.constant_ms[key] = whole - sum(table.layer_ms(unit, unit.in_channels, unit.out_channels)
-                                             for unit in units.values())
+        if calibrate is not None:
+            table.constant_ms[key], table.scale[key] = calibrate(table, units)
+        else:
+            whole = _whole_model_ms(model, options, batch_size, example_inputs)
+            full = sum(table.layer_ms(unit, unit.in_channels, unit.out_channels) for unit in units.values())
+            table.constant_ms[key], table.scale[key] = fit_calibration([(whole, full)])
     table.build_s = time.perf_counter() - started
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +268,25 @@ def _measure(table: LatencyTable, todo: list[tuple[UnitShape, tuple[int, int]]],
             for (unit, pair), times in zip(chunk, samples, strict=True):
                 table.points.setdefault(unit.key, {})[pair] = statistics.median(times) * 1000.0
             bar.advance(task, len(chunk))
+
+
+def fit_calibration(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(constant, scale) with ``whole = constant + scale * layers`` through (whole, sum of
+    layer times) points: two fix both; one fixes the constant at scale 1. A constant
+    below zero (the layers alone cost more than the model) is set to zero and the scale
+    taken from the largest point; a scale that is not positive (noise between close
+    points) falls back to one point."""
+    (whole, layers), *others = sorted(points, key=lambda point: -point[1])
+    if others:
+        other_whole, other_layers = others[0]
+        if layers - other_layers > 1e-9:
+            scale = (whole - other_whole) / (layers - other_layers)
+            constant = whole - scale * layers
+            if scale > 0 and constant >= 0:
+                return constant, scale
+    if whole >= layers:
+        return whole - layers, 1.0
+    return 0.0, whole / layers
 
 
 def _whole_model_ms(model: nn.Module, options: RuntimeOptions, batch_size: int,

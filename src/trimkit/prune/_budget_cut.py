@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 import torch
 
-from trimkit.measure._latency_table import LatencyTable, build_table, count_step, model_key, table_counts
+from trimkit.measure._latency_table import (LatencyTable, build_table, count_step, fit_calibration, model_key,
+                                            table_counts)
+from trimkit.errors import TrimkitError
 from trimkit.measure._units import UnitShape, layer_units
 from trimkit.prune._budget import (BudgetOutcome, BudgetRound, CostModel, PruneTarget, check_reachable,
                                    greedy_counts, noise_of, removal_for, step_of, unit_shares)
@@ -20,9 +22,10 @@ SAME_SPEED = 0.03
 
 
 def runtime_table(session: PruningSession, groups: list[ChannelGroup], target: PruneTarget, progress: bool
-                  ) -> tuple[LatencyTable, dict[str, UnitShape], dict, float]:
+                  ) -> tuple[LatencyTable, dict[str, UnitShape], dict, Callable[[UnitShape, int, int], float], float]:
     """The table of the session's model on the target runtime (only the counts pruning
-    these groups can leave), its layers, their group shares, and the constant."""
+    these groups can leave), its layers, their group shares, a layer's in-model time at
+    given counts, and the constant."""
     units = layer_units(session.original, session.inputs)
     shares = unit_shares(session.graph, groups, units)
     counts = {}
@@ -31,8 +34,40 @@ def runtime_table(session: PruningSession, groups: list[ChannelGroup], target: P
         counts[name] = (table_counts(unit.in_channels) if "in" in directions else [unit.in_channels],
                         table_counts(unit.out_channels) if "out" in directions else [unit.out_channels])
     table, _ = build_table(session.original, session.inputs, target.runtime(), batch_size=target.batch_size,
-                           counts=counts, table_path=target.table, progress=progress)
-    return table, units, shares, table.constant_ms[model_key(session.original, units)]
+                           counts=counts, table_path=target.table, progress=progress,
+                           calibrate=_two_point_calibration(session, target))
+    constant, scale = table.calibration(model_key(session.original, units))
+
+    def in_model_ms(unit: UnitShape, in_count: int, out_count: int) -> float:
+        return scale * table.layer_ms(unit, in_count, out_count)
+
+    return table, units, shares, in_model_ms, constant
+
+
+def _two_point_calibration(session: PruningSession, target: PruneTarget):
+    """Calibrate the table on the whole model and on it with half of every conv's
+    channels cut, timed interleaved: two points fix what is not a layer (the constant)
+    and what a layer costs inside the model against alone (the scale)."""
+    def calibrate(table: LatencyTable, units: dict[str, UnitShape]) -> tuple[float, float]:
+        from trimkit.measure._latency import latencies
+        from trimkit.prune.structured import structured
+
+        options = target.runtime().model_copy(update={"min_time_s": 1.0})
+        shapes = [tuple(t.shape[1:]) for t in session.inputs]
+        full_sum = sum(table.layer_ms(u, u.in_channels, u.out_channels) for u in units.values())
+        try:
+            half = structured(session.original, session.inputs, ratio=0.5, layers="both", verify=False).model
+        except TrimkitError:  # nothing to halve: the whole model alone
+            (whole,) = latencies([session.original], options, batch_size=target.batch_size, input_shapes=shapes)
+            return fit_calibration([(whole.p50_ms, full_sum)])
+        cut = layer_units(half, session.inputs)
+        whole, halved = latencies([session.original, half], options, batch_size=target.batch_size,
+                                  input_shapes=shapes)
+        half_sum = sum(table.layer_ms(u, cut[name].in_channels, cut[name].out_channels) if name in cut
+                       else table.layer_ms(u, u.in_channels, u.out_channels) for name, u in units.items())
+        return fit_calibration([(whole.p50_ms, full_sum), (halved.p50_ms, half_sum)])
+
+    return calibrate
 
 
 def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: GroupScorer, target: PruneTarget,
@@ -48,8 +83,7 @@ def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: G
              for name, step in steps.items()}
     table_text, build_s = None, None
     if target.on_runtime:
-        table, units, shares, constant = runtime_table(session, groups, target, progress)
-        cost: Callable[[UnitShape, int, int], float] = table.layer_ms
+        table, units, shares, cost, constant = runtime_table(session, groups, target, progress)
         unit, table_text, build_s = "ms", table.settings.describe(), table.build_s
         measure = _latency_of(session, target)
     else:
@@ -142,9 +176,9 @@ class AutoRounding:
 
     def __init__(self, session: PruningSession, groups: list[ChannelGroup], target: PruneTarget,
                  progress: bool = False) -> None:
-        table, units, shares, constant = runtime_table(session, groups, target, progress)
+        _table, units, shares, cost, constant = runtime_table(session, groups, target, progress)
         self.sizes = {g.name: session.graph.size(g) for g in groups}
-        self.model = CostModel(units, table.layer_ms, constant, shares, self.sizes)
+        self.model = CostModel(units, cost, constant, shares, self.sizes)
         self.affected: dict[str, list[str]] = {}
         for name, entries in shares.items():
             for group, _direction, _share in entries:
