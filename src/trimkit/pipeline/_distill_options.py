@@ -25,6 +25,7 @@ class TeacherOptions(StageOptions):
     teacher: str | None = None
     kd_temperature: float = 4.0
     kd_alpha: float = 0.9
+    kd_only_where_right: bool = True
     teacher_precision: Literal["auto", "fp32", "bf16"] = "auto"
     hints: dict[str, str] = Field(default_factory=dict)
     attention: dict[str, str] = Field(default_factory=dict)
@@ -81,12 +82,14 @@ def distillation(options: TeacherOptions, ctx: Context, student: nn.Module) -> I
     with distilling(student, teacher, ctx.task, temperature=options.kd_temperature, alpha=options.kd_alpha,
                     hints=options.hints, attention=options.attention, hint_weight=options.hint_weight,
                     attention_weight=options.attention_weight,
-                    teacher_precision=options.teacher_precision) as distiller:
+                    teacher_precision=options.teacher_precision,
+                    only_where_right=options.kd_only_where_right) as distiller:
         choice = distiller.precision
         ctx.say(f"   teacher {options.teacher}: T={options.kd_temperature}, alpha={options.kd_alpha}, runs in "
                 f"{choice.precision} ({choice.reason})")
         ctx.add(distillation={"teacher": options.teacher, "temperature": options.kd_temperature,
-                              "alpha": options.kd_alpha, "teacher_precision": choice.as_dict(),
+                              "alpha": options.kd_alpha,
+                              "only_where_right": options.kd_only_where_right, "teacher_precision": choice.as_dict(),
                               "hints": dict(options.hints), "attention": dict(options.attention),
                               "adapters": list(distiller.adapters)})
         yield distiller
