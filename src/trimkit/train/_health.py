@@ -14,6 +14,8 @@ from trimkit.errors import TrimkitError
 
 #: a validation metric within this many points of the chance level learned nothing
 CHANCE_MARGIN = 1.0
+#: a run of fewer optimiser steps is too short to call "at chance" a failure
+MIN_JUDGED_STEPS = 50
 #: a run whose validation metric ends this many points below where it started failed
 WORSE_MARGIN = 10.0
 
@@ -62,11 +64,13 @@ def chance_level(task: Any, split: str | None = None, batch_size: int = 64) -> d
 
 
 def training_problem(history: Sequence[dict[str, float]], primary: str, *, higher_is_better: bool = True,
-                     start: float | None = None, chance: float | None = None) -> str | None:
+                     start: float | None = None, chance: float | None = None,
+                     steps: int | None = None) -> str | None:
     """What went wrong in ``history`` (``fit``'s per-epoch records), in words with the
     numbers, or None: a training loss that is not finite, a validation metric that
     never left the chance level, or one that ended ``WORSE_MARGIN`` points worse than
-    ``start`` (the metric before training)."""
+    ``start`` (the metric before training). A run of fewer than ``MIN_JUDGED_STEPS``
+    optimiser ``steps`` is judged only by its loss: it is too short to have learned."""
     for record in history:
         loss = record.get("train_loss")
         if loss is not None and not math.isfinite(loss):
@@ -75,10 +79,11 @@ def training_problem(history: Sequence[dict[str, float]], primary: str, *, highe
     if not values:
         return None
     shown = ", ".join(f"{value:.2f}" for value in values[-5:])
-    if higher_is_better and chance is not None and max(values) <= chance + CHANCE_MARGIN:
+    long_enough = steps is None or steps >= MIN_JUDGED_STEPS
+    if higher_is_better and chance is not None and long_enough and max(values) <= chance + CHANCE_MARGIN:
         return (f"val {primary} stayed at chance ({shown} by epoch; predicting the most frequent class "
                 f"everywhere scores {chance:.2f})")
-    if start is not None:
+    if start is not None and long_enough:
         drop = start - values[-1] if higher_is_better else values[-1] - start
         if drop > WORSE_MARGIN:
             return (f"val {primary} ended at {values[-1]:.2f}, {drop:.2f} points worse than the {start:.2f} it "
@@ -91,6 +96,8 @@ def likely_cause(model: nn.Module, options: Any, *, distilling: bool = False, fi
     if distilling:
         return ("likely cause: the teacher (see its check above) or the soft term's step size; train without the "
                 "teacher, lower lr, or lower kd_alpha")
+    if (options.optimizer == "sgd" and options.lr < 1e-3) or options.lr < 1e-5:
+        return f"likely cause: lr {options.lr:g} is too low to learn in {options.epochs} epochs; raise it"
     if fine_tuning:
         return f"likely cause: lr {options.lr} is too high for fine-tuning; try a tenth of it"
     if not has_normalization(model):
