@@ -120,7 +120,7 @@ def test_hint_adapter_is_trained_with_the_student_and_the_teacher_gets_no_gradie
         adapter_before = adapter.weight.detach().clone()
         train.fit(student, task, epochs=1, batch_size=32, lr=0.05, precision="fp32", progress=False,
                   loss_fn=distiller, extra_modules=[distiller.adapters])
-        assert set(distiller.last_terms) == {"hard", "soft", "hint:conv2", "attention:conv1"}
+        assert set(distiller.last_terms) == {"hard", "soft", "teacher_right", "hint:conv2", "attention:conv1"}
         assert not torch.equal(adapter.weight.detach(), adapter_before)
     assert all(p.grad is None for p in teacher.parameters())
     assert all(torch.equal(teacher_before[k], v) for k, v in teacher.state_dict().items())
@@ -335,3 +335,61 @@ def test_a_distilled_student_beats_the_same_student_trained_alone():
         alone_top1 = train.evaluate(alone, val_set)["top1"]
         student_top1 = train.evaluate(student, val_set)["top1"]
         assert student_top1 > alone_top1 + 1.0, (seed, alone_top1, student_top1)
+
+
+# --- a teacher that is wrong cannot collapse the student ------------------------------
+
+
+class ConstantTeacher(nn.Module):
+    """A teacher at chance and sure of it: ``confidence`` more logit for one class on every input."""
+
+    def __init__(self, label: int = 3, classes: int = 10, confidence: float = 20.0) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(classes), requires_grad=False)
+        self.logits.data[label] = confidence
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), -1).clone()
+
+
+def test_the_soft_term_counts_only_where_the_teacher_is_right_and_the_labels_take_the_rest():
+    student_logits = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.2, 0.1], [0.0, 2.0, 0.0], [0.3, 0.3, 0.9]])
+    teacher_logits = torch.tensor([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0], [0.0, 0.0, 3.0]])
+    labels = torch.tensor([0, 0, 1, 2])  # the teacher is right on samples 0 and 3
+    hard = torch.nn.functional.cross_entropy(student_logits, labels)
+    distiller = distill.Distiller(Tiny(), temperature=2.0, alpha=0.8)
+    distiller.hard_loss = lambda inputs, outputs, targets: torch.nn.functional.cross_entropy(outputs, targets)
+    distiller.precision = distill.PrecisionChoice("fp32", "asked for")
+    distiller._teacher_logits = lambda inputs: teacher_logits
+    total = distiller((torch.zeros(4, 1),), student_logits, labels)
+    per_sample = [float(soft_target_loss(student_logits[i:i + 1], teacher_logits[i:i + 1], 2.0)) for i in range(4)]
+    expected = 0.8 * (per_sample[0] + per_sample[3]) / 4 + (1 - 0.8 * 0.5) * float(hard)
+    assert float(total) == pytest.approx(expected, rel=1e-6)
+    assert distiller.last_terms["teacher_right"] == 0.5
+    distiller.only_where_right = False  # every sample: Hinton's formula
+    everywhere = distiller((torch.zeros(4, 1),), student_logits, labels)
+    assert float(everywhere) == pytest.approx(0.8 * sum(per_sample) / 4 + 0.2 * float(hard), rel=1e-6)
+
+
+def test_dense_labels_are_resized_to_the_outputs_and_void_counts_as_wrong():
+    teacher = torch.zeros(1, 2, 2, 2)
+    teacher[0, 1, 0, :] = 1.0  # class 1 on the top row, class 0 below
+    labels = torch.tensor([[[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 255, 255], [0, 0, 255, 255]]])
+    right = distill.teacher_right(teacher, labels)
+    assert right.tolist() == [[[1.0, 0.0], [1.0, 0.0]]]
+    assert distill.teacher_right(teacher, {"boxes": labels}) is None
+
+
+def test_a_confident_teacher_at_chance_leaves_the_student_where_it_gets_alone_with_defaults():
+    """Before, alpha 0.9 pulled the student toward the teacher's one class: 10 % top-1."""
+    train_set, val_set = data.load("mnist5k", "train"), data.load("mnist5k", "val").subset(300)
+    budget = {"epochs": 2, "progress": False, "seed": 0}
+    train.seed_everything(0)
+    alone = models.create("lenet5")
+    student = copy.deepcopy(alone)
+    train.fit(alone, train_set, val_set, **budget)
+    _, distiller = distill.distill(student, ConstantTeacher(), train_set, val_set, **budget)
+    alone_top1, student_top1 = train.evaluate(alone, val_set)["top1"], train.evaluate(student, val_set)["top1"]
+    assert alone_top1 > 70.0
+    assert student_top1 > alone_top1 - 5.0, (alone_top1, student_top1)
+    assert distiller.last_terms["teacher_right"] < 0.4  # the teacher's class, on about a tenth of each batch

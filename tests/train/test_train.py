@@ -150,3 +150,43 @@ def test_bf16_is_chosen_only_where_the_cpu_has_it():
     expected = "bf16" if train.cpu_has_native_bf16() else "fp32"
     assert train.resolve_precision("auto", torch.device("cpu")) == expected
     assert train.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+
+
+class _NoNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.head = nn.Linear(4, 10)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("max_grad_norm, clipped", [("auto", True), (None, False), (0.5, True)])
+def test_auto_clips_the_gradients_of_models_without_normalisation_layers(max_grad_norm, clipped):
+    """One SGD step (Nesterov, momentum 0.9) moves the weights by lr * 1.9 * the gradient:
+    clipped to norm 2 (auto) that is 0.38 at lr 0.1, whatever the loss's scale."""
+    torch.manual_seed(0)
+    model = _NoNorm()
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    train.fit(model, _small(count=64), None, epochs=1, batch_size=64, lr=0.1, schedule="constant", weight_decay=0.0,
+              precision="fp32", augment=False, progress=False, max_grad_norm=max_grad_norm,
+              loss_fn=lambda inputs, outputs, targets: 1000 * nn.functional.cross_entropy(outputs, targets))
+    moved = float((torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm())
+    limit = {"auto": 2.0, 0.5: 0.5}.get(max_grad_norm)
+    if clipped:
+        assert moved == pytest.approx(0.1 * 1.9 * limit, rel=1e-4)
+    else:
+        assert moved > 10 * 0.1 * 1.9 * 2.0
+    assert train.FitOptions.of(None, epochs=1).grad_norm_limit(normalized=True) is None
+
+
+def test_a_diverging_run_stops_at_the_first_loss_that_is_not_finite_with_the_cause():
+    torch.manual_seed(0)
+    with pytest.raises(train.TrainingFailed, match=r"^training stopped: the loss is (nan|inf) in epoch 1, step \d+ "
+                                                   r"\(lr 1e\+06\); likely cause: lr 1000000.0 \(sgd\) for a model "
+                                                   r"without normalisation layers; lower lr"):
+        train.fit(_NoNorm(), _small(count=256), None, epochs=2, batch_size=32, lr=1e6, max_grad_norm=None,
+                  schedule="constant",
+                  precision="fp32", progress=False)
+    assert train.TrainingFailed.exit_code == 3 and issubclass(train.TrainingFailed, TrimkitError)

@@ -26,10 +26,10 @@ from trimkit.cli import COMMANDS
 from trimkit.errors import TrimkitError
 
 
-def fail(message: str) -> None:
-    """Print one error line and exit with code 2."""
+def fail(message: str, code: int = 2) -> None:
+    """Print one error line and exit with ``code`` (2: bad input; 3: training that failed)."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 class _Group(TyperGroup):
@@ -49,7 +49,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except TrimkitError as error:
-            fail(str(error))
+            fail(str(error), getattr(error, "exit_code", 2))
         except KeyboardInterrupt:
             typer.echo("interrupted; what finished is kept (a run continues with --resume)", err=True)
             raise typer.Exit(130) from None

@@ -45,6 +45,10 @@ def train_command(
     kd_temperature: Annotated[float, typer.Option(help="Softmax temperature T of the soft targets.")] = 4.0,
     kd_alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weights the "
                                                  "cross-entropy on the labels.")] = 0.9,
+    teacher_check: Annotated[str, typer.Option(help="warn, refuse or off: the teacher's val metric against the "
+                                                    "student's and chance before distilling.")] = "warn",
+    allow_failure: Annotated[bool, typer.Option(help="Save the model even where training failed (at chance, "
+                                                     "loss not finite, much worse than it started).")] = False,
     hint: Annotated[list[str] | None, typer.Option(help="STUDENT_LAYER=TEACHER_LAYER: FitNets hint through a "
                                                            "1x1 adapter (repeatable).")] = None,
     image_size: ImageSizeOption = None,
@@ -57,7 +61,8 @@ def train_command(
                             optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
                             schedule=schedule, step_size=step_size, gamma=gamma, precision=precision,
                             teacher=str(teacher) if teacher is not None else None, kd_temperature=kd_temperature,
-                            kd_alpha=kd_alpha, hints=_pairs(hint, "--hint"))
+                            kd_alpha=kd_alpha, hints=_pairs(hint, "--hint"),
+                            teacher_check=teacher_check, allow_failure=allow_failure)
     if not models.looks_like_factory(model):
         zoo = models.spec(model)  # a zoo name: trained from fresh weights for the data
         data = data or zoo.default_data

@@ -5,7 +5,7 @@ beside the student in the one training loop; :func:`distill` wires the two toget
 Losses live in :mod:`trimkit.distill.kd`.
 """
 
-from trimkit.distill._distiller import Distiller, FeatureLink, check_outputs, parse_links
+from trimkit.distill._distiller import Distiller, FeatureLink, check_outputs, parse_links, teacher_right
 from trimkit.distill._run import distill, distilling
 from trimkit.distill._teacher import TEACHER_PRECISIONS, PrecisionChoice, choose_precision
 from trimkit.distill.kd import (attention_loss, attention_map, check_temperature_alpha, hint_loss, kd_loss,
@@ -27,4 +27,5 @@ __all__ = [
     "kd_loss",
     "parse_links",
     "soft_target_loss",
+    "teacher_right",
 ]

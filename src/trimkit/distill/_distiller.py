@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trimkit.distill._hooks import FeatureTap
@@ -46,7 +47,14 @@ class Distiller:
 
     ``alpha`` weights the soft-target (distillation) term and ``1 - alpha`` the task's
     own loss on the labels (``hard_loss``, the task's loss). Feature links add their
-    weighted losses on top. The teacher runs in eval mode under ``torch.no_grad`` (its
+    weighted losses on top. With ``only_where_right`` (the default) the soft term counts
+    only for the samples (pixels, for dense outputs) whose label the teacher predicts,
+    and the labels' weight grows by what it leaves out: ``alpha * mean(right * KL_i) +
+    (1 - alpha * share_right) * hard``. A teacher at chance then leaves the student
+    to its labels instead of pulling it toward its own mistakes; a teacher that is
+    right everywhere gives the plain formula. Where the labels are not class indices
+    shaped as the outputs' samples (tracking), every sample counts. The teacher runs in
+    eval mode under ``torch.no_grad`` (its
     parameters are left as they are, so the same model can be trained later), in the
     precision :func:`choose_precision` picks (``teacher_precision="auto"``), on the
     student's device. Call :meth:`prepare` once before training: it checks that the
@@ -62,8 +70,9 @@ class Distiller:
 
     def __init__(self, teacher: nn.Module, *, temperature: float = 4.0, alpha: float = 0.9,
                  links: list[FeatureLink] | None = None, teacher_precision: str = "auto",
-                 memo: bool = False) -> None:
+                 memo: bool = False, only_where_right: bool = True) -> None:
         check_temperature_alpha(temperature, alpha)
+        self.only_where_right = only_where_right
         self.teacher = teacher
         self._teacher_was_training = teacher.training
         self.temperature = float(temperature)
@@ -121,9 +130,12 @@ class Distiller:
             raise RuntimeError("call Distiller.prepare(student, example_inputs, hard_loss) before training")
         hard = self.hard_loss(inputs, outputs, targets).float()
         teacher_logits = self._teacher_logits(inputs)
-        soft = soft_target_loss(outputs, teacher_logits, self.temperature) if self.alpha > 0 else hard.new_zeros(())
-        total = self.alpha * soft + (1.0 - self.alpha) * hard
-        self.last_terms = {"hard": float(hard.detach()), "soft": float(soft.detach())}
+        right = teacher_right(teacher_logits, targets) if self.only_where_right else None
+        share = float(right.mean()) if right is not None else 1.0
+        soft = (soft_target_loss(outputs, teacher_logits, self.temperature, right) / max(share, 1e-12)
+                if self.alpha > 0 and share > 0 else hard.new_zeros(()))
+        total = self.alpha * share * soft + (1.0 - self.alpha * share) * hard
+        self.last_terms = {"hard": float(hard.detach()), "soft": float(soft.detach()), "teacher_right": share}
         for link in self.links:
             term = self._feature_loss(link)
             self.last_terms[f"{link.kind}:{link.student}"] = float(term.detach())
@@ -184,6 +196,23 @@ def check_outputs(student_out: Any, teacher_out: Any) -> None:
         raise TrimkitError(f"the teacher's outputs have shape {tuple(teacher_out.shape)} and the student's "
                            f"{tuple(student_out.shape)}: teacher and student must give outputs of the same shape "
                            "for the same inputs")
+
+
+def teacher_right(teacher_logits: torch.Tensor, targets: Any) -> torch.Tensor | None:
+    """1.0 where the teacher's top class is the label, else 0.0, one per sample (or per
+    position of dense outputs, the labels resized to the outputs' size by nearest
+    neighbour; void labels count as wrong); None where the labels are not class indices
+    shaped as the outputs' samples."""
+    if not isinstance(teacher_logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        return None
+    if targets.dtype not in (torch.int64, torch.int32, torch.uint8) or teacher_logits.dim() < 2:
+        return None
+    positions = teacher_logits.shape[2:]
+    if targets.dim() != teacher_logits.dim() - 1 or len(targets) != len(teacher_logits):
+        return None
+    if tuple(targets.shape[1:]) != tuple(positions):
+        targets = F.interpolate(targets[:, None].float(), size=tuple(positions), mode="nearest")[:, 0].long()
+    return (teacher_logits.argmax(1) == targets.to(teacher_logits.device)).float()
 
 
 def _check_spatial(link: FeatureLink, student: torch.Tensor, teacher: torch.Tensor, need_channels: bool) -> None:

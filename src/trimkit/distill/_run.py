@@ -18,14 +18,14 @@ from trimkit.train._fit import FitResult, fit
 def distilling(student: nn.Module, teacher: nn.Module, task: Task, *, temperature: float = 4.0, alpha: float = 0.9,
                hints: Mapping[str, str] | None = None, attention: Mapping[str, str] | None = None,
                hint_weight: float = 1.0, attention_weight: float = 1000.0, teacher_precision: str = "auto",
-               memo: bool = False) -> Iterator[Distiller]:
+               memo: bool = False, only_where_right: bool = True) -> Iterator[Distiller]:
     """The distiller of ``teacher`` into ``student`` on ``task``: the pair checked on a
     real batch, adapters built where hint channels differ, hooks attached until the block
     ends. Use it as the ``loss_fn`` of :func:`trimkit.train.fit`, with its ``adapters`` as
     ``extra_modules``."""
     links = parse_links(hints, attention, hint_weight=hint_weight, attention_weight=attention_weight)
     distiller = Distiller(teacher, temperature=temperature, alpha=alpha, links=links,
-                          teacher_precision=teacher_precision, memo=memo)
+                          teacher_precision=teacher_precision, memo=memo, only_where_right=only_where_right)
     with distiller.prepare(student, example_batch(task), task.loss):
         yield distiller
 
@@ -33,7 +33,8 @@ def distilling(student: nn.Module, teacher: nn.Module, task: Task, *, temperatur
 def distill(student: nn.Module, teacher: nn.Module, train: Task | Any, val: Any | None = None, *,
             temperature: float = 4.0, alpha: float = 0.9, hints: Mapping[str, str] | None = None,
             attention: Mapping[str, str] | None = None, hint_weight: float = 1.0, attention_weight: float = 1000.0,
-            teacher_precision: str = "auto", memo: bool = False, device: str | None = None,
+            teacher_precision: str = "auto", memo: bool = False, only_where_right: bool = True,
+            device: str | None = None,
             **fit_options: Any) -> tuple[FitResult, Distiller]:
     """Train ``student`` in place with ``teacher``'s soft targets (and feature links);
     ``fit_options`` go to :func:`trimkit.train.fit`. ``hints`` and ``attention`` map
@@ -43,7 +44,8 @@ def distill(student: nn.Module, teacher: nn.Module, train: Task | Any, val: Any 
     student.to(resolve_device(device))
     with distilling(student, teacher, task, temperature=temperature, alpha=alpha, hints=hints, attention=attention,
                     hint_weight=hint_weight, attention_weight=attention_weight,
-                    teacher_precision=teacher_precision, memo=memo) as distiller:
+                    teacher_precision=teacher_precision, memo=memo,
+                    only_where_right=only_where_right) as distiller:
         result = fit(student, task, device=device, loss_fn=distiller, extra_modules=[distiller.adapters],
                      **fit_options)
     return result, distiller

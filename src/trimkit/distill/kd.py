@@ -36,19 +36,28 @@ def check_temperature_alpha(temperature: float, alpha: float) -> None:
             raise TrimkitError(f"kd {name}: {problem}")
 
 
-def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
     """Hinton et al. (2015): ``T^2 * KL(softmax(teacher / T) || softmax(student / T))``,
-    averaged over samples (and positions, for dense outputs).
+    averaged over samples (and positions, for dense outputs); ``weights`` (one per sample
+    or position, as the labels are shaped) scale each term before the mean.
 
     The ``T^2`` factor keeps the gradient of this term the same size as the
-    cross-entropy's when T changes (the soft targets' gradients scale as ``1 / T^2``).
+    cross-entropy's when T changes, but only in the high-temperature limit: the
+    gradient on the student's logits is ``T * (p_student_T - p_teacher_T)``, up to ``T``
+    times the cross-entropy's, so early in training, against a confident teacher, the
+    term takes steps several times larger than the labels alone would. Models without
+    normalisation layers are trained with gradient clipping for that reason (see
+    :func:`trimkit.train.fit`'s ``max_grad_norm``).
     """
     student = _classes_last(student_logits.float())
     teacher = _classes_last(teacher_logits.float())
     log_p_student = F.log_softmax(student / temperature, dim=1)
     log_p_teacher = F.log_softmax(teacher / temperature, dim=1)
-    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1).mean()
-    return kl * temperature**2
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=1)
+    if weights is not None:
+        kl = kl * weights.reshape(-1).to(kl)
+    return kl.mean() * temperature**2
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, hard_loss: torch.Tensor, *,

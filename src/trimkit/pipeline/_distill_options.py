@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from trimkit import tasks
 from trimkit.distill import Distiller, distilling
 from trimkit.distill.kd import alpha_problem, temperature_problem
 from trimkit.errors import TrimkitError
@@ -25,6 +26,9 @@ class TeacherOptions(StageOptions):
     teacher: str | None = None
     kd_temperature: float = 4.0
     kd_alpha: float = 0.9
+    kd_only_where_right: bool = True
+    teacher_check: Literal["warn", "refuse", "off"] = "warn"
+    teacher_margin: float = Field(default=5.0, ge=0.0)
     teacher_precision: Literal["auto", "fp32", "bf16"] = "auto"
     hints: dict[str, str] = Field(default_factory=dict)
     attention: dict[str, str] = Field(default_factory=dict)
@@ -70,10 +74,42 @@ def resolve_teacher(name: str, ctx: Context) -> nn.Module:
                        "'original', the save_as name of an earlier stage, or the path of a model file")
 
 
+def check_teacher(teacher: nn.Module, options: TeacherOptions, ctx: Context, student_start: float | None,
+                  chance: float | None) -> dict[str, Any]:
+    """The teacher's validation metric against the student's before distillation and the
+    chance level plus ``teacher_margin``: a warning with the numbers where the teacher is
+    not above them, a one-line refusal under ``teacher_check: refuse``. Returns the figures."""
+    task = ctx.task
+    primary = task.primary_metric
+    score = float(tasks.evaluate(teacher, task).values[primary])
+    figures = {"metric": primary, "teacher": score, "student_start": student_start, "chance": chance,
+               "margin": options.teacher_margin, "weak": False}
+    sign = 1.0 if task.higher_is_better else -1.0
+    bars = []
+    if student_start is not None:
+        bars.append((student_start, f"the student's {student_start:.2f} before distillation"))
+    if chance is not None and task.higher_is_better:
+        bars.append((chance + options.teacher_margin, f"chance ({chance:.2f}, the most frequent class everywhere) "
+                                                      f"+ {options.teacher_margin:g}"))
+    failed = [words for bar, words in bars if sign * (score - bar) <= 0]
+    if not failed:
+        return figures
+    figures["weak"] = True
+    message = (f"teacher {options.teacher} scores val {primary} {score:.2f}, not above {' nor '.join(failed)}: "
+               "distillation cannot make the student better than its teacher")
+    if options.teacher_check == "refuse":
+        raise TrimkitError(f"{message}; give a better teacher, or set teacher_check: warn to distil anyway")
+    ctx.say(f"   [yellow]warning:[/] {message}; its soft targets count only where it is right"
+            if options.kd_only_where_right else f"   [yellow]warning:[/] {message}")
+    return figures
+
+
 @contextlib.contextmanager
-def distillation(options: TeacherOptions, ctx: Context, student: nn.Module) -> Iterator[Distiller | None]:
-    """The distiller for ``options`` (hooks attached, teacher checked), or None without a
-    teacher; the hooks come off when the block ends."""
+def distillation(options: TeacherOptions, ctx: Context, student: nn.Module, *, student_start: float | None = None,
+                 chance: float | None = None) -> Iterator[Distiller | None]:
+    """The distiller for ``options`` (hooks attached, teacher checked against
+    ``student_start`` and ``chance``, the student's validation metric before training and
+    a constant predictor's), or None without a teacher; the hooks come off when the block ends."""
     if options.teacher is None:
         yield None
         return
@@ -81,12 +117,17 @@ def distillation(options: TeacherOptions, ctx: Context, student: nn.Module) -> I
     with distilling(student, teacher, ctx.task, temperature=options.kd_temperature, alpha=options.kd_alpha,
                     hints=options.hints, attention=options.attention, hint_weight=options.hint_weight,
                     attention_weight=options.attention_weight,
-                    teacher_precision=options.teacher_precision) as distiller:
+                    teacher_precision=options.teacher_precision,
+                    only_where_right=options.kd_only_where_right) as distiller:
+        figures = None
+        if options.teacher_check != "off" and any(split in ctx.task.splits for split in ("val", "test")):
+            figures = check_teacher(teacher, options, ctx, student_start, chance)
         choice = distiller.precision
         ctx.say(f"   teacher {options.teacher}: T={options.kd_temperature}, alpha={options.kd_alpha}, runs in "
                 f"{choice.precision} ({choice.reason})")
         ctx.add(distillation={"teacher": options.teacher, "temperature": options.kd_temperature,
-                              "alpha": options.kd_alpha, "teacher_precision": choice.as_dict(),
+                              "alpha": options.kd_alpha,
+                              "only_where_right": options.kd_only_where_right, "teacher_precision": choice.as_dict(),
                               "hints": dict(options.hints), "attention": dict(options.attention),
-                              "adapters": list(distiller.adapters)})
+                              "adapters": list(distiller.adapters), "teacher_check": figures})
         yield distiller

@@ -3,22 +3,30 @@
 from trimkit._device import autocast, cpu_flags, cpu_has_native_bf16, resolve_device, resolve_precision
 from trimkit.train._evaluate import evaluate
 from trimkit.train._fit import FitResult, fit
+from trimkit.train._health import (CHANCE_MARGIN, TrainingFailed, chance_level, has_normalization, likely_cause,
+                                   training_problem)
 from trimkit.train._options import FitOptions
 from trimkit.train._schedule import OPTIMIZERS, SCHEDULES, learning_rate
 from trimkit.train._seed import seed_everything
 
 __all__ = [
+    "CHANCE_MARGIN",
     "OPTIMIZERS",
     "SCHEDULES",
     "FitOptions",
     "FitResult",
+    "TrainingFailed",
     "autocast",
+    "chance_level",
     "cpu_flags",
     "cpu_has_native_bf16",
     "evaluate",
     "fit",
+    "has_normalization",
     "learning_rate",
+    "likely_cause",
     "resolve_device",
     "resolve_precision",
     "seed_everything",
+    "training_problem",
 ]

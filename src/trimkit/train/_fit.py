@@ -20,6 +20,7 @@ from trimkit._model_file import model_from_payload, model_payload
 from trimkit._progress import progress_bar
 from trimkit.errors import TrimkitError
 from trimkit.tasks import Task, as_task, evaluate
+from trimkit.train._health import TrainingFailed, has_normalization, likely_cause
 from trimkit.train._options import FitOptions
 from trimkit.train._schedule import learning_rate, make_optimizer
 
@@ -92,6 +93,10 @@ def fit(
     optimiser, and ``FitResult.model`` is the last one. ``extra_modules`` are trained
     with the model (a distiller's adapters: the loss uses them); they are checkpointed
     with it.
+
+    A loss that is not finite stops training at once with :class:`TrainingFailed`
+    (the checkpoints of the epochs before stay). ``max_grad_norm="auto"`` clips the
+    gradients of models without normalisation layers (see :class:`FitOptions`).
 
     ``precision="auto"`` trains under bf16 autocast on CUDA and on CPUs with native
     bf16, fp32 elsewhere. ``channels_last=None`` turns channels-last on for the CPU,
@@ -171,6 +176,7 @@ def _train_one_epoch(model, task: Task, optim, loss_fn, rate, config, epoch, ste
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     progress_task = bar.add_task(f"epoch {epoch + 1}/{config.options.epochs}", total=steps, stats="")
     masks = MaskKeeper(model)  # unstructured pruning's zeros stay zero
+    clip = config.options.grad_norm_limit(has_normalization(model))
     primary = task.primary_metric
     metrics = task.metric_state()
     loss_sum, seen = 0.0, 0
@@ -185,7 +191,13 @@ def _train_one_epoch(model, task: Task, optim, loss_fn, rate, config, epoch, ste
             outputs = model(*batch.inputs)
             loss = loss_fn(batch.inputs, outputs, batch.targets)
         optim.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss.detach()):
+            raise TrainingFailed(f"training stopped: the loss is {float(loss)} in epoch {epoch + 1}, step {step + 1} "
+                                 f"(lr {optim.param_groups[0]['lr']:.3g}); "
+                                 f"{likely_cause(model, config.options)}")
         loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_([p for group in optim.param_groups for p in group["params"]], clip)
         masks.step(optim)
         count = len(batch)
         loss_sum += float(loss.detach()) * count

@@ -11,11 +11,17 @@ from pydantic import Field, field_validator
 from trimkit._options import Options
 
 
+AUTO_MAX_GRAD_NORM = 2.0
+
+
 class FitOptions(Options):
     """How ``fit`` trains: epochs, batch, optimiser (SGD with Nesterov momentum, Adam,
     AdamW), peak learning rate and its schedule (constant, step, cosine, exponential),
-    weight decay, compute precision (``auto``: bf16 where native, else fp32) and
-    augmentation."""
+    weight decay, compute precision (``auto``: bf16 where native, else fp32),
+    augmentation, and gradient clipping (``max_grad_norm``: the gradients' total norm
+    is clipped to it; ``auto`` clips to ``AUTO_MAX_GRAD_NORM`` for models without
+    normalisation layers, where one large step can kill every ReLU for good, and not
+    at all for models with them)."""
 
     epochs: int = Field(ge=0)
     batch_size: int = Field(default=128, ge=1)
@@ -28,6 +34,14 @@ class FitOptions(Options):
     gamma: float = Field(default=0.1, gt=0.0, le=1.0)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     augment: bool = True
+    max_grad_norm: float | Literal["auto"] | None = "auto"
+
+    @field_validator("max_grad_norm")
+    @classmethod
+    def _norm_positive(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{value} is not a gradient norm; give a finite number > 0, auto, or null (no clipping)")
+        return value
 
     @field_validator("lr")
     @classmethod
@@ -39,3 +53,9 @@ class FitOptions(Options):
     def fit_settings(self) -> dict[str, object]:
         """The fields ``fit`` reads (a subclass's own keys left out), as a checkpoint records them."""
         return {name: getattr(self, name) for name in FitOptions.model_fields}
+
+    def grad_norm_limit(self, normalized: bool) -> float | None:
+        """The norm gradients are clipped to for a model with (or without) normalisation layers."""
+        if self.max_grad_norm == "auto":
+            return None if normalized else AUTO_MAX_GRAD_NORM
+        return self.max_grad_norm

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 from torch import nn
 
-from trimkit import prune, train
+from trimkit import prune, tasks, train
 from trimkit._registry import closest
 from trimkit.pipeline._context import Context
 from trimkit.pipeline._distill_options import TeacherOptions, distillation
@@ -21,6 +21,7 @@ class TrainOptions(FitOptions, TeacherOptions):
     """A training stage: :class:`~trimkit.train.FitOptions`, a teacher (distillation) and
     a schedule of pruners and lr schedulers fired by epoch."""
 
+    allow_failure: bool = False
     pruners: dict[str, PrunerSpec] = Field(default_factory=dict)
     lr_schedulers: dict[str, LrSchedulerSpec] = Field(default_factory=dict)
     policies: list[PolicySpec] = Field(default_factory=list)
@@ -113,16 +114,45 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
     if options.lr_schedulers:
         rate = lambda progress: options.lr * lr_factor(int(progress), options.lr_schedulers, options.policies)  # noqa: E731
     checkpoint = ctx.checkpoint()
-    with distillation(options, ctx, model) as distiller:
-        fitted = train.fit(model, ctx.task, options=options, seed=ctx.seed, lr_schedule=rate,
-                           on_epoch_start=hook, checkpoint=checkpoint,
-                           resume=ctx.resume and checkpoint is not None and checkpoint.exists(),
-                           progress=ctx.progress, loss_fn=distiller,
-                           extra_modules=[distiller.adapters] if distiller else ())
+    resuming = ctx.resume and checkpoint is not None and checkpoint.exists()
+    task = ctx.task
+    primary = task.primary_metric
+    judged = options.epochs > 0 and _has_eval_split(task)
+    start = None if resuming or not judged else float(tasks.evaluate(model, task).values[primary])
+    chance_metrics = train.chance_level(task) if judged else None
+    chance = chance_metrics.get(primary) if chance_metrics else None
+    fine_tuning = start is not None and chance is not None and start > chance + 2 * train.CHANCE_MARGIN
+    with distillation(options, ctx, model, student_start=start if fine_tuning else None,
+                      chance=chance) as distiller:
+        try:
+            fitted = train.fit(model, task, options=options, seed=ctx.seed, lr_schedule=rate,
+                               on_epoch_start=hook, checkpoint=checkpoint, resume=resuming,
+                               progress=ctx.progress, loss_fn=distiller,
+                               extra_modules=[distiller.adapters] if distiller else ())
+        except train.TrainingFailed as error:
+            if not options.allow_failure:
+                raise
+            ctx.say(f"   [yellow]warning:[/] {error} (allow_failure: the run goes on)")
+            ctx.add(training={"start": start, "chance": chance, "problem": str(error)})
+            return model
+    problem = train.training_problem(fitted.history, primary, higher_is_better=task.higher_is_better, start=start,
+                                     chance=chance,
+                                     steps=sum(int(h["images"]) for h in fitted.history) // options.batch_size)
     ctx.add(history=fitted.history, precision=fitted.precision, channels_last=fitted.channels_last,
             images_per_second=fitted.images_per_second,
-            resumed_from_epoch=fitted.resumed_from_epoch, pruning_steps=hook.steps if hook else [])
+            resumed_from_epoch=fitted.resumed_from_epoch, pruning_steps=hook.steps if hook else [],
+            training={"start": start, "chance": chance, "problem": problem})
+    if problem is not None:
+        message = (f"training failed: {problem}; "
+                   f"{train.likely_cause(model, options, distilling=distiller is not None, fine_tuning=fine_tuning)}")
+        if not options.allow_failure:
+            raise train.TrainingFailed(f"{message} (set allow_failure: true to keep going)")
+        ctx.say(f"   [yellow]warning:[/] {message} (allow_failure: the run goes on)")
     return fitted.model
+
+
+def _has_eval_split(task) -> bool:
+    return task is not None and any(name in task.splits for name in ("val", "test"))
 
 
 register_stage("finetune", TrainOptions, "fine-tune the model (the train stage under its usual name)")(train_stage)
