@@ -174,3 +174,14 @@ def test_the_table_is_calibrated_on_the_model_and_its_half(monkeypatch):
             for o in tables.table_counts(unit.out_channels):
                 table.points.setdefault(unit.key, {})[(i, o)] = blocked_ms(unit, i, o)
     assert calibrate(table, units) == pytest.approx((2.0, 1.25))
+
+
+def test_the_next_aim_interpolates_between_a_slow_and_a_fast_round():
+    from trimkit.prune._budget import BudgetRound
+
+    rounds = [BudgetRound(9.4, 9.0, 12.0), BudgetRound(7.5, 7.0, 6.0)]
+    tried = [({}, 12.0, 0.1), ({}, 6.0, 0.1)]
+    # measured 6 at a prediction of 7 and 12 at 9: measured 9 (the desired) lies at 8
+    assert _budget_cut._next_aim(rounds, tried, budget=10.0, desired=9.0) == pytest.approx(8.0)
+    # one slow round only: its prediction scaled by how far it was off
+    assert _budget_cut._next_aim(rounds[:1], tried[:1], budget=10.0, desired=9.0) == pytest.approx(9.0 * 9.0 / 12.0)

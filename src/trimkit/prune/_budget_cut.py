@@ -102,9 +102,14 @@ def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: G
               "macs": target.macs, "params": target.params}[target.budget_kind]
     check_reachable(unpruned, budget, model.total(floor), unit)
     initial_frozen = list(session.frozen)
-    aim, rounds, tried = budget, [], []
+    # a latency aims inside the band [budget * (1 - tolerance), budget], at its middle, so
+    # that noise in either direction keeps it there; a count is predicted exactly
+    desired = budget * (1 - target.tolerance / 2) if target.on_runtime else budget
+    aim, rounds, tried = desired, [], []
     for number in range(target.rounds):
         kept = greedy_counts(model, groups, scores, steps, aim, floor)
+        if any(kept == earlier for earlier, _, _ in tried):
+            break  # the aim moved too little to change the cut: measuring it again tells nothing
         if number:
             session.reset()
             session.frozen[:] = initial_frozen
@@ -117,8 +122,7 @@ def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: G
         tried.append((kept, measured * scale, noise * scale))
         if measured * scale <= budget + noise * scale and measured * scale >= budget * (1 - target.tolerance):
             break
-        # the prediction was off by measured / predicted: aim where that puts the measurement at the budget
-        aim = budget * rounds[-1].predicted / max(measured * scale, 1e-12)
+        aim = _next_aim(rounds, tried, budget, desired)
         aim = min(max(aim, model.total(floor)), unpruned * (1 - 1e-6))
     met = [index for index, (_, measured, noise) in enumerate(tried) if measured <= budget + noise]
     best = max(met, key=lambda i: tried[i][1]) if met else min(range(len(tried)), key=lambda i: tried[i][1])
@@ -132,6 +136,22 @@ def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: G
     return BudgetOutcome(target.describe(), unit, budget / scale, unpruned, chosen.predicted, chosen.measured,
                          scaled_noise / scale, scaled <= budget + scaled_noise, rounds, table_text, build_s,
                          chosen.unpruned_measured)
+
+
+def _next_aim(rounds: list[BudgetRound], tried: list, budget: float, desired: float) -> float:
+    """Where the next cut aims its prediction. Between a round measured too slow and one
+    too fast, by linear interpolation of measured against predicted (a runtime's kernels
+    change at some channel counts, so one round's ratio overshoots both ways); before
+    there are both, the last prediction corrected by the ratio it was off by."""
+    points = [(r.predicted, measured, noise) for r, (_, measured, noise) in zip(rounds, tried, strict=True)]
+    slow = [(p, m) for p, m, noise in points if m > budget + noise]
+    fast = [(p, m) for p, m, noise in points if m <= budget + noise]
+    if slow and fast:
+        (p_slow, m_slow), (p_fast, m_fast) = min(slow, key=lambda x: x[1]), max(fast, key=lambda x: x[1])
+        if m_slow > m_fast:
+            return p_fast + (desired - m_fast) * (p_slow - p_fast) / (m_slow - m_fast)
+    predicted, measured, _ = points[-1]
+    return desired * predicted / max(measured, 1e-12)
 
 
 def _cut(session: PruningSession, groups, scores, kept, layouts) -> None:
