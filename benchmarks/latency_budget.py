@@ -44,7 +44,7 @@ from trimkit import data, measure, models, prune, train
 from trimkit.errors import TrimkitError
 from trimkit.measure import RuntimeOptions
 from trimkit.measure._env import cpu_model, isa
-from trimkit.measure._latency_table import build_table, model_key
+from trimkit.measure._latency_table import model_key
 from trimkit.measure._units import layer_units
 from trimkit.prune._custom_layers import customized_pruners
 
@@ -157,8 +157,8 @@ def main() -> None:
             options = RuntimeOptions(backend=backend, threads=args.threads)
             with tempfile.TemporaryDirectory() as cache:
                 table_file = Path(cache) / "table.json"
-                table, _ = build_table(base, example, options, batch_size=batch, cache=False, table_path=table_file,
-                                       progress=True)
+                table = prune.latency_table(base, example, backend=backend, batch_size=batch,
+                                            threads=args.threads, table=str(table_file), progress=True)
                 points = sum(len(values) for values in table.points.values())
                 _, timed = speedup_of([base, *randoms], options, batch, args.min_time / 2)
                 errors = [abs(predicted_ms(table, base, model, example) / result.p50_ms - 1) * 100

@@ -185,3 +185,13 @@ def test_the_next_aim_interpolates_between_a_slow_and_a_fast_round():
     assert _budget_cut._next_aim(rounds, tried, budget=10.0, desired=9.0) == pytest.approx(8.0)
     # one slow round only: its prediction scaled by how far it was off
     assert _budget_cut._next_aim(rounds[:1], tried[:1], budget=10.0, desired=9.0) == pytest.approx(9.0 * 9.0 / 12.0)
+
+
+@pytest.mark.parametrize("p50, p90, calls, expected", [
+    (10.0, 14.0, 16, 1.0),   # the median's error: the spread over the root of the calls
+    (10.0, 10.5, 16, 0.2),   # at least 2 % of the median
+])
+def test_noise_is_the_error_of_the_median(p50, p90, calls, expected):
+    from trimkit.prune._budget import noise_of
+
+    assert noise_of(p50, p90, calls) == pytest.approx(expected)

@@ -12,6 +12,8 @@ from trimkit._sparse_size import SparseSize, sparse_size
 from trimkit.prune import criteria
 from trimkit.prune._dead import DeadRemoval, KeptDead, remove_dead
 from trimkit.prune._evaluation import CachedEvaluation
+from trimkit.prune._budget import BudgetOutcome, PruneTarget
+from trimkit.prune._budget_cut import latency_table
 from trimkit.prune._options import CutOptions
 from trimkit.prune._result import FrozenGroup, LayerChange, PruneResult
 from trimkit.prune.criteria import register as register_criterion
@@ -22,6 +24,7 @@ from trimkit.prune.structured import structured
 from trimkit.prune.unstructured import LayerSparsity, UnstructuredResult, nonzero_parameters, unstructured
 
 __all__ = [
+    "BudgetOutcome",
     "CachedEvaluation",
     "CriteriaComparison",
     "CutOptions",
@@ -31,6 +34,7 @@ __all__ = [
     "LayerChange",
     "LayerSparsity",
     "PruneResult",
+    "PruneTarget",
     "SensitivityResult",
     "SparseSize",
     "ThresholdCurve",
@@ -40,6 +44,7 @@ __all__ = [
     "compare_criteria",
     "criteria",
     "group_by_sensitivity",
+    "latency_table",
     "nonzero_parameters",
     "recommend_threshold",
     "register_criterion",

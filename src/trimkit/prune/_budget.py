@@ -235,7 +235,8 @@ def check_reachable(unpruned: float, budget: float, floor_cost: float, unit: str
                            "(layers: both)")
 
 
-def noise_of(p50_ms: float, p90_ms: float) -> float:
-    """The measurement's noise: half the spread from median to 90th percentile, at least
-    NOISE_FLOOR of the median."""
-    return max(NOISE_FLOOR * p50_ms, (p90_ms - p50_ms) / 2)
+def noise_of(p50_ms: float, p90_ms: float, calls: int) -> float:
+    """How far the median may be off: the spread from median to 90th percentile over the
+    square root of the calls timed (the median's own error, not one call's), at least
+    NOISE_FLOOR of the median (what repeated runs differ by)."""
+    return max(NOISE_FLOOR * p50_ms, (p90_ms - p50_ms) / math.sqrt(max(calls, 1)))

@@ -44,6 +44,20 @@ def runtime_table(session: PruningSession, groups: list[ChannelGroup], target: P
     return table, units, shares, in_model_ms, constant
 
 
+def latency_table(model: torch.nn.Module, example_inputs, target: PruneTarget | dict | None = None, *,
+                  progress: bool = False, **settings) -> LatencyTable:
+    """The latency table a budgeted cut of ``model`` uses on ``target``'s runtime (a
+    :class:`PruneTarget` or its fields: ``backend``, ``batch_size``, ``threads``,
+    ``precision``, ``table``): every count of every prunable layer, calibrated on the
+    model and its half. Cached as :func:`trimkit.measure.build_table` caches."""
+    target = PruneTarget.of(target, **settings)
+    session = PruningSession(model, example_inputs, verify=False)
+    table, _ = build_table(model, session.inputs, target.runtime(), batch_size=target.batch_size,
+                           table_path=target.table, progress=progress,
+                           calibrate=_two_point_calibration(session, target))
+    return table
+
+
 def _two_point_calibration(session: PruningSession, target: PruneTarget):
     """Calibrate the table on the whole model and on it with half of every conv's
     channels cut, timed interleaved: two points fix what is not a layer (the constant)
@@ -172,7 +186,7 @@ def _latency_of(session: PruningSession, target: PruneTarget) -> Callable[[], tu
     def measure() -> tuple[float, float, float]:
         cut, unpruned = latencies([session.model, session.original], options, batch_size=target.batch_size,
                                   input_shapes=shapes)
-        return cut.p50_ms, noise_of(cut.p50_ms, cut.p90_ms), unpruned.p50_ms
+        return cut.p50_ms, noise_of(cut.p50_ms, cut.p90_ms, cut.iterations), unpruned.p50_ms
 
     return measure
 
