@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--speedups", default="2,3")
     parser.add_argument("--random", type=int, default=12, help="random prunings to check predictions on")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-ratio", type=float, default=0.75, help="most of a group's channels a budget may take")
+    parser.add_argument("--max-ratio", type=float, default=0.9, help="most of a group's channels a budget may take")
     parser.add_argument("--min-time", type=float, default=1.0)
     parser.add_argument("--test-images", type=int, default=10_000)
     parser.add_argument("--finetune-epochs", type=int, default=0)

@@ -49,7 +49,7 @@ class PruneTarget(Options):
     threads: int | None = Field(default=None, ge=1)
     precision: Annotated[str, AfterValidator(_known_precision)] = "auto"
     table: str | None = None
-    max_ratio: float = Field(default=0.75, gt=0.0, lt=1.0)
+    max_ratio: float = Field(default=0.9, gt=0.0, lt=1.0)
     tolerance: float = Field(default=0.1, gt=0.0, lt=1.0)
     rounds: int = Field(default=4, ge=1, le=12)
 
