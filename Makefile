@@ -44,7 +44,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check src tests benchmarks
 
 test: $(INSTALLED) browser postgres lint
-	$(PYTEST)
+	$(PYTEST) --durations=10
 
 test-quick: $(INSTALLED) lint
 	$(PYTEST) -m "not slow and not heavy"
