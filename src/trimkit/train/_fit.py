@@ -164,6 +164,15 @@ def fit(
     return result
 
 
+def input_sizes(task: Task, split: str = "train") -> list[str]:
+    """The size of each model input as ``split`` feeds it, without the batch (``3x32x32``):
+    what a model was trained at, for logs and reports."""
+    batch = next(iter(task.batches(split, 1)), None)
+    if batch is None:
+        return []
+    return ["x".join(str(int(side)) for side in tensor.shape[1:]) for tensor in batch.inputs]
+
+
 def _eval_split(task: Task, eval_split: str | None) -> str | None:
     if eval_split != "auto":
         return eval_split
