@@ -92,3 +92,22 @@ def test_cli_train_that_stays_at_chance_exits_3_and_saves_no_model(tmp_path):
     assert result.exit_code == 3, result.output
     assert last.startswith("error: training failed: val top1 stayed at chance (") and "lr 1e-07 is too low" in last
     assert not out.exists() and (tmp_path / "m.pt.ckpt").exists()  # the epochs that ran are kept
+
+
+@pytest.mark.parametrize("teacher_model, message", [
+    (lambda: models.create("lraspp_mobilenetv3_large", num_classes=10, width=0.25),
+     "error: teacher {path} is a segmentation model (lraspp_mobilenetv3_large), but the student learns "
+     "classification; give a classification teacher trained on the same data"),
+    (lambda: models.create("lenet5", num_classes=5),
+     "error: the teacher predicts 5 classes and the student 10: give a teacher trained for the same 10 classes"),
+])
+def test_a_teacher_for_another_task_or_other_classes_is_one_line_exit_2_and_writes_nothing(tmp_path, teacher_model,
+                                                                                            message):
+    teacher = tmp_path / "teacher.pt"
+    trimkit.save(teacher_model(), teacher)
+    out = tmp_path / "student.pt"
+    result = runner.invoke(app, ["train", "lenet5", "--data", "mnist5k", "--out", str(out), "--epochs", "1",
+                                 "--teacher", str(teacher)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert result.stderr.startswith(message.format(path=teacher)), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["teacher.pt"]

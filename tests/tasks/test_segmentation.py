@@ -55,6 +55,29 @@ def test_a_class_absent_from_truth_and_prediction_has_no_iou():
     assert result["mean_class_accuracy"] == pytest.approx(100 * (1 / 2 + 1) / 2)
 
 
+def test_train_and_val_metrics_average_over_the_classes_the_labels_use():
+    # a VOC-style folder: 21 classes, masks holding only 0 and 1 (1 only in val)
+    voc = tuple(f"c{index}" for index in range(21))
+    images = torch.zeros(1, 3, 2, 2, dtype=torch.uint8)
+    train_set = SegmentationDataset("t", "train", images, torch.tensor([[[0, 0], [0, VOID]]], dtype=torch.uint8), voc)
+    val_set = SegmentationDataset("t", "val", images, torch.tensor([[[0, 1], [1, 0]]], dtype=torch.uint8), voc)
+    task = tasks.segmentation(train_set, val_set)
+    assert task.labelled_classes == (0, 1)
+    # a half-trained model: right on two pixels, the rest spread over classes no mask holds
+    predicted = torch.tensor([[[0, 7], [1, 12]]])
+    on_val = task.metric_state()
+    on_val.update(_logits_for(predicted, 21), val_set.masks.long())
+    result = on_val.result()
+    # 0: TP 1, truth 2, predicted 1 -> 1/2; 1: TP 1, truth 2, predicted 1 -> 1/2; 7 and 12 are not averaged
+    assert result["miou"] == pytest.approx(50)
+    assert "iou_c7" not in result and "iou_c12" not in result
+    assert result["pixel_accuracy"] == pytest.approx(50)
+    on_train = task.metric_state()
+    on_train.update(_logits_for(torch.tensor([[[0, 0], [12, 0]]]), 21), train_set.masks.long())
+    # class 0: TP 2 of 3 labelled, predicted 2 -> 2/3; class 1 absent from truth and prediction
+    assert on_train.result()["miou"] == pytest.approx(100 * 2 / 3)
+
+
 def test_metrics_accumulate_over_batches_as_one_matrix():
     generator = torch.Generator().manual_seed(0)
     truth = torch.randint(0, 3, (4, 5, 6), generator=generator)

@@ -84,7 +84,8 @@ def train_command(
     measurement = trained.measurement.renamed(subject.label)
     measurement.size_bytes["model_file"] = out.stat().st_size
     record = {"out": str(out), "data": data, "epochs": epochs, **{key: trained.details[key] for key in
-                                                                  ("precision", "channels_last", "images_per_second")},
+                                                                  ("input_size", "precision", "channels_last",
+                                                                   "images_per_second")},
               **{f"val_{name}": value for name, value in final.items()}, "history": history}
     if "distillation" in trained.details:
         record["distillation"] = trained.details["distillation"]
@@ -95,8 +96,8 @@ def train_command(
         console.print(f"saved {out}: no epochs trained (--epochs {epochs})")
     else:
         console.print(f"saved {out}: val {metric_title(primary)} {final.get(primary, float('nan')):.2f} after "
-                      f"{epochs} epochs ({trained.details['precision']}, {trained.details['images_per_second']:.0f} "
-                      "img/s)")
+                      f"{epochs} epochs at {', '.join(trained.details['input_size'])} ({trained.details['precision']}, "
+                      f"{trained.details['images_per_second']:.0f} img/s)")
 
 
 def _pairs(values: list[str] | None, flag: str) -> dict[str, str]:

@@ -68,10 +68,30 @@ def resolve_teacher(name: str, ctx: Context) -> nn.Module:
             return found
         name = found  # a named file of the run
     if Path(name).is_file():
-        return trimkit.load(name, trusted=ctx.trusted)
+        return _checked_teacher(trimkit.load(name, trusted=ctx.trusted), name, ctx)
     known = ", ".join(m for m, v in ctx.models.items() if isinstance(v, nn.Module)) or "none"
     raise TrimkitError(f"teacher {name!r} is neither a model of this run (known: {known}) nor a model file; give "
                        "'original', the save_as name of an earlier stage, or the path of a model file")
+
+
+def _checked_teacher(teacher: nn.Module, name: str, ctx: Context) -> nn.Module:
+    """A teacher from a file, refused in one line where it was built for another task kind
+    or for other inputs or classes than the run's data."""
+    from trimkit import models
+
+    origin = models.origin(teacher)
+    task = ctx.task
+    if origin is None or task is None:
+        return teacher
+    if origin.task is not None and origin.task != task.name:
+        raise TrimkitError(f"teacher {name} is a {origin.task} model ({origin.label}), but the student learns "
+                           f"{task.name}; give a {task.name} teacher trained on the same data")
+    check_fits = getattr(task, "check_fits", None)
+    datasets = getattr(task, "datasets", {})
+    if check_fits is not None:
+        for dataset in datasets.values():
+            check_fits(dataset, origin, f"teacher {name}")
+    return teacher
 
 
 def check_teacher(teacher: nn.Module, options: TeacherOptions, ctx: Context, student_start: float | None,

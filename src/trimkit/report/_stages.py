@@ -14,11 +14,11 @@ from trimkit.report._prune import chosen_block, cut_block, layers_block
 from trimkit.report._quant import quant_block
 from trimkit.report._source import Ref, is_number
 from trimkit.report._svg import Bar, bar_chart
-from trimkit.report._training import history_block, pruning_steps_block
+from trimkit.report._training import history_block, pruning_steps_block, training_block
 
 # details drawn by their own blocks, or bookkeeping for resume; the rest are listed as they are
 DRAWN = {"history", "layers", "chosen", "comparisons", "int8", "before", "measurements", "artifacts", "named_files",
-         "environment", "measured", "pruning_steps", "per_layer", "deployment"}
+         "environment", "measured", "pruning_steps", "per_layer", "deployment", "input_size", "training"}
 
 
 def anchor(position: int) -> str:
@@ -72,7 +72,7 @@ def _card(run: ReportRun, position: int) -> str:
         figures = (f'<details class="figures"><summary>Figures: as in the record before (the stage kept the model)'
                    f"</summary>{figures_table(measurement)}</details>")
     parts.append(f'<div class="side"><div>{figures}</div>{_details_table(details)}</div>')
-    parts += [history_block(details), pruning_steps_block(details)]
+    parts += [training_block(details), history_block(details), pruning_steps_block(details)]
     if record.stage == "prune" or details.get("layers") is not None:
         parts += [cut_block(details, measurement), layers_block(details), chosen_block(details)]
     parts += [quant_block(details, measurement), _measured(details), deployment_block(details)]

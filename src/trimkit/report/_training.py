@@ -1,5 +1,6 @@
 """Training curves (``details.history``: one record per epoch, as ``train.fit`` and QAT
-log it) and the pruning steps a schedule fired during training."""
+log it), what a training stage trained at and how its health and teacher were judged,
+and the pruning steps a schedule fired during training."""
 
 from __future__ import annotations
 
@@ -8,6 +9,30 @@ from trimkit.report._source import Ref, is_number
 from trimkit.report._svg import Axis, Point, Series, line_chart
 
 NOT_CURVES = ("epoch", "images", "seconds", "lr")
+
+
+def training_block(details: Ref) -> str:
+    """The input size trained at, the metric before training against chance and the
+    failure found (if any), and the teacher check's figures and verdict."""
+    lines = []
+    size = details.get("input_size")
+    if size is not None and size.is_list and size.children():
+        lines.append(f"Trained at <b>{esc(', '.join(str(item.value) for item in size.children()))}</b> "
+                     "(each input, without the batch).")
+    health = details.get("training")
+    if health is not None and health.is_dict:
+        lines.append(f"Before training {figure(health.get('start'))}, chance {figure(health.get('chance'))}"
+                     f"{'; ' + text(health.get('problem')) if health.get('problem') is not None else '.'}")
+    check = details.at("distillation", "teacher_check")
+    if check is not None and check.is_dict:
+        verdict = ("weak: at or below the student before or chance + margin" if check.value.get("weak")
+                   else "above the student before and chance + margin")
+        lines.append(f"Teacher check (val {text(check.get('metric'))}): teacher {figure(check.get('teacher'))}, "
+                     f"student before {figure(check.get('student_start'))}, chance {figure(check.get('chance'))} "
+                     f"+ margin {figure(check.get('margin'))}: <b>{esc(verdict)}</b>.")
+    if not lines:
+        return ""
+    return "<h4>Training</h4>" + "".join(f"<p>{line}</p>" for line in lines)
 
 
 def history_block(details: Ref) -> str:

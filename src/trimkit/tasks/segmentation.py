@@ -10,12 +10,18 @@ Metrics (percent, as the SegNet / CamVid protocol states them), void pixels igno
 - ``miou``: per-class TP / (TP + FP + FN), averaged over the classes that occur in the
   ground truth or the predictions (a class absent from both has no IoU);
 - ``iou_<class>``: each class's IoU, for every class that has one.
+
+A task scores only the classes its labels use (in any split): a VOC-layout folder with
+two of VOC's 21 classes is judged on those two in training and in validation alike, so
+a class the model predicts but no mask holds lowers the labelled classes' IoU (as
+false negatives) without adding a zero of its own to the mean.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Iterator, Mapping
 
 import torch
@@ -64,6 +70,16 @@ class SegmentationTask(SplitDatasets, Task):
     def classes(self) -> tuple[str, ...]:
         return next(iter(self.datasets.values())).classes
 
+    @cached_property
+    def labelled_classes(self) -> tuple[int, ...]:
+        """The class indices some mask of some split holds: the classes train and
+        validation metrics are both averaged over."""
+        counts = torch.zeros(self.num_classes, dtype=torch.int64)
+        for data in self.datasets.values():
+            labels = data.masks[data.masks != VOID].long()
+            counts += torch.bincount(labels, minlength=self.num_classes)[:self.num_classes]
+        return tuple(int(index) for index in torch.nonzero(counts).flatten())
+
     def batches(self, split: str, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[Batch]:
         for images, masks in self.dataset(split).batches(batch_size, shuffle=shuffle, augment=augment,
@@ -76,7 +92,7 @@ class SegmentationTask(SplitDatasets, Task):
         return F.cross_entropy(logits.float(), targets, weight=weight, ignore_index=VOID)
 
     def metric_state(self) -> MetricState:
-        return ConfusionMatrix(self.classes)
+        return ConfusionMatrix(self.classes, scored=self.labelled_classes or None)
 
     def prediction(self, outputs: Any) -> torch.Tensor:
         return outputs.argmax(1)
@@ -116,9 +132,12 @@ def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_class
     return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes).cpu()
 
 
-def scores(matrix: torch.Tensor, classes: tuple[str, ...]) -> dict[str, float]:
+def scores(matrix: torch.Tensor, classes: tuple[str, ...], scored: tuple[int, ...] | None = None
+           ) -> dict[str, float]:
     """Pixel accuracy, mean class accuracy, mIoU and per-class IoU (percent) of a
-    confusion matrix (rows = truth); see the module docstring for what each averages."""
+    confusion matrix (rows = truth); see the module docstring for what each averages.
+    ``scored`` (class indices) limits the class averages and the per-class IoUs to
+    those classes; pixels predicted as any other class still count as errors."""
     matrix = matrix.double()
     true_positive = matrix.diag()
     truth = matrix.sum(1)
@@ -126,10 +145,14 @@ def scores(matrix: torch.Tensor, classes: tuple[str, ...]) -> dict[str, float]:
     union = truth + predicted - true_positive
     labelled = float(truth.sum())
     result = {"pixel_accuracy": 100.0 * float(true_positive.sum()) / labelled if labelled else 0.0}
-    present = truth > 0
+    considered = torch.ones(len(classes), dtype=torch.bool)
+    if scored is not None:
+        considered = torch.zeros(len(classes), dtype=torch.bool)
+        considered[list(scored)] = True
+    present = (truth > 0) & considered
     recall = true_positive[present] / truth[present]
     result["mean_class_accuracy"] = 100.0 * float(recall.mean()) if present.any() else 0.0
-    has_iou = union > 0
+    has_iou = (union > 0) & considered
     iou = torch.where(has_iou, true_positive / union.clamp(min=1), torch.zeros_like(union))
     result["miou"] = 100.0 * float(iou[has_iou].mean()) if has_iou.any() else 0.0
     for index, name in enumerate(classes):
@@ -149,10 +172,12 @@ def metric_key(name: str) -> str:
 
 
 class ConfusionMatrix(MetricState):
-    """Accumulates the confusion matrix and the summed loss over labelled pixels."""
+    """Accumulates the confusion matrix and the summed loss over labelled pixels;
+    ``scored`` limits the class averages to those class indices (see :func:`scores`)."""
 
-    def __init__(self, classes: tuple[str, ...]) -> None:
+    def __init__(self, classes: tuple[str, ...], scored: tuple[int, ...] | None = None) -> None:
         self.classes = tuple(classes)
+        self.scored = scored
         self.matrix = torch.zeros(len(classes), len(classes), dtype=torch.int64)
         self.loss_sum = 0.0
         self.pixels = 0
@@ -168,7 +193,8 @@ class ConfusionMatrix(MetricState):
         self.count += len(targets)
 
     def result(self) -> dict[str, float]:
-        return {**scores(self.matrix, self.classes), "loss": self.loss_sum / max(self.pixels, 1), "n": self.count}
+        return {**scores(self.matrix, self.classes, self.scored), "loss": self.loss_sum / max(self.pixels, 1),
+                "n": self.count}
 
 
 class SegmentationSpec(TaskSpec):

@@ -2,7 +2,7 @@
 
 from trimkit._device import autocast, cpu_flags, cpu_has_native_bf16, resolve_device, resolve_precision
 from trimkit.train._evaluate import evaluate
-from trimkit.train._fit import FitResult, fit
+from trimkit.train._fit import FitResult, fit, input_sizes, recalibrate_batch_norm
 from trimkit.train._health import (CHANCE_MARGIN, TrainingFailed, chance_level, has_normalization, likely_cause,
                                    training_problem)
 from trimkit.train._options import FitOptions
@@ -23,8 +23,10 @@ __all__ = [
     "evaluate",
     "fit",
     "has_normalization",
+    "input_sizes",
     "learning_rate",
     "likely_cause",
+    "recalibrate_batch_norm",
     "resolve_device",
     "resolve_precision",
     "seed_everything",

@@ -150,6 +150,9 @@ def fit(
                     model.to(memory_format=torch.channels_last)
                 record = _train_one_epoch(model, task, optim, loss_fn, rate, config, epoch, steps_per_epoch,
                                           drop_last, target, resolved_precision, use_channels_last, bar)
+                if options.recalibrates_bn(steps_per_epoch):
+                    recalibrate_batch_norm(model, task, options.batch_size, target, resolved_precision,
+                                           use_channels_last)
                 if split is not None:
                     scored = evaluate(model, task, split, device=target, precision="fp32")
                     record.update({f"val_{name}": value for name, value in scored.values.items() if name != "n"})
@@ -162,6 +165,42 @@ def fit(
         if use_channels_last:
             model.to(memory_format=torch.contiguous_format)
     return result
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, task: Task, batch_size: int, device: torch.device,
+                           precision: str = "fp32", channels_last: bool = False) -> bool:
+    """Re-estimate every batch-norm layer's running mean and variance as the plain average
+    over the training split (no augmentation, no weight update): the statistics of the
+    weights as they are now. Returns whether the model had batch norm."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return False
+    momenta = [norm.momentum for norm in norms]
+    was_training = model.training
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the batches
+    model.train()
+    try:
+        for batch in task.batches("train", batch_size):
+            batch = batch.to(device, channels_last=channels_last)
+            with autocast(device, precision):
+                model(*batch.inputs)
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        model.train(was_training)
+    return True
+
+
+def input_sizes(task: Task, split: str = "train") -> list[str]:
+    """The size of each model input as ``split`` feeds it, without the batch (``3x32x32``):
+    what a model was trained at, for logs and reports."""
+    batch = next(iter(task.batches(split, 1)), None)
+    if batch is None:
+        return []
+    return ["x".join(str(int(side)) for side in tensor.shape[1:]) for tensor in batch.inputs]
 
 
 def _eval_split(task: Task, eval_split: str | None) -> str | None:

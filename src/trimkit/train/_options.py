@@ -12,6 +12,10 @@ from trimkit._options import Options
 
 
 AUTO_MAX_GRAD_NORM = 2.0
+#: below this many steps an epoch, ``recalibrate_bn="auto"`` re-estimates batch-norm statistics
+#: after it: at BatchNorm's momentum 0.1, 50 steps still keep 0.5 % of where the statistics started,
+#: and they trail weights that moved a lot in few steps
+AUTO_RECALIBRATE_BN_STEPS = 100
 
 
 class FitOptions(Options):
@@ -21,7 +25,12 @@ class FitOptions(Options):
     augmentation, and gradient clipping (``max_grad_norm``: the gradients' total norm
     is clipped to it; ``auto`` clips to ``AUTO_MAX_GRAD_NORM`` for models without
     normalisation layers, where one large step can kill every ReLU for good, and not
-    at all for models with them)."""
+    at all for models with them), and ``recalibrate_bn``: batch-norm running statistics
+    re-estimated over the training split (no augmentation) after each epoch, so that
+    the model is judged (and saved) with statistics of its final weights; ``auto`` does
+    it where an epoch has fewer than ``AUTO_RECALIBRATE_BN_STEPS`` steps (a small
+    segmentation set: a few steps an epoch leave the running statistics of the first
+    weights, and the model predicts one class everywhere in evaluation)."""
 
     epochs: int = Field(ge=0)
     batch_size: int = Field(default=128, ge=1)
@@ -35,6 +44,7 @@ class FitOptions(Options):
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     augment: bool = True
     max_grad_norm: float | Literal["auto"] | None = "auto"
+    recalibrate_bn: bool | Literal["auto"] = "auto"
 
     @field_validator("max_grad_norm")
     @classmethod
@@ -53,6 +63,12 @@ class FitOptions(Options):
     def fit_settings(self) -> dict[str, object]:
         """The fields ``fit`` reads (a subclass's own keys left out), as a checkpoint records them."""
         return {name: getattr(self, name) for name in FitOptions.model_fields}
+
+    def recalibrates_bn(self, steps_per_epoch: int) -> bool:
+        """Whether batch-norm statistics are re-estimated after each epoch of this many steps."""
+        if self.recalibrate_bn == "auto":
+            return steps_per_epoch < AUTO_RECALIBRATE_BN_STEPS
+        return bool(self.recalibrate_bn)
 
     def grad_norm_limit(self, normalized: bool) -> float | None:
         """The norm gradients are clipped to for a model with (or without) normalisation layers."""

@@ -122,8 +122,10 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
     chance_metrics = train.chance_level(task) if judged else None
     chance = chance_metrics.get(primary) if chance_metrics else None
     fine_tuning = start is not None and chance is not None and start > chance + 2 * train.CHANCE_MARGIN
+    trained_at = train.input_sizes(task)
     with distillation(options, ctx, model, student_start=start if fine_tuning else None,
                       chance=chance) as distiller:
+        ctx.say(f"   training at {', '.join(trained_at)} ({task.size('train')} samples, batch {options.batch_size})")
         try:
             fitted = train.fit(model, task, options=options, seed=ctx.seed, lr_schedule=rate,
                                on_epoch_start=hook, checkpoint=checkpoint, resume=resuming,
@@ -133,13 +135,13 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
             if not options.allow_failure:
                 raise
             ctx.say(f"   [yellow]warning:[/] {error} (allow_failure: the run goes on)")
-            ctx.add(training={"start": start, "chance": chance, "problem": str(error)})
+            ctx.add(input_size=trained_at, training={"start": start, "chance": chance, "problem": str(error)})
             return model
     problem = train.training_problem(fitted.history, primary, higher_is_better=task.higher_is_better, start=start,
                                      chance=chance,
                                      steps=sum(int(h["images"]) for h in fitted.history) // options.batch_size)
-    ctx.add(history=fitted.history, precision=fitted.precision, channels_last=fitted.channels_last,
-            images_per_second=fitted.images_per_second,
+    ctx.add(input_size=trained_at, history=fitted.history, precision=fitted.precision,
+            channels_last=fitted.channels_last, images_per_second=fitted.images_per_second,
             resumed_from_epoch=fitted.resumed_from_epoch, pruning_steps=hook.steps if hook else [],
             training={"start": start, "chance": chance, "problem": problem})
     if problem is not None:
