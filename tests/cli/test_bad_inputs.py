@@ -630,7 +630,7 @@ USAGE = [
     case("usage-missing-out-prune", ["prune", "lenet5", "--ratio", "0.5"], ("--out",)),
     case("usage-missing-model", ["profile"], ("model",)),
     case("usage-epochs-not-int", TRAIN({"--epochs": "x"}), ("--epochs", "integer", "trimkit train --help")),
-    case("usage-lr-not-float", TRAIN({"--lr": "fast"}), ("--lr", "number")),
+    case("usage-lr-not-float", TRAIN({"--lr": "fast"}), ("--lr 'fast'", "neither a learning rate nor auto")),
     case("usage-option-without-value", ["train", "lenet5", "--out"], ("--out",)),
 ]
 

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 import trimkit
-from trimkit import export, models
+from trimkit import deploy, export, models
 from trimkit.cli import app
 
 runner = CliRunner()
@@ -39,7 +39,8 @@ def test_deploy_prints_every_candidate_and_writes_the_folder(lenet_file, tmp_pat
     assert "5 candidates at batch 4, timed interleaved; top-1 % on 100 mnist5k val images" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     chosen = next(row for row in manifest["candidates"] if row["chosen"])
-    assert f"chosen: {chosen['label']} (computes in {chosen['precision_reported']})" in result.stdout
+    computes = deploy.computes_in(chosen["precision"], chosen["precision_reported"])  # "int8 + fp32" for INT8
+    assert f"chosen: {chosen['label']} (computes in {computes})" in result.stdout
     assert f"written: {out}/ (manifest.json, model." in result.stdout
     assert manifest["batch_size"] == 4 and len(manifest["candidates"]) == 5
     as_json = run(str(lenet_file), "--data", "mnist5k", "--out", str(out), "--backends", "onnxruntime",

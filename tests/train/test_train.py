@@ -103,7 +103,7 @@ def test_each_optimizer_trains(optimizer):
 
 
 def test_bad_settings_are_clear_errors():
-    with pytest.raises(TrimkitError, match="optimizer: 'rmsprop': input should be 'sgd', 'adam' or 'adamw'"):
+    with pytest.raises(TrimkitError, match="optimizer: 'rmsprop': input should be 'auto', 'sgd', 'adam' or 'adamw'"):
         train.fit(models.create("lenet5"), _small(count=64), epochs=1, optimizer="rmsprop", progress=False)
     with pytest.raises(TrimkitError, match="schedule: 'linear': input should be 'constant', 'step', 'cosine'"):
         train.fit(models.create("lenet5"), _small(count=64), epochs=1, schedule="linear", progress=False)
@@ -190,3 +190,19 @@ def test_a_diverging_run_stops_at_the_first_loss_that_is_not_finite_with_the_cau
                   schedule="constant",
                   precision="fp32", progress=False)
     assert train.TrainingFailed.exit_code == 3 and issubclass(train.TrainingFailed, TrimkitError)
+
+
+@pytest.mark.parametrize("name, optimizer, lr", [
+    ("lenet5", "sgd", 0.05),      # no normalisation, 5 layers: SGD trains it best
+    ("vgg_b", "adam", 0.001),     # no normalisation, 11 layers: SGD leaves it at chance
+    ("resnet20", "sgd", 0.05),    # batch norm
+])
+def test_auto_optimizer_and_lr_follow_the_model(name, optimizer, lr):
+    from trimkit import models
+    from trimkit.train import FitOptions
+
+    resolved = FitOptions(epochs=1).for_model(models.create(name))
+    assert (resolved.optimizer, resolved.lr) == (optimizer, lr)
+    named = FitOptions(epochs=1, optimizer="adamw").for_model(models.create(name))
+    assert (named.optimizer, named.lr) == ("adamw", 0.001)
+    assert FitOptions(epochs=1, lr=0.2).for_model(models.create(name)).lr == 0.2

@@ -29,8 +29,9 @@ def train_command(
     data_dir: DataDirOption = None,
     epochs: Annotated[int, typer.Option(help="Epochs to train.")] = 10,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
-    optimizer: Annotated[str, typer.Option(help=f"One of {', '.join(train.OPTIMIZERS)}.")] = "sgd",
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 0.05,
+    optimizer: Annotated[str, typer.Option(help=f"auto (SGD for a model with normalisation layers, Adam without) "
+                                                 f"or one of {', '.join(train.OPTIMIZERS)}.")] = "auto",
+    lr: Annotated[str, typer.Option(help="Peak learning rate, or auto (0.05 for SGD, 0.001 for Adam).")] = "auto",
     momentum: Annotated[float, typer.Option(help="SGD momentum (Nesterov).")] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="L2 weight decay.")] = 5e-4,
     schedule: Annotated[str, typer.Option(help=f"One of {', '.join(train.SCHEDULES)}.")] = "cosine",
@@ -58,7 +59,7 @@ def train_command(
     """Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues)."""
     check_output(out)
     options = stage_options(TrainOptions, {"hints": "--hint"}, epochs=epochs, batch_size=batch_size,
-                            optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                            optimizer=optimizer, lr=_lr(lr), momentum=momentum, weight_decay=weight_decay,
                             schedule=schedule, step_size=step_size, gamma=gamma, precision=precision,
                             teacher=str(teacher) if teacher is not None else None, kd_temperature=kd_temperature,
                             kd_alpha=kd_alpha, hints=_pairs(hint, "--hint"),
@@ -175,3 +176,12 @@ def eval_command(
         for name, value in per_class:
             classes.add_row(name, f"{value:.2f}")
         console.print(classes)
+
+
+def _lr(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise TrimkitError(f"--lr {value!r} is neither a learning rate nor auto") from None

@@ -106,7 +106,7 @@ def fit(
     are seeded per epoch from ``seed``, so a resumed run repeats what the uninterrupted
     run would have done.
     """
-    options = FitOptions.of(options, **settings)
+    options = FitOptions.of(options, **settings).for_model(model)
     config = _Config(options, seed, channels_last)
     task = as_task(train, val)
     split = _eval_split(task, eval_split)

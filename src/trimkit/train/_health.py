@@ -93,6 +93,8 @@ def training_problem(history: Sequence[dict[str, float]], primary: str, *, highe
 
 def likely_cause(model: nn.Module, options: Any, *, distilling: bool = False, fine_tuning: bool = False) -> str:
     """The likeliest reason a run of ``model`` with ``options`` (FitOptions) failed, and the fix."""
+    if hasattr(options, "for_model"):
+        options = options.for_model(model)
     if distilling:
         return ("likely cause: the teacher (see its check above) or the soft term's step size; train without the "
                 "teacher, lower lr, or lower kd_alpha")

@@ -112,7 +112,8 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
     hook = _ScheduledPruning(options, ctx) if options.pruners else None
     rate = None
     if options.lr_schedulers:
-        rate = lambda progress: options.lr * lr_factor(int(progress), options.lr_schedulers, options.policies)  # noqa: E731
+        peak = options.for_model(model).lr
+        rate = lambda progress: peak * lr_factor(int(progress), options.lr_schedulers, options.policies)  # noqa: E731
     checkpoint = ctx.checkpoint()
     resuming = ctx.resume and checkpoint is not None and checkpoint.exists()
     task = ctx.task
