@@ -195,3 +195,19 @@ def test_noise_is_the_error_of_the_median(p50, p90, calls, expected):
     from trimkit.prune._budget import noise_of
 
     assert noise_of(p50, p90, calls) == pytest.approx(expected)
+
+
+def test_a_budget_the_table_calls_unreachable_is_measured_at_the_floor(fake_runtime):
+    """The fake table over-predicts small models (its constant is a quarter of the whole
+    model's), so it calls budgets unreachable that the floor meets when measured."""
+    import re
+
+    with pytest.raises(TrimkitError, match=r"^the budget 50x faster on onnxruntime, batch 8 cannot be reached: with "
+                                           r"every group cut as far as allowed \(max_ratio 0.5\) the model measured "
+                                           r"[\d.]+ ms against [\d.]+ ms unpruned \([\d.]+x\)") as refused:
+        structured(resnet20(), EXAMPLE, target={"speedup": 50, "max_ratio": 0.5, "batch_size": 8})
+    floor_speedup = float(re.search(r"\(([\d.]+)x\)", str(refused.value)).group(1))
+    result = structured(resnet20(), EXAMPLE, target={"speedup": 0.97 * floor_speedup, "max_ratio": 0.5,
+                                                      "batch_size": 8})
+    outcome = result.budget
+    assert outcome.met and outcome.rounds[0].predicted > outcome.budget  # the table alone would have refused it

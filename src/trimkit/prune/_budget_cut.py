@@ -114,30 +114,50 @@ def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: G
     unpruned = model.total(full)
     budget = {"latency_ms": target.latency_ms, "speedup": unpruned / (target.speedup or 1.0),
               "macs": target.macs, "params": target.params}[target.budget_kind]
-    check_reachable(unpruned, budget, model.total(floor), unit)
     initial_frozen = list(session.frozen)
     # a latency aims inside the band [budget * (1 - tolerance), budget], at its middle, so
     # that noise in either direction keeps it there; a count is predicted exactly
     desired = budget * (1 - target.tolerance / 2) if target.on_runtime else budget
     aim, rounds, tried = desired, [], []
-    for number in range(target.rounds):
-        kept = greedy_counts(model, groups, scores, steps, aim, floor)
-        if any(kept == earlier for earlier, _, _ in tried):
-            break  # the aim moved too little to change the cut: measuring it again tells nothing
-        if number:
+
+    def cut_and_measure(kept: dict[str, int], aimed: float) -> bool:
+        """Cut to ``kept``, measure, record the round; whether it lands in the band."""
+        if tried:
             session.reset()
             session.frozen[:] = initial_frozen
         _cut(session, groups, scores, kept, layouts)
         measured, noise, reference = measure()
-        rounds.append(BudgetRound(aim, model.total(kept), measured, reference))
+        rounds.append(BudgetRound(aimed, model.total(kept), measured, reference))
         # a speed-up is over the unpruned model timed beside the cut one: in the table's scale,
         # the cut one measures measured * unpruned / reference
         scale = unpruned / reference if target.budget_kind == "speedup" and reference else 1.0
         tried.append((kept, measured * scale, noise * scale))
-        if measured * scale <= budget + noise * scale and measured * scale >= budget * (1 - target.tolerance):
-            break
-        aim = _next_aim(rounds, tried, budget, desired)
-        aim = min(max(aim, model.total(floor)), unpruned * (1 - 1e-6))
+        return budget * (1 - target.tolerance) <= measured * scale <= budget + noise * scale
+
+    floor_cost = model.total(floor)
+    if target.on_runtime and unpruned > budget and floor_cost > budget:
+        # the table says the floor is too slow: a table is a prediction, so measure the floor itself
+        landed = cut_and_measure(dict(floor), floor_cost)
+        _, measured, noise = tried[-1]
+        if measured > budget + noise:
+            reference = rounds[-1].unpruned_measured or unpruned
+            raise TrimkitError(f"the budget {target.describe()} cannot be reached: with every group cut as far as "
+                               f"allowed (max_ratio {target.max_ratio:g}) the model measured "
+                               f"{rounds[-1].measured:.4g} ms against {reference:.4g} ms unpruned "
+                               f"({reference / rounds[-1].measured:.2f}x); give a larger budget, a larger max_ratio, "
+                               "or prune more layers (layers: both)")
+        aim = min(max(_next_aim(rounds, tried, budget, desired), floor_cost), unpruned * (1 - 1e-6))
+    else:
+        check_reachable(unpruned, budget, floor_cost, unit)
+        landed = False
+    while not landed and len(rounds) < target.rounds:
+        kept = greedy_counts(model, groups, scores, steps, aim, floor)
+        if any(kept == earlier for earlier, _, _ in tried):
+            break  # the aim moved too little to change the cut: measuring it again tells nothing
+        landed = cut_and_measure(kept, aim)
+        if not landed:
+            aim = _next_aim(rounds, tried, budget, desired)
+            aim = min(max(aim, floor_cost), unpruned * (1 - 1e-6))
     met = [index for index, (_, measured, noise) in enumerate(tried) if measured <= budget + noise]
     best = max(met, key=lambda i: tried[i][1]) if met else min(range(len(tried)), key=lambda i: tried[i][1])
     if best != len(tried) - 1:
