@@ -45,7 +45,7 @@ def train_command(
                                                          "distillation).")] = None,
     kd_temperature: Annotated[float, typer.Option(help="Softmax temperature T of the soft targets.")] = 4.0,
     kd_alpha: Annotated[float, typer.Option(help="Weight of the distillation term; 1 - alpha weights the "
-                                                 "cross-entropy on the labels.")] = 0.9,
+                                                 "cross-entropy on the labels.")] = 0.5,
     teacher_check: Annotated[str, typer.Option(help="warn, refuse or off: the teacher's val metric against the "
                                                     "student's and chance before distilling.")] = "warn",
     allow_failure: Annotated[bool, typer.Option(help="Save the model even where training failed (at chance, "

@@ -46,7 +46,9 @@ class Distiller:
     """Loss ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * hard + sum(w * feature)``.
 
     ``alpha`` weights the soft-target (distillation) term and ``1 - alpha`` the task's
-    own loss on the labels (``hard_loss``, the task's loss). Feature links add their
+    own loss on the labels (``hard_loss``, the task's loss); its default 0.5 was measured
+    on mnist5k (LeNet-5 student, 3 epochs, 93.4 % alone): from a 96.7 % teacher 93.2 %
+    at 0.5 against 90.5 % at 0.9, from a 78.6 % teacher 88.3 % against 83.3 %. Feature links add their
     weighted losses on top. With ``only_where_right`` (the default) the soft term counts
     only for the samples (pixels, for dense outputs) whose label the teacher predicts,
     and the labels' weight grows by what it leaves out: ``alpha * mean(right * KL_i) +
@@ -68,7 +70,7 @@ class Distiller:
     inside ``with distiller.prepare(student, task.example_inputs(32), task.loss):``.
     """
 
-    def __init__(self, teacher: nn.Module, *, temperature: float = 4.0, alpha: float = 0.9,
+    def __init__(self, teacher: nn.Module, *, temperature: float = 4.0, alpha: float = 0.5,
                  links: list[FeatureLink] | None = None, teacher_precision: str = "auto",
                  memo: bool = False, only_where_right: bool = True) -> None:
         check_temperature_alpha(temperature, alpha)

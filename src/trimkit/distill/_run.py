@@ -15,7 +15,7 @@ from trimkit.train._fit import FitResult, fit
 
 
 @contextlib.contextmanager
-def distilling(student: nn.Module, teacher: nn.Module, task: Task, *, temperature: float = 4.0, alpha: float = 0.9,
+def distilling(student: nn.Module, teacher: nn.Module, task: Task, *, temperature: float = 4.0, alpha: float = 0.5,
                hints: Mapping[str, str] | None = None, attention: Mapping[str, str] | None = None,
                hint_weight: float = 1.0, attention_weight: float = 1000.0, teacher_precision: str = "auto",
                memo: bool = False, only_where_right: bool = True) -> Iterator[Distiller]:
@@ -31,7 +31,7 @@ def distilling(student: nn.Module, teacher: nn.Module, task: Task, *, temperatur
 
 
 def distill(student: nn.Module, teacher: nn.Module, train: Task | Any, val: Any | None = None, *,
-            temperature: float = 4.0, alpha: float = 0.9, hints: Mapping[str, str] | None = None,
+            temperature: float = 4.0, alpha: float = 0.5, hints: Mapping[str, str] | None = None,
             attention: Mapping[str, str] | None = None, hint_weight: float = 1.0, attention_weight: float = 1000.0,
             teacher_precision: str = "auto", memo: bool = False, only_where_right: bool = True,
             device: str | None = None,

@@ -25,7 +25,7 @@ from trimkit.pipeline._registry import StageOptions
 class TeacherOptions(StageOptions):
     teacher: str | None = None
     kd_temperature: float = 4.0
-    kd_alpha: float = 0.9
+    kd_alpha: float = 0.5
     kd_only_where_right: bool = True
     teacher_check: Literal["warn", "refuse", "off"] = "warn"
     teacher_margin: float = Field(default=5.0, ge=0.0)
