@@ -43,8 +43,7 @@ import trimkit
 from trimkit import data, measure, models, prune, train
 from trimkit.errors import TrimkitError
 from trimkit.measure import RuntimeOptions
-from trimkit.measure._env import cpu_model, isa
-from trimkit.measure._latency_table import model_key
+from trimkit.measure._latency_table import machine_fingerprint, model_key
 from trimkit.measure._units import layer_units
 from trimkit.prune._custom_layers import customized_pruners
 
@@ -53,9 +52,8 @@ console = Console(width=170, markup=False)
 
 
 def machine() -> str:
-    flags = ",".join(name for name, present in isa().items() if present)
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return f"{cpu_model()} [{flags}], {os.cpu_count()} CPUs, load average {load}"
+    return f"{machine_fingerprint()}, load average {load}"
 
 
 def predicted_ms(table, base: torch.nn.Module, pruned: torch.nn.Module, example: torch.Tensor) -> float:

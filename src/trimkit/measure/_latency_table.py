@@ -199,8 +199,10 @@ def build_table(model: nn.Module, example_inputs: ExampleInputs, options: Runtim
     itself (it must hold for this machine and these settings, and is extended).
 
     A layer alone costs more than inside the model (each call converts its input to the
-    runtime's blocked layout and back; OpenVINO at batch 32 times ResNet-56's 16-channel
-    layers at several times their in-model cost), so the table's sum is calibrated to the
+    runtime's blocked layout and back: on an AMD EPYC without AMX, OpenVINO at batch 32
+    timed ResNet-56's 16-channel layers alone at 2.7 ms, 7x its 64-channel layers of as
+    many MACs, and the layers' sum exceeded the whole model by 52 ms), so the table's sum
+    is calibrated to the
     whole model: ``calibrate(table, units)`` returns (constant, scale); by default the
     whole model is timed once (:func:`fit_calibration` of one point)."""
     import time

@@ -110,8 +110,7 @@ def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: G
         unit = "MACs" if kind == "macs" else "params"
         measure = _counted(session, kind)
     model = CostModel(units, cost, constant, shares, sizes)
-    full = dict(sizes.items())
-    unpruned = model.total(full)
+    unpruned = model.total(sizes)
     budget = {"latency_ms": target.latency_ms, "speedup": unpruned / (target.speedup or 1.0),
               "macs": target.macs, "params": target.params}[target.budget_kind]
     initial_frozen = list(session.frozen)
@@ -120,12 +119,15 @@ def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: G
     desired = budget * (1 - target.tolerance / 2) if target.on_runtime else budget
     aim, rounds, tried = desired, [], []
 
-    def cut_and_measure(kept: dict[str, int], aimed: float) -> bool:
-        """Cut to ``kept``, measure, record the round; whether it lands in the band."""
+    def recut(kept: dict[str, int]) -> None:
         if tried:
             session.reset()
             session.frozen[:] = initial_frozen
         _cut(session, groups, scores, kept, layouts)
+
+    def cut_and_measure(kept: dict[str, int], aimed: float) -> bool:
+        """Cut to ``kept``, measure, record the round; whether it lands in the band."""
+        recut(kept)
         measured, noise, reference = measure()
         rounds.append(BudgetRound(aimed, model.total(kept), measured, reference))
         # a speed-up is over the unpruned model timed beside the cut one: in the table's scale,
@@ -161,9 +163,7 @@ def cut_to_budget(session: PruningSession, groups: list[ChannelGroup], scorer: G
     met = [index for index, (_, measured, noise) in enumerate(tried) if measured <= budget + noise]
     best = max(met, key=lambda i: tried[i][1]) if met else min(range(len(tried)), key=lambda i: tried[i][1])
     if best != len(tried) - 1:
-        session.reset()
-        session.frozen[:] = initial_frozen
-        _cut(session, groups, scores, tried[best][0], layouts)
+        recut(tried[best][0])
     chosen = rounds[best]
     _kept, scaled, scaled_noise = tried[best]
     scale = scaled / chosen.measured if chosen.measured else 1.0
