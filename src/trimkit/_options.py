@@ -9,7 +9,7 @@ and every error is worded the same way: ``path: what is wrong; the fix``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -33,13 +33,15 @@ class Options(BaseModel):
 
     @classmethod
     def of(cls: type[OptionsT], options: OptionsT | None = None, /, **values: Any) -> OptionsT:
-        """``options`` (or the defaults) with ``values`` set, validated, as a ``cls``; a bad
-        value is a :class:`~trimkit.errors.TrimkitError` naming the key: ``ratio: 1.5 is not
-        in [0, 1)``."""
+        """``options`` (or the defaults, or a mapping of fields) with ``values`` set,
+        validated, as a ``cls``; a bad value is a :class:`~trimkit.errors.TrimkitError`
+        naming the key: ``ratio: 1.5 is not in [0, 1)``."""
         if options is not None and not values and type(options) is cls:
             return options
-        # a subclass's own keys (a stage's) are left out: ``cls`` is built from its fields
-        given = {name: getattr(options, name) for name in cls.model_fields} if options is not None else {}
+        if isinstance(options, Mapping):
+            given = dict(options)
+        else:  # a subclass's own keys (a stage's) are left out: ``cls`` is built from its fields
+            given = {name: getattr(options, name) for name in cls.model_fields} if options is not None else {}
         data = {**given, **values}
         try:
             return cls.model_validate(data)

@@ -27,7 +27,7 @@ def fake_timing(monkeypatch):
     """Tables filled from fake_ms instead of a runtime; counts how many points were timed."""
     timed = []
 
-    def measure(table, todo, options, batch_size, progress):
+    def measure(table, todo, options, batch_size, progress, timer):
         for unit, (i, o) in todo:
             table.points.setdefault(unit.key, {})[(i, o)] = fake_ms(unit, i, o)
         timed.extend(todo)

@@ -73,14 +73,14 @@ def blocked_ms(unit: UnitShape, in_count: int, out_count: int) -> float:
 def fake_runtime(monkeypatch):
     """Tables from blocked_ms, and a measured latency 1.25x what the table predicts, as
     when the runtime's fusion makes layers cost differently together than alone."""
-    def measure(table, todo, options, batch_size, progress):
+    def measure(table, todo, options, batch_size, progress, timer):
         for unit, (i, o) in todo:
             table.points.setdefault(unit.key, {})[(i, o)] = blocked_ms(unit, i, o)
 
     monkeypatch.setattr(tables, "_measure", measure)
     monkeypatch.setattr(tables, "cache_folder", lambda: None)
 
-    def whole_model_ms(model, options, batch_size, example_inputs):
+    def whole_model_ms(model, options, batch_size, example_inputs, timer):
         return 1.25 * _predicted(model)
 
     monkeypatch.setattr(tables, "_whole_model_ms", whole_model_ms)
@@ -153,21 +153,17 @@ def test_prune_target_describes_itself():
 def test_the_table_is_calibrated_on_the_model_and_its_half(monkeypatch):
     """Layers alone cost 1/1.25 of what they cost in the model, and 2 ms is not a layer:
     the model and its half timed together fix both."""
-    from trimkit.measure import _latency
+    from trimkit.measure._timer import FileTime, LocalTimer
     from trimkit.prune._session import PruningSession
 
-    class Timed:
-        def __init__(self, ms):
-            self.p50_ms = ms
+    def time_models(self, models_, options, batch_size, input_shapes):
+        return [FileTime(2.0 + 1.25 * _predicted(model), 0.0, 1) for model in models_]
 
-    def latencies(models_, options, batch_size, input_shapes):
-        return [Timed(2.0 + 1.25 * _predicted(model)) for model in models_]
-
-    monkeypatch.setattr(_latency, "latencies", latencies)
+    monkeypatch.setattr(LocalTimer, "time_models", time_models)
     model = resnet20()
     session = PruningSession(model, EXAMPLE)
     calibrate = _budget_cut._two_point_calibration(session, PruneTarget(speedup=2))
-    table = tables.LatencyTable(tables.TableSettings.here(PruneTarget().runtime(), 1))
+    table = tables.LatencyTable(tables.TableSettings.of(PruneTarget().runtime(), 1))
     units = tables.layer_units(model, EXAMPLE)
     for unit in units.values():
         for i in tables.table_counts(unit.in_channels):

@@ -38,6 +38,8 @@ def bench_worker_command(
             console.print(f"measured {job}: p50 {record.latency_ms:.4f} ms, batch {record.batch_size}, "
                           f"{record.threads} thread{'' if record.threads == 1 else 's'}, {record.precision}, "
                           f"{record.iterations:,} calls")
+        elif event.kind == "done":
+            console.print(f"timed {job}: its files interleaved")
         elif event.kind == "failed":
             console.print(f"[red]could not measure[/] {job}: {escape(event.error or '')}")
         elif event.kind == "dropped":

@@ -65,6 +65,10 @@ def prune_command(
     threads: Annotated[int | None, typer.Option(help="Threads a latency budget is measured with.")] = None,
     latency_table: Annotated[Path | None, typer.Option(
         help="Latency table file to use and extend (default: a cache keyed by machine and runtime).")] = None,
+    queue: Annotated[str | None, typer.Option(
+        help="Time a latency budget on another device: the PostgreSQL URL of its benchmark queue (see trimkit "
+             "bench-worker).")] = None,
+    device_name: Annotated[str | None, typer.Option(help="That device's queue name.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Evaluate (and fine-tune) on this data set.")] = None,
     data_dir: DataDirOption = None,
     finetune_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs after pruning (needs --data).")] = 0,
@@ -93,6 +97,11 @@ def prune_command(
             raise TrimkitError("--sparsity, --include and --skip go with --unstructured METHOD; for structured "
                                "pruning give --ratio or --threshold")
         target = _target(latency_ms, speedup, macs, params, backend, batch_size, threads, latency_table)
+        if queue is not None or device_name is not None:
+            if target is None:
+                raise TrimkitError("--queue and --device-name time a latency budget on another device; give "
+                                   "--latency-ms or --speedup and --backend")
+            target.update(queue=queue, device_name=device_name)
         if ratio is None and threshold is None and not (target and target.get("budget")):
             raise TrimkitError("say how much to prune: --ratio R, --threshold T, or a budget (--latency-ms, "
                                "--speedup, --macs, --params)")

@@ -13,13 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import statistics
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from torch import nn
 
 from trimkit._atomic import write_text_atomic
@@ -27,10 +25,10 @@ from trimkit._progress import progress_bar
 from trimkit.errors import TrimkitError
 from trimkit.measure._env import available_cpus, cpu_model, isa
 from trimkit.measure._options import RuntimeOptions
-from trimkit.measure._profile import ExampleInputs
 from trimkit.measure._registry import get_backend
-from trimkit.measure._target import ModelTarget
-from trimkit.measure._timing import TimingPlan, time_calls
+from trimkit.measure._profile import ExampleInputs
+from trimkit.measure._timer import LocalTimer, Timer, fingerprint
+from trimkit.measure._timing import TimingPlan
 from trimkit.measure._unit_onnx import unit_onnx
 from trimkit.measure._units import UnitShape, layer_units
 
@@ -67,11 +65,11 @@ class TableSettings:
     machine: str  # CPU model, its instruction sets, CPUs available
 
     @classmethod
-    def here(cls, options: RuntimeOptions, batch_size: int) -> TableSettings:
-        backend = get_backend(options.backend)
-        version = ", ".join(f"{k} {v}" for k, v in sorted(backend.versions().items()))
-        threads = options.threads or available_cpus()
-        return cls(options.backend, version, options.precision, batch_size, threads, machine_fingerprint())
+    def of(cls, options: RuntimeOptions, batch_size: int, timer: Timer | None = None) -> TableSettings:
+        """The settings of tables ``timer`` (by default this machine) measures."""
+        machine = (timer or LocalTimer()).machine(options)
+        return cls(options.backend, machine.backend_version, options.precision, batch_size, machine.threads,
+                   machine.fingerprint)
 
     @property
     def key(self) -> str:
@@ -84,8 +82,7 @@ class TableSettings:
 
 
 def machine_fingerprint() -> str:
-    flags = ",".join(name for name, present in isa().items() if present)
-    return f"{cpu_model()} [{flags}] x{available_cpus()}"
+    return fingerprint(cpu_model(), isa(), available_cpus())
 
 
 @dataclass
@@ -189,8 +186,8 @@ def build_table(model: nn.Module, example_inputs: ExampleInputs, options: Runtim
                 batch_size: int = 1, counts: Mapping[str, tuple[Iterable[int], Iterable[int]]] | None = None,
                 cache: str | os.PathLike | bool | None = True, table_path: str | os.PathLike | None = None,
                 progress: bool = False,
-                calibrate: Callable[[LatencyTable, dict[str, UnitShape]], tuple[float, float]] | None = None
-                ) -> tuple[LatencyTable, dict[str, UnitShape]]:
+                calibrate: Callable[[LatencyTable, dict[str, UnitShape]], tuple[float, float]] | None = None,
+                timer: Timer | None = None) -> tuple[LatencyTable, dict[str, UnitShape]]:
     """The latency table of ``model``'s layers on the runtime ``options`` name, and the
     layers it covers. ``counts`` (layer -> (input counts, output counts)) says which
     counts to measure; by default every ``table_counts`` of both. Points already in the
@@ -204,11 +201,19 @@ def build_table(model: nn.Module, example_inputs: ExampleInputs, options: Runtim
     many MACs, and the layers' sum exceeded the whole model by 52 ms), so the table's sum
     is calibrated to the
     whole model: ``calibrate(table, units)`` returns (constant, scale); by default the
-    whole model is timed once (:func:`fit_calibration` of one point)."""
+    whole model is timed once (:func:`fit_calibration` of one point).
+
+    ``timer`` says where the layers are timed: this machine (the default), or a device's
+    benchmark worker (:class:`~trimkit.measure._timer.RemoteTimer`); the table is then
+    keyed by that device's fingerprint."""
     import time
 
     options = RuntimeOptions.of(options)
-    settings = TableSettings.here(options, batch_size)
+    timer = timer or LocalTimer()
+    if get_backend(options.backend).model_format != "onnx":
+        raise TrimkitError(f"latency tables are measured on ONNX runtimes; {options.backend} runs PyTorch modules "
+                           "(use onnxruntime or openvino)")
+    settings = TableSettings.of(options, batch_size, timer)
     folder = cache_folder() if cache is True else (Path(cache) if cache else None)
     path = folder / f"{settings.key}.json" if folder is not None else None
     if table_path is not None:
@@ -227,13 +232,13 @@ def build_table(model: nn.Module, example_inputs: ExampleInputs, options: Runtim
     todo = [(shapes[key], pair) for key, pairs in wanted.items() for pair in sorted(pairs)]
     started = time.perf_counter()
     if todo:
-        _measure(table, todo, options, batch_size, progress)
+        _measure(table, todo, options, batch_size, progress, timer)
     key = model_key(model, units)
     if key not in table.constant_ms:
         if calibrate is not None:
             table.constant_ms[key], table.scale[key] = calibrate(table, units)
         else:
-            whole = _whole_model_ms(model, options, batch_size, example_inputs)
+            whole = _whole_model_ms(model, options, batch_size, example_inputs, timer)
             full = sum(table.layer_ms(unit, unit.in_channels, unit.out_channels) for unit in units.values())
             table.constant_ms[key], table.scale[key] = fit_calibration([(whole, full)])
     table.build_s = time.perf_counter() - started
@@ -244,31 +249,21 @@ def build_table(model: nn.Module, example_inputs: ExampleInputs, options: Runtim
 
 
 def _measure(table: LatencyTable, todo: list[tuple[UnitShape, tuple[int, int]]], options: RuntimeOptions,
-             batch_size: int, progress: bool) -> None:
-    backend = get_backend(options.backend)
-    if backend.model_format != "onnx":
-        raise TrimkitError(f"latency tables are measured on ONNX runtimes; {options.backend} runs PyTorch modules "
-                           "(use onnxruntime or openvino)")
-    threads = options.threads or available_cpus()
+             batch_size: int, progress: bool, timer: Timer) -> None:
     with tempfile.TemporaryDirectory(prefix="trimkit-table-") as workdir, progress_bar(progress) as bar:
         task = bar.add_task("latency table", total=len(todo))
         for start in range(0, len(todo), CHUNK):
             chunk = todo[start:start + CHUNK]
-            sessions = []
-            try:
-                for index, (unit, (i, o)) in enumerate(chunk):
-                    path = Path(workdir) / f"{start + index}.onnx"
-                    path.write_bytes(unit_onnx(unit, i, o).SerializeToString())
-                    input_shape = (i, *unit.spatial) if unit.kind == "conv" else (i,)
-                    target = ModelTarget(path.name, (input_shape,), (np.dtype(np.float32),), onnx_path=path)
-                    sessions.append(backend.open(target, batch_size=batch_size, threads=threads,
-                                                 precision=options.precision))
-                samples = time_calls([session.run for session in sessions], TABLE_PLAN)
-            finally:
-                for session in sessions:
-                    session.close()
-            for (unit, pair), times in zip(chunk, samples, strict=True):
-                table.points.setdefault(unit.key, {})[pair] = statistics.median(times) * 1000.0
+            paths = []
+            for index, (unit, (i, o)) in enumerate(chunk):
+                path = Path(workdir) / f"{start + index}.onnx"
+                path.write_bytes(unit_onnx(unit, i, o).SerializeToString())
+                paths.append(path)
+            times = timer.time_files(paths, options, batch_size, TABLE_PLAN)
+            for (unit, pair), measured in zip(chunk, times, strict=True):
+                table.points.setdefault(unit.key, {})[pair] = measured.p50_ms
+            for path in paths:
+                path.unlink()
             bar.advance(task, len(chunk))
 
 
@@ -291,11 +286,10 @@ def fit_calibration(points: list[tuple[float, float]]) -> tuple[float, float]:
     return 0.0, whole / layers
 
 
-def _whole_model_ms(model: nn.Module, options: RuntimeOptions, batch_size: int,
-                    example_inputs: ExampleInputs) -> float:
-    from trimkit.measure._latency import latency
+def _whole_model_ms(model: nn.Module, options: RuntimeOptions, batch_size: int, example_inputs: ExampleInputs,
+                    timer: Timer) -> float:
     from trimkit.measure._profile import as_input_tuple
 
     shapes = [tuple(t.shape[1:]) for t in as_input_tuple(example_inputs)]
     timed = options.model_copy(update={"min_time_s": max(options.min_time_s, 0.5)})
-    return latency(model, timed, batch_size=batch_size, input_shapes=shapes).p50_ms
+    return timer.time_models([model], timed, batch_size, shapes)[0].p50_ms

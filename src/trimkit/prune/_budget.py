@@ -23,11 +23,13 @@ from pydantic import AfterValidator, Field, model_validator
 from trimkit._options import Options
 from trimkit.errors import TrimkitError
 from trimkit.measure._options import RuntimeOptions, _known_backend, _known_precision
+from trimkit.measure._timer import LocalTimer, RemoteTimer, Timer
 from trimkit.measure._units import UnitShape
 from trimkit.prune._graph import ChannelGroup, Layout
 from trimkit.prune._selection import enforce_keep_rules
 
 BUDGET_KINDS = ("latency_ms", "speedup", "macs", "params")
+_REMOTE_TIMERS: dict[tuple, RemoteTimer] = {}  # one per queue, so that the device is asked where it is once
 NOISE_FLOOR = 0.02  # a latency within 2 % of the budget is at the budget: what repeated runs differ by here
 
 
@@ -38,7 +40,10 @@ class PruneTarget(Options):
     Torch-Pruning's ``max_pruning_ratio``): with importance normalised per layer, the
     cheapest savings would otherwise empty the layers with the most MACs per channel.
     ``tolerance``: how far below the budget the measured result may be; ``rounds``: at
-    most this many cuts measured and corrected; ``table``: a latency table file to use."""
+    most this many cuts measured and corrected; ``table``: a latency table file to use.
+    ``queue`` and ``device_name``: time on another device instead of here, through the
+    PostgreSQL benchmark queue its ``trimkit bench-worker`` serves (the table's layers,
+    the calibration and every round), waiting at most ``timeout_s`` for each job."""
 
     latency_ms: float | None = Field(default=None, gt=0.0)
     speedup: float | None = None
@@ -52,6 +57,9 @@ class PruneTarget(Options):
     max_ratio: float = Field(default=0.9, gt=0.0, lt=1.0)
     tolerance: float = Field(default=0.1, gt=0.0, lt=1.0)
     rounds: int = Field(default=4, ge=1, le=12)
+    queue: str | None = None
+    device_name: str | None = None
+    timeout_s: float = Field(default=600.0, gt=0.0)
 
     @model_validator(mode="after")
     def _one_budget(self) -> PruneTarget:
@@ -61,7 +69,21 @@ class PruneTarget(Options):
         if self.speedup is not None and not (math.isfinite(self.speedup) and self.speedup > 1.0):
             raise ValueError(f"speedup {self.speedup} is not above 1: a budget asks for a faster model; give a "
                              "speed-up over the unpruned model such as 2.0")
+        if (self.queue is None) != (self.device_name is None):
+            raise ValueError("timing on another device needs both queue (its benchmark queue's PostgreSQL URL) "
+                             "and device_name (the queue its trimkit bench-worker serves)")
+        if self.queue is not None and self.backend not in ("onnxruntime", "openvino"):
+            raise ValueError(f"a benchmark worker times ONNX files on onnxruntime or openvino, not {self.backend}")
         return self
+
+    def timer(self) -> Timer:
+        """Where latencies are timed: here, or by the benchmark worker of ``device_name``."""
+        if self.queue is None:
+            return LocalTimer()
+        key = (self.queue, self.device_name, self.timeout_s)
+        if key not in _REMOTE_TIMERS:
+            _REMOTE_TIMERS[key] = RemoteTimer(self.queue, self.device_name or "", self.timeout_s)
+        return _REMOTE_TIMERS[key]
 
     @property
     def budget_kind(self) -> str | None:
@@ -76,6 +98,8 @@ class PruneTarget(Options):
 
     def describe(self) -> str:
         where = f"{self.backend}, batch {self.batch_size}" + (f", {self.threads} threads" if self.threads else "")
+        if self.device_name is not None:
+            where += f", on device {self.device_name}"
         kind = self.budget_kind
         if kind == "latency_ms":
             return f"{self.latency_ms:g} ms on {where}"

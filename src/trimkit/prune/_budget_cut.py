@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
 from trimkit.measure._latency_table import (LatencyTable, build_table, count_step, fit_calibration, model_key,
                                             table_counts)
 from trimkit.errors import TrimkitError
+from trimkit.measure._timer import export_onnx
 from trimkit.measure._units import UnitShape, layer_units
 from trimkit.prune._budget import (BudgetOutcome, BudgetRound, CostModel, PruneTarget, check_reachable,
                                    greedy_counts, noise_of, removal_for, step_of, unit_shares)
@@ -35,7 +38,7 @@ def runtime_table(session: PruningSession, groups: list[ChannelGroup], target: P
                         table_counts(unit.out_channels) if "out" in directions else [unit.out_channels])
     table, _ = build_table(session.original, session.inputs, target.runtime(), batch_size=target.batch_size,
                            counts=counts, table_path=target.table, progress=progress,
-                           calibrate=_two_point_calibration(session, target))
+                           calibrate=_two_point_calibration(session, target), timer=target.timer())
     constant, scale = table.calibration(model_key(session.original, units))
 
     def in_model_ms(unit: UnitShape, in_count: int, out_count: int) -> float:
@@ -54,7 +57,7 @@ def latency_table(model: torch.nn.Module, example_inputs, target: PruneTarget | 
     session = PruningSession(model, example_inputs, verify=False)
     table, _ = build_table(model, session.inputs, target.runtime(), batch_size=target.batch_size,
                            table_path=target.table, progress=progress,
-                           calibrate=_two_point_calibration(session, target))
+                           calibrate=_two_point_calibration(session, target), timer=target.timer())
     return table
 
 
@@ -63,20 +66,19 @@ def _two_point_calibration(session: PruningSession, target: PruneTarget):
     channels cut, timed interleaved: two points fix what is not a layer (the constant)
     and what a layer costs inside the model against alone (the scale)."""
     def calibrate(table: LatencyTable, units: dict[str, UnitShape]) -> tuple[float, float]:
-        from trimkit.measure._latency import latencies
         from trimkit.prune.structured import structured
 
+        timer = target.timer()
         options = target.runtime().model_copy(update={"min_time_s": 1.0})
         shapes = [tuple(t.shape[1:]) for t in session.inputs]
         full_sum = sum(table.layer_ms(u, u.in_channels, u.out_channels) for u in units.values())
         try:
             half = structured(session.original, session.inputs, ratio=0.5, layers="both", verify=False).model
         except TrimkitError:  # nothing to halve: the whole model alone
-            (whole,) = latencies([session.original], options, batch_size=target.batch_size, input_shapes=shapes)
+            (whole,) = timer.time_models([session.original], options, target.batch_size, shapes)
             return fit_calibration([(whole.p50_ms, full_sum)])
         cut = layer_units(half, session.inputs)
-        whole, halved = latencies([session.original, half], options, batch_size=target.batch_size,
-                                  input_shapes=shapes)
+        whole, halved = timer.time_models([session.original, half], options, target.batch_size, shapes)
         half_sum = sum(table.layer_ms(u, cut[name].in_channels, cut[name].out_channels) if name in cut
                        else table.layer_ms(u, u.in_channels, u.out_channels) for name, u in units.items())
         return fit_calibration([(whole.p50_ms, full_sum), (halved.p50_ms, half_sum)])
@@ -198,14 +200,16 @@ def _cut(session: PruningSession, groups, scores, kept, layouts) -> None:
 def _latency_of(session: PruningSession, target: PruneTarget) -> Callable[[], tuple[float, float, float]]:
     """Time the cut model and the unpruned one interleaved: p50 and noise of the cut one,
     p50 of the unpruned one."""
-    from trimkit.measure._latency import latencies
-
     shapes = [tuple(t.shape[1:]) for t in session.inputs]
     options = target.runtime().model_copy(update={"min_time_s": 1.0})
+    timer = target.timer()
+    kept = tempfile.TemporaryDirectory(prefix="trimkit-unpruned-")  # removed with the closure
+    original: list[Path] = []
 
     def measure() -> tuple[float, float, float]:
-        cut, unpruned = latencies([session.model, session.original], options, batch_size=target.batch_size,
-                                  input_shapes=shapes)
+        if not original:  # exported once, timed beside every round's cut
+            original.append(export_onnx(session.original, Path(kept.name), shapes))
+        cut, unpruned = timer.time_models([session.model, original[0]], options, target.batch_size, shapes)
         return cut.p50_ms, noise_of(cut.p50_ms, cut.p90_ms, cut.iterations), unpruned.p50_ms
 
     return measure

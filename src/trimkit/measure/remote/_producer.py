@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -16,6 +17,7 @@ import psycopg
 from trimkit._urls import first_line, hide_password
 from trimkit.errors import TrimkitError
 from trimkit.measure._options import RuntimeOptions
+from trimkit.measure._timing import TimingPlan
 from trimkit.measure.remote._queue import (_FORGET_AFTER, RESULTS_TABLE, BenchJob, RemoteMeasurement, _connect,
                                            check_backend, check_file, check_queue_name, ensure_installed, entrypoint)
 from trimkit.record import LatencyRecord
@@ -44,18 +46,64 @@ def submit(onnx_path: str | os.PathLike, options: RuntimeOptions | None = None, 
     if not path.is_file():
         raise TrimkitError(f"model file {path} does not exist")
     options = RuntimeOptions.of(options, **settings)
-    check_queue_name(queue_name)
-    backend = check_backend(options.backend)
+    backend = _check(options, queue_name, batch_size)
     check_file(path.name, backend)
-    if batch_size < 1:
-        raise TrimkitError(f"batch size must be at least 1, got {batch_size}")
     ensure_installed(queue_url)
     data, weights = (path.read_bytes(), _weights(path)) if send_file else (b"", b"")
     job = BenchJob(request_id=str(uuid.uuid4()), label=path.name, backend=backend, batch_size=batch_size,
                    threads=options.threads, precision=options.precision, warmup=options.warmup,
                    min_time_s=options.min_time_s, max_iters=options.max_iters,
                    path=None if send_file else str(path.resolve()), bin_bytes=len(weights))
-    payload = job.encode(data + weights)
+    return _enqueue(queue_url, queue_name, job, data + weights)
+
+
+def _check(options: RuntimeOptions, queue_name: str, batch_size: int) -> str:
+    check_queue_name(queue_name)
+    backend = check_backend(options.backend)
+    if batch_size < 1:
+        raise TrimkitError(f"batch size must be at least 1, got {batch_size}")
+    return backend
+
+
+def submit_files(paths: Sequence[str | os.PathLike], options: RuntimeOptions, plan: TimingPlan, *, queue_url: str,
+                 queue_name: str, batch_size: int = 1, label: str = "files") -> Submitted:
+    """Put a group of ONNX files in the queue of device ``queue_name``, to be timed there
+    interleaved by ``plan``; returns at once (:func:`time_files_remotely` waits)."""
+    backend = _check(options, queue_name, batch_size)
+    datas = []
+    for path in map(Path, paths):
+        if path.suffix != ".onnx" or not path.is_file():
+            raise TrimkitError(f"{path}: a group job takes ONNX files that exist")
+        datas.append((path.name, path.read_bytes()))
+    ensure_installed(queue_url)
+    job = BenchJob(request_id=str(uuid.uuid4()), label=f"{label} ({len(datas)} files)", backend=backend,
+                   batch_size=batch_size, threads=options.threads, precision=options.precision, warmup=plan.warmup,
+                   min_time_s=plan.min_time_s, max_iters=plan.max_iters, min_iters=plan.min_iters,
+                   round_s=plan.round_s, files=[[name, len(data)] for name, data in datas])
+    return _enqueue(queue_url, queue_name, job, b"".join(data for _name, data in datas))
+
+
+def time_files_remotely(paths: Sequence[str | os.PathLike], options: RuntimeOptions, plan: TimingPlan, *,
+                        queue_url: str, queue_name: str, batch_size: int = 1, timeout_s: float = 600.0
+                        ) -> tuple[list, dict, str]:
+    """The times of ONNX files timed interleaved by the benchmark worker of device
+    ``queue_name``, where it timed them (its CPU, instruction sets, CPUs, threads and
+    runtime version), and the device. No files asks only where."""
+    from trimkit.measure._timer import FileTime
+
+    submitted = submit_files(paths, options, plan, queue_url=queue_url, queue_name=queue_name,
+                             batch_size=batch_size, label="probe" if not paths else "files")
+    answer, env, device, _worker, _attempts = _answer(submitted, timeout_s)
+    times = [FileTime(float(p50), float(p90), int(calls)) for p50, p90, calls in answer["files"]]
+    if len(times) != len(paths):
+        raise TrimkitError(f"benchmark worker {device} timed {len(times)} of {len(paths)} files; is it an older "
+                           "trimkit? update it")
+    return times, env, device
+
+
+def _enqueue(queue_url: str, queue_name: str, job: BenchJob, data: bytes) -> Submitted:
+    payload = job.encode(data)
+    backend = job.backend
     target = entrypoint(queue_name, backend)
     from pgqueuer.db import SyncPsycopgDriver
     from pgqueuer.queries import SyncQueries
@@ -83,6 +131,12 @@ def _weights(path: Path) -> bytes:
 def wait(submitted: Submitted, timeout_s: float = 600.0, poll_s: float = 0.5) -> RemoteMeasurement:
     """The measurement of a submitted job, once a worker has made it. After
     ``timeout_s`` seconds the job is withdrawn and the error says how far it got."""
+    record, env, device, worker, attempts = _answer(submitted, timeout_s, poll_s)
+    return RemoteMeasurement(LatencyRecord(**record), device, worker, attempts, env)
+
+
+def _answer(submitted: Submitted, timeout_s: float, poll_s: float = 0.5) -> tuple[dict, dict, str, str, int]:
+    """A finished job's answer, its environment, device, worker and attempts."""
     deadline = time.monotonic() + timeout_s
     delay = 0.02
     with _connect(submitted.url) as connection:
@@ -109,7 +163,7 @@ def wait(submitted: Submitted, timeout_s: float = 600.0, poll_s: float = 0.5) ->
                 connection.execute(f"DELETE FROM {RESULTS_TABLE} WHERE request_id = %s", (submitted.request_id,))
     if error is not None:
         raise TrimkitError(f"benchmark worker {device} could not measure {submitted.label}: {error}")
-    return RemoteMeasurement(LatencyRecord(**record), device, worker, attempts, env or {})
+    return record, env or {}, device, worker, attempts
 
 
 def _timeout_message(submitted: Submitted, timeout_s: float, attempts: int, device: str | None) -> str:

@@ -32,7 +32,12 @@ T = TypeVar("T")
 class BenchJob:
     """What a producer asks a worker to measure. ``path`` is set when the file is on
     storage both machines see; otherwise the file's bytes follow the header: an ONNX
-    file, or an OpenVINO IR's ``.xml`` then its ``.bin`` (the last ``bin_bytes``)."""
+    file, or an OpenVINO IR's ``.xml`` then its ``.bin`` (the last ``bin_bytes``).
+
+    With ``files`` ([label, bytes] each), the job is a group of ONNX files, their bytes
+    one after another, timed interleaved by the plan (``warmup``, ``min_time_s``,
+    ``min_iters``, ``max_iters``, ``round_s``): a latency table's layers, or a model
+    beside its unpruned self. No files at all asks only where the worker times."""
 
     request_id: str
     label: str
@@ -45,6 +50,9 @@ class BenchJob:
     max_iters: int
     path: str | None = None
     bin_bytes: int = 0
+    files: list[list] | None = None
+    min_iters: int = 10
+    round_s: float = 0.1
 
     def encode(self, data: bytes) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode() + b"\n" + data

@@ -61,6 +61,34 @@ def measure_job(job: BenchJob, data: bytes, default_threads: int | None) -> tupl
     return measure.latency_record(result), result.env
 
 
+def measure_files(job: BenchJob, data: bytes, default_threads: int | None) -> tuple[dict, dict]:
+    """Time a group job's ONNX files interleaved, as this machine's latency tables are
+    timed: ``{"files": [[p50_ms, p90_ms, calls], ...]}``, and where (the CPU, its
+    instruction sets, CPUs, threads and the runtime's version)."""
+    from trimkit.measure._env import available_cpus, cpu_model, isa
+    from trimkit.measure._timer import backend_version, time_onnx_files
+    from trimkit.measure._timing import TimingPlan
+
+    threads = job.threads or default_threads or available_cpus()
+    env = {"cpu": cpu_model(), "isa": isa(), "cpus_available": available_cpus(), "threads": threads,
+           "backend_version": backend_version(job.backend),
+           "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    if not job.files:
+        return {"files": []}, env
+    with tempfile.TemporaryDirectory(prefix="trimkit-bench-worker-") as folder:
+        paths, start = [], 0
+        for index, (label, size) in enumerate(job.files):
+            path = Path(folder) / f"{index}-{re.sub(r'[^A-Za-z0-9._-]', '_', str(label))}"
+            path = path.with_suffix(".onnx")
+            path.write_bytes(data[start:start + int(size)])
+            start += int(size)
+            paths.append(path)
+        plan = TimingPlan(job.warmup, job.min_time_s, job.min_iters, job.max_iters, job.round_s)
+        times = time_onnx_files(paths, job.backend, batch_size=job.batch_size, threads=threads,
+                                precision=job.precision, plan=plan)
+    return {"files": [[t.p50_ms, t.p90_ms, t.iterations] for t in times]}, env
+
+
 def serve(queue_url: str, *, device_name: str, backend: str, threads: int | None = None,
           heartbeat_s: float = DEFAULT_HEARTBEAT_S, poll_s: float | None = None,
           on_event: Callable[[WorkerEvent], None] | None = None, stop: threading.Event | None = None) -> None:
@@ -114,7 +142,12 @@ async def _serve(url: str, device: str, backend: str, threads: int | None, heart
                 return
             on_event(WorkerEvent("start", request.label, request.request_id, claimed[0]))
             try:
-                record, env = await asyncio.to_thread(measure_job, request, data, threads)
+                if request.files is not None:
+                    answer, env = await asyncio.to_thread(measure_files, request, data, threads)
+                    record = None
+                else:
+                    record, env = await asyncio.to_thread(measure_job, request, data, threads)
+                    answer = asdict(record)
             except Exception as error:  # recorded for the producer, who raises it
                 message = first_line(error)
                 await results.execute(f"UPDATE {RESULTS_TABLE} SET error = %s, finished_at = now() "
@@ -123,7 +156,7 @@ async def _serve(url: str, device: str, backend: str, threads: int | None, heart
                 return
             await results.execute(f"UPDATE {RESULTS_TABLE} SET record = %s, env = %s, finished_at = now() "
                                   "WHERE request_id = %s",
-                                  (json.dumps(asdict(record)), json.dumps(env, default=str), request.request_id))
+                                  (json.dumps(answer), json.dumps(env, default=str), request.request_id))
             on_event(WorkerEvent("done", request.label, request.request_id, claimed[0], record))
 
         loop = asyncio.get_running_loop()
