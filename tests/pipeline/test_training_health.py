@@ -42,6 +42,18 @@ def test_training_problem_names_the_numbers():
         "the training loss is nan in epoch 3")
 
 
+def test_a_run_too_short_to_judge_is_warned_about_not_failed():
+    at_chance = [{"epoch": 1, "train_loss": 2.3, "val_top1": 10.4}]
+    assert train.training_problem(at_chance, "top1", chance=10.0, steps=39) is None
+    assert train.short_run_warning(at_chance, "top1", chance=10.0, steps=39) == (
+        "val top1 is still at chance (10.40; the most frequent class everywhere scores 10.00) after only 39 "
+        "optimiser steps, too few to judge; train for more epochs or with a smaller batch")
+    assert train.short_run_warning(at_chance, "top1", chance=10.0, steps=50) is None  # judged: a failure instead
+    assert train.training_problem(at_chance, "top1", chance=10.0, steps=50) is not None
+    learned = [{"epoch": 1, "train_loss": 1.3, "val_top1": 40.0}]
+    assert train.short_run_warning(learned, "top1", chance=10.0, steps=39) is None
+
+
 def test_a_teacher_at_chance_is_reported_with_both_numbers_in_the_log(tmp_path):
     teacher = tmp_path / "teacher.pt"
     trimkit.save(models.create("lenet5"), teacher)  # fresh weights: at chance

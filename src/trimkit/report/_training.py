@@ -23,6 +23,8 @@ def training_block(details: Ref) -> str:
     if health is not None and health.is_dict:
         lines.append(f"Before training {figure(health.get('start'))}, chance {figure(health.get('chance'))}"
                      f"{'; ' + text(health.get('problem')) if health.get('problem') is not None else '.'}")
+        if health.get("warning") is not None:
+            lines.append(f"Warning: {text(health.get('warning'))}")
     check = details.at("distillation", "teacher_check")
     if check is not None and check.is_dict:
         verdict = ("weak: at or below the student before or chance + margin" if check.value.get("weak")

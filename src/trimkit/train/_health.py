@@ -91,6 +91,21 @@ def training_problem(history: Sequence[dict[str, float]], primary: str, *, highe
     return None
 
 
+def short_run_warning(history: Sequence[dict[str, float]], primary: str, *, higher_is_better: bool = True,
+                      chance: float | None = None, steps: int | None = None) -> str | None:
+    """For a run too short to be judged (fewer than ``MIN_JUDGED_STEPS`` optimiser steps)
+    whose validation metric is still at chance: a warning with the numbers, not a
+    failure (so few steps may not have learned yet), or None."""
+    if steps is None or steps >= MIN_JUDGED_STEPS or chance is None or not higher_is_better:
+        return None
+    values = [record[f"val_{primary}"] for record in history if f"val_{primary}" in record]
+    if not values or max(values) > chance + CHANCE_MARGIN:
+        return None
+    return (f"val {primary} is still at chance ({values[-1]:.2f}; the most frequent class everywhere scores "
+            f"{chance:.2f}) after only {steps} optimiser steps, too few to judge; train for more epochs or with a "
+            "smaller batch")
+
+
 def likely_cause(model: nn.Module, options: Any, *, distilling: bool = False, fine_tuning: bool = False) -> str:
     """The likeliest reason a run of ``model`` with ``options`` (FitOptions) failed, and the fix."""
     if hasattr(options, "for_model"):

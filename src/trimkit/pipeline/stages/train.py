@@ -138,13 +138,17 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
             ctx.say(f"   [yellow]warning:[/] {error} (allow_failure: the run goes on)")
             ctx.add(input_size=trained_at, training={"start": start, "chance": chance, "problem": str(error)})
             return model
+    steps = sum(int(h["images"]) for h in fitted.history) // options.batch_size
     problem = train.training_problem(fitted.history, primary, higher_is_better=task.higher_is_better, start=start,
-                                     chance=chance,
-                                     steps=sum(int(h["images"]) for h in fitted.history) // options.batch_size)
+                                     chance=chance, steps=steps)
+    warning = train.short_run_warning(fitted.history, primary, higher_is_better=task.higher_is_better,
+                                      chance=chance, steps=steps)
     ctx.add(input_size=trained_at, history=fitted.history, precision=fitted.precision,
             channels_last=fitted.channels_last, images_per_second=fitted.images_per_second,
             resumed_from_epoch=fitted.resumed_from_epoch, pruning_steps=hook.steps if hook else [],
-            training={"start": start, "chance": chance, "problem": problem})
+            training={"start": start, "chance": chance, "problem": problem, "warning": warning})
+    if warning is not None:
+        ctx.say(f"   [yellow]warning:[/] {warning}")
     if problem is not None:
         message = (f"training failed: {problem}; "
                    f"{train.likely_cause(model, options, distilling=distiller is not None, fine_tuning=fine_tuning)}")
