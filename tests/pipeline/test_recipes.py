@@ -132,7 +132,7 @@ BROKEN: list[tuple[str, Callable[[dict], None], tuple[str, ...]]] = [
     ("epochs-missing", _drop("stages.0.epochs"), ("stages[0].epochs", "missing")),
     ("lr-zero", _set("stages.0.lr", 0), ("stages[0].lr", "is not a learning rate")),
     ("lr-nan", _set("stages.0.lr", math.nan), ("stages[0].lr", "nan is not a learning rate")),
-    ("batch-size-zero", _set("stages.0.batch_size", 0), ("stages[0].batch_size", "greater than or equal to 1")),
+    ("batch-size-zero", _set("stages.0.batch_size", 0), ("stages[0].batch_size", "0 is not a batch size; give an integer >= 1 or auto")),
     ("optimizer-unknown", _set("stages.0.optimizer", "sdg"), ("stages[0].optimizer", "'sdg'", "'sgd'")),
     ("momentum-one", _set("stages.0.momentum", 1.0), ("stages[0].momentum", "less than 1")),
     ("unknown-key-train", _set("stages.0.epoch", 3), ("stages[0]", "unknown key 'epoch'", "did you mean 'epochs'")),

@@ -206,3 +206,17 @@ def test_auto_optimizer_and_lr_follow_the_model(name, optimizer, lr):
     named = FitOptions(epochs=1, optimizer="adamw").for_model(models.create(name))
     assert (named.optimizer, named.lr) == ("adamw", 0.001)
     assert FitOptions(epochs=1, lr=0.2).for_model(models.create(name)).lr == 0.2
+
+
+def test_auto_batch_follows_the_task_kind(tmp_path):
+    from trimkit import models, tasks
+    from trimkit.train import FitOptions
+
+    model = models.create("lenet5")
+    mnist = data.load("mnist5k", "val")
+    assert FitOptions(epochs=1).for_model(model, tasks.classification(mnist, mnist)).batch_size == 128
+    images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    masks = data.SegmentationDataset("t", "train", images, torch.zeros(4, 8, 8, dtype=torch.uint8), ("a", "b"))
+    assert FitOptions(epochs=1).for_model(model, tasks.segmentation(masks, masks)).batch_size == 16
+    assert FitOptions(epochs=1).for_model(model).batch_size == 128
+    assert FitOptions(epochs=1, batch_size=7).for_model(model, tasks.segmentation(masks, masks)).batch_size == 7

@@ -28,7 +28,8 @@ def train_command(
     data: DataOption = None,
     data_dir: DataDirOption = None,
     epochs: Annotated[int, typer.Option(help="Epochs to train.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
+    batch_size: Annotated[str, typer.Option(
+        help="Images per step, or auto: 128 for classification, 16 for segmentation and tracking.")] = "auto",
     optimizer: Annotated[str, typer.Option(help=f"auto (SGD for a model with normalisation layers, Adam without) "
                                                  f"or one of {', '.join(train.OPTIMIZERS)}.")] = "auto",
     lr: Annotated[str, typer.Option(help="Peak learning rate, or auto (0.05 for SGD, 0.001 for Adam).")] = "auto",
@@ -58,7 +59,7 @@ def train_command(
 ) -> None:
     """Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues)."""
     check_output(out)
-    options = stage_options(TrainOptions, {"hints": "--hint"}, epochs=epochs, batch_size=batch_size,
+    options = stage_options(TrainOptions, {"hints": "--hint"}, epochs=epochs, batch_size=_batch(batch_size),
                             optimizer=optimizer, lr=_lr(lr), momentum=momentum, weight_decay=weight_decay,
                             schedule=schedule, step_size=step_size, gamma=gamma, precision=precision,
                             teacher=str(teacher) if teacher is not None else None, kd_temperature=kd_temperature,
@@ -176,6 +177,15 @@ def eval_command(
         for name, value in per_class:
             classes.add_row(name, f"{value:.2f}")
         console.print(classes)
+
+
+def _batch(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise TrimkitError(f"--batch-size {value!r} is neither a whole number of images nor auto") from None
 
 
 def _lr(value: str) -> float | str:

@@ -88,6 +88,8 @@ class Task(ABC):
     minimised_metrics: frozenset[str] = frozenset({"loss"})
     #: what else a task of this kind offers, for stages that need it (see :data:`CAPABILITIES`)
     capabilities: frozenset[str] = frozenset()
+    #: the training batch of ``batch_size: auto`` (see :class:`~trimkit.train.FitOptions`)
+    default_batch_size: int = 128
 
     @property
     def higher_is_better(self) -> bool:

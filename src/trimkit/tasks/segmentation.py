@@ -50,6 +50,9 @@ class SegmentationTask(SplitDatasets, Task):
     primary_metric = "miou"  # the field's figure; global pixel accuracy (the robots seed's) is ruled by big classes
     metric_names = ("pixel_accuracy", "mean_class_accuracy", "miou", "loss")  # and class_metric(name) of each class
     capabilities = frozenset({"runtime_scoring"})
+    # CamVid (367 images at 60x80) with LR-ASPP from scratch, 3 epochs of SGD at 0.05: batch 128
+    # (3 steps an epoch) 11.7 / 13.1 / 13.6 % val mIoU, batch 16 20.6 / 20.3 / 21.2 %
+    default_batch_size = 16
 
     @classmethod
     def of(cls, train: SegmentationDataset | None = None, val: SegmentationDataset | None = None,

@@ -85,6 +85,7 @@ class TrackingTask(Task):
     metric_names = ("pair_precision", "pair_centre_error", "loss")
     minimised_metrics = frozenset({"pair_centre_error", "loss"})
     capabilities = frozenset({"sequences"})
+    default_batch_size = 16  # the pairs batch of the SiamFC recipes (not measured against others here)
 
     def __post_init__(self) -> None:
         if self.train_source.empty and self.val_source.empty:

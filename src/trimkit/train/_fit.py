@@ -106,9 +106,9 @@ def fit(
     are seeded per epoch from ``seed``, so a resumed run repeats what the uninterrupted
     run would have done.
     """
-    options = FitOptions.of(options, **settings).for_model(model)
-    config = _Config(options, seed, channels_last)
     task = as_task(train, val)
+    options = FitOptions.of(options, **settings).for_model(model, task)
+    config = _Config(options, seed, channels_last)
     split = _eval_split(task, eval_split)
     target = resolve_device(device)
     resolved_precision = resolve_precision(options.precision, target)

@@ -124,9 +124,10 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
     chance = chance_metrics.get(primary) if chance_metrics else None
     fine_tuning = start is not None and chance is not None and start > chance + 2 * train.CHANCE_MARGIN
     trained_at = train.input_sizes(task)
+    batch = options.for_model(model, task).batch_size
     with distillation(options, ctx, model, student_start=start if fine_tuning else None,
                       chance=chance) as distiller:
-        ctx.say(f"   training at {', '.join(trained_at)} ({task.size('train')} samples, batch {options.batch_size})")
+        ctx.say(f"   training at {', '.join(trained_at)} ({task.size('train')} samples, batch {batch})")
         try:
             fitted = train.fit(model, task, options=options, seed=ctx.seed, lr_schedule=rate,
                                on_epoch_start=hook, checkpoint=checkpoint, resume=resuming,
@@ -138,7 +139,7 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
             ctx.say(f"   [yellow]warning:[/] {error} (allow_failure: the run goes on)")
             ctx.add(input_size=trained_at, training={"start": start, "chance": chance, "problem": str(error)})
             return model
-    steps = sum(int(h["images"]) for h in fitted.history) // options.batch_size
+    steps = sum(int(h["images"]) for h in fitted.history) // int(batch)
     problem = train.training_problem(fitted.history, primary, higher_is_better=task.higher_is_better, start=start,
                                      chance=chance, steps=steps)
     warning = train.short_run_warning(fitted.history, primary, higher_is_better=task.higher_is_better,
