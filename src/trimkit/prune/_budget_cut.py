@@ -50,6 +50,8 @@ def latency_table(model: torch.nn.Module, example_inputs, target: PruneTarget | 
     :class:`PruneTarget` or its fields: ``backend``, ``batch_size``, ``threads``,
     ``precision``, ``table``): every count of every prunable layer, calibrated on the
     model and its half. Cached as :func:`trimkit.measure.build_table` caches."""
+    if isinstance(target, dict):
+        target, settings = None, {**target, **settings}
     target = PruneTarget.of(target, **settings)
     session = PruningSession(model, example_inputs, verify=False)
     table, _ = build_table(model, session.inputs, target.runtime(), batch_size=target.batch_size,
