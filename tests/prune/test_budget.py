@@ -140,6 +140,15 @@ def test_round_to_auto_keeps_the_counts_the_kernels_like(fake_runtime):
     assert {change.kept for change in plain.layers.values()} >= {10, 20}
 
 
+def test_latency_table_takes_its_target_as_options_a_mapping_or_keywords(fake_runtime):
+    from trimkit.prune import latency_table
+
+    given = [latency_table(resnet20(), EXAMPLE, PruneTarget(batch_size=8, threads=2)),
+             latency_table(resnet20(), EXAMPLE, {"batch_size": 8, "threads": 2}),
+             latency_table(resnet20(), EXAMPLE, batch_size=8, threads=2)]
+    assert {(t.settings.backend, t.settings.batch_size, t.settings.threads) for t in given} == {("onnxruntime", 8, 2)}
+
+
 def test_round_to_auto_needs_a_runtime():
     with pytest.raises(TrimkitError, match="round_to auto takes its counts from the latency table of a runtime"):
         structured(resnet20(), EXAMPLE, ratio=0.5, round_to="auto")

@@ -76,6 +76,9 @@ def _with_search(**block) -> dict:
      "search.parameters.stages.0.ratio: method grid needs values or a step"),
     ({"latency": {"backend": "tensorrt"}}, "search.latency.backend: unknown backend 'tensorrt'"),
     ({"latency": {"queue": "postgresql://x/y"}}, "a remote latency needs both queue"),
+    ({"latency": {"estimate": "tabel"}}, "search.latency.estimate: 'tabel': input should be 'measure' or 'table'"),
+    ({"latency": {"estimate": "table", "backend": "torch"}},
+     "search.latency.estimate: table needs a runtime that runs ONNX (onnxruntime, openvino), not torch"),
 ])
 def test_bad_search_blocks_are_one_line_naming_the_yaml_path(block, message):
     with pytest.raises(RecipeError) as raised:
@@ -338,7 +341,7 @@ def test_a_remote_latency_objective_asks_the_benchmark_queue_for_the_trials_expo
     result = search.run_search(recipe, tmp_path / "run")
     trial = result.study.get_trials()[0]
     assert trial.values == [2.5] and trial.user_attrs["latency"]["backend"] == "openvino"
-    (onnx, settings), (baseline, _) = asked  # the trial's export, then the baseline's (for hybrid formulas)
+    (baseline, _), (onnx, settings) = asked  # the baseline's export (for hybrid formulas), then the trial's
     assert onnx == tmp_path / "run" / "trials" / "0000" / "model.onnx" and onnx.exists()
     assert baseline == tmp_path / "run" / "baseline.onnx" and baseline.read_bytes()[:2] == onnx.read_bytes()[:2]
     assert result.study.user_attrs["baseline"]["latency_ms"] == 2.5
@@ -384,6 +387,34 @@ def test_the_example_search_recipe_runs_at_a_tiny_budget(tmp_path, monkeypatch):
         stages = [json.loads(line)["stage"] for line in (folder / "log.jsonl").read_text().splitlines()]
         assert stages == ["input", "prune", "final"]  # the 0-epoch fine-tune is left out
     assert record["baseline"]["macs"] == LENET_MACS and record["baseline"]["latency_ms"] > 0
+
+
+@pytest.mark.slow  # builds LeNet-5's latency table for real (10-15 s here)
+def test_the_example_search_estimates_latency_from_the_table_and_times_what_it_reports(tmp_path, monkeypatch):
+    from trimkit._model_file import load
+    from trimkit.search._latency import TableEstimate
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("TRIMKIT_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    tiny = ["task.train_samples=128", "task.val_samples=100", "stages.0.epochs=1", "search.n_trials=3",
+            "search.epochs=0", "search.latency.min_time_s=0.05", "search.latency.estimate=table",
+            "search.constraints.max_drop=100"]
+    result = runner.invoke(app, ["search", "examples/recipes/lenet5-search.yaml", "--out", str(run),
+                                 *[item for pair in (("--set", t) for t in tiny) for item in pair]])
+    assert result.exit_code == 0, result.output
+    assert "latency ms (table)" in result.stdout and "measured ms" in result.stdout and " %" in result.stdout
+    record = json.loads((run / "results.json").read_text())
+    assert record["counts"]["complete"] == 3
+    recipe = search.load_search_recipe(ROOT / "examples/recipes/lenet5-search.yaml", tiny)
+    estimate = TableEstimate.build(run / "base" / "model.pt", recipe.spec.latency, run)  # the kept table
+    for row in record["trials"]:
+        assert row["latency_source"] == "table"
+        assert row["latency_ms"] == row["latency_estimate_ms"] == estimate.predict_ms(
+            load(Path(row["run_dir"]) / "model.pt"))
+    assert record["best"] and all(row["latency_measured_ms"] > 0 and row["latency_estimate_error"] == pytest.approx(
+        row["latency_estimate_ms"] / row["latency_measured_ms"] - 1) for row in record["best"])
+    assert record["baseline"]["latency_ms"] == estimate.unpruned_ms() and record["baseline"]["latency_measured_ms"] > 0
 
 
 def test_objectives_and_constraints_read_the_trials_figures_against_the_baseline():

@@ -93,7 +93,8 @@ def _trial_line(trial, metric: str | None = None) -> str:
     if row["state"] != "complete":
         return f"trial {row['number']}: {row['state']}" + (f" ({row['error']})" if row["error"] else "")
     return (f"trial {row['number']}: {_overrides(row['overrides'])} -> {_figures(row, metric)}"
-            + ("" if row["feasible"] else " [yellow](infeasible)[/]"))
+            + ("" if row["feasible"] else " [yellow](infeasible)[/]")
+            + (f" [yellow]({escape(row['latency_note'])})[/]" if row["latency_note"] else ""))
 
 
 def _best_so_far(study) -> str:
@@ -116,7 +117,8 @@ def _number(value) -> str:
 def _figures(row: dict, metric: str | None = None) -> str:
     parts = []
     if row["latency_ms"] is not None:
-        parts.append(f"{row['latency_ms']:.4f} ms")
+        source = " (table)" if row["latency_source"] == "table" else ""
+        parts.append(f"{row['latency_ms']:.4f} ms{source}")
     if row["metric"] is not None:
         parts.append(f"{metric or 'metric'} {row['metric']:.2f}")
     if row["macs"] is not None:
@@ -127,24 +129,39 @@ def _figures(row: dict, metric: str | None = None) -> str:
 
 
 def print_best(record: dict) -> None:
-    """The best trials (one objective) or the Pareto front (several), from results.json's record."""
+    """The best trials (one objective) or the Pareto front (several), from results.json's record;
+    where latencies are the table's estimates, also the measured latency and the estimate's error."""
     several = len(record["directions"]) > 1
     table = Table(title="Pareto front" if several else "best trials", box=box.SIMPLE, padding=(0, 1))
     names = record.get("objectives") or []
-    for column in ("#", "overrides", "MACs", "bytes", "latency ms", record.get("metric") or "metric", "drop", *names):
+    baseline = record.get("baseline") or {}
+    estimated = any(row.get("latency_source") == "table" for row in [*record["best"], baseline])
+    latency = ("latency ms (table)", "measured ms", "error") if estimated else ("latency ms",)
+    for column in ("#", "overrides", "MACs", "bytes", *latency, record.get("metric") or "metric", "drop", *names):
         table.add_column(column, justify="left" if column == "overrides" else "right")
     for row in record["best"]:
         table.add_row(str(row["number"]), _overrides(row["overrides"]), _count(row["macs"]), _count(row["bytes"]),
-                      _float(row["latency_ms"], 4), _float(row["metric"], 2), _float(row["drop"], 2),
+                      *_latencies(row, estimated), _float(row["metric"], 2), _float(row["drop"], 2),
                       *(_float(v, 4) for v in row["values"] or []))
-    baseline = record.get("baseline") or {}
     if baseline:
         table.add_row("base", "(no change)", _count(baseline.get("macs")), _count(baseline.get("bytes")),
-                      _float(baseline.get("latency_ms"), 4), _float(baseline.get("metric"), 2), "0.00",
+                      *_latencies(baseline, estimated), _float(baseline.get("metric"), 2), "0.00",
                       *("" for _ in names))
     console.print(table)
+    if estimated:
+        settings = (record.get("latency_table") or {}).get("settings")
+        console.print(f"latency ms (table): the latency table's estimate ({escape(str(settings))}); measured ms: "
+                      "the export timed; error: (estimate - measured) / measured")
     if not record["best"]:
         console.print("[yellow]no feasible trial[/]: loosen search.constraints or search wider")
+
+
+def _latencies(row: dict, estimated: bool) -> list[str]:
+    if not estimated:
+        return [_float(row.get("latency_ms"), 4)]
+    error = row.get("latency_estimate_error")
+    return [_float(row.get("latency_estimate_ms"), 4), _float(row.get("latency_measured_ms"), 4),
+            "-" if error is None else f"{100 * error:+.1f} %"]
 
 
 def _count(value) -> str:

@@ -8,6 +8,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import matplotlib
@@ -18,21 +19,39 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from trimkit._atomic import atomic_path, write_text_atomic
+from trimkit.search._latency import estimate_error, measured_key
 
 RESULTS_FILE = "results.json"
 
 
-def trial_row(trial: FrozenTrial) -> dict[str, Any]:
-    """One trial as the table and ``results.json`` show it."""
+def trial_row(trial: FrozenTrial, study_attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One trial as the table and ``results.json`` show it; ``study_attrs`` (the study's
+    user attributes) add the real latency of a reported trial whose latency was estimated."""
     figures = trial.user_attrs
     return {"number": trial.number, "state": trial.state.name.lower(), "values": trial.values,
             "overrides": trial.user_attrs.get("overrides") or {}, "macs": figures.get("macs"),
             "bytes": figures.get("bytes"), "params": figures.get("params"), "latency_ms": figures.get("latency_ms"),
+            **latency_figures(figures, (study_attrs or {}).get(measured_key(trial.number))),
             "metric": figures.get("metric"), "drop": figures.get("drop"), "metrics": figures.get("metrics") or {},
             "feasible": _feasible(trial),
-            "constraints": dict(trial.constraints), "latency": trial.user_attrs.get("latency"),
+            "constraints": dict(trial.constraints),
             "seconds": trial.user_attrs.get("seconds"), "run_dir": trial.user_attrs.get("run_dir"),
             "error": trial.user_attrs.get("error"), "retry_of": trial.system_attrs.get("failed_trial")}
+
+
+def latency_figures(figures: Mapping[str, Any], timed_later: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Where ``latency_ms`` came from (``table`` or ``measured``), the estimate, the real
+    latency (timed with the trial, or ``timed_later`` for a reported one) and the
+    estimate's error, ``(estimate - measured) / measured``; ``latency`` is the runtime's
+    record of the real one."""
+    record = figures.get("latency") or timed_later
+    measured = figures.get("latency_measured_ms")
+    if measured is None and record is not None:
+        measured = record.get("latency_ms")
+    estimate = figures.get("latency_estimate_ms")
+    return {"latency_source": figures.get("latency_source"), "latency_estimate_ms": estimate,
+            "latency_measured_ms": measured, "latency_estimate_error": estimate_error(estimate, measured),
+            "latency_note": figures.get("latency_note"), "latency": record}
 
 
 def _feasible(trial: FrozenTrial) -> bool:
@@ -55,18 +74,21 @@ def results_record(study: optuna.Study, *, storage: str, run_dir: Path) -> dict[
 
     trials = study.get_trials(deepcopy=False)
     counted = counted_trials(study)
+    attrs = study.user_attrs
+    baseline = attrs.get("baseline")
     return {
         "study": study.study_name, "storage": storage, "run_dir": str(run_dir),
         "directions": [d.name.lower() for d in study.directions],
-        "objectives": study.user_attrs.get("objectives"), "metric": study.user_attrs.get("metric"),
-        "baseline": study.user_attrs.get("baseline"),
+        "objectives": attrs.get("objectives"), "metric": attrs.get("metric"),
+        "baseline": baseline if baseline is None else {**baseline, **latency_figures(baseline)},
+        "latency_table": attrs.get("latency_table"),
         "counts": {"ended": len(counted), "complete": sum(t.state == TrialState.COMPLETE for t in counted),
                    "failed": sum(t.state == TrialState.FAIL for t in counted),
                    "feasible": sum(t.state == TrialState.COMPLETE and _feasible(t) for t in counted),
                    "running": sum(t.state == TrialState.RUNNING for t in trials),
                    "waiting": sum(t.state == TrialState.WAITING for t in trials)},
-        "best": [trial_row(t) for t in best_trials(study)],
-        "trials": [trial_row(t) for t in counted],
+        "best": [trial_row(t, attrs) for t in best_trials(study)],
+        "trials": [trial_row(t, attrs) for t in counted],
     }
 
 

@@ -7,7 +7,7 @@ search:
   parameters:
     stages.1.ratio: {min: 0.0, max: 0.8, step: 0.05}     # a dotted path in the recipe
     stage1: {path: stages.0.ratio, keys: [layer1.*.conv1], min: 0, max: 0.9}
-  latency: {backend: onnxruntime, batch_size: 1, threads: 1}
+  latency: {backend: onnxruntime, batch_size: 1, threads: 1}   # estimate: table predicts it
   metric: top1                # any metric the recipe's task evaluates (default: its primary one)
   objectives: [latency_ms, top1]                          # or {expr: ..., direction: ...}
   constraints: {max_drop: 2.0, max_bytes: 200000, max_macs: 1.0e+6}
@@ -27,7 +27,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
                       model_validator)
 
 from trimkit.errors import TrimkitError
-from trimkit.measure import RuntimeOptions
+from trimkit.measure import BACKENDS, RuntimeOptions
 from trimkit.search._expr import Expression
 from trimkit.tasks import DEFAULT_KIND, TaskMetrics, kind
 
@@ -106,7 +106,11 @@ class GroupsSpec(_Strict):
 
 class LatencySpec(RuntimeOptions):
     """How each trial's exported model is timed (:class:`trimkit.measure.RuntimeOptions`
-    at ``batch_size``): here, or by a benchmark worker (``queue``)."""
+    at ``batch_size``): here, or by a benchmark worker (``queue``).
+
+    ``estimate: table`` predicts each trial's latency from the latency table of the model
+    the trials start from (built once on this runtime, see :func:`trimkit.prune.latency_table`)
+    instead of timing its export; the trials the search reports are then timed for real."""
 
     batch_size: int = Field(default=1, ge=1)
     threads: int | None = Field(default=1, ge=1)
@@ -114,11 +118,15 @@ class LatencySpec(RuntimeOptions):
     queue: str | None = None
     queue_name: str | None = None
     timeout_s: float = Field(default=600.0, gt=0)
+    estimate: Literal["measure", "table"] = "measure"
 
     @model_validator(mode="after")
     def _queue_named(self) -> LatencySpec:
         if (self.queue is None) != (self.queue_name is None):
             raise ValueError("a remote latency needs both queue (the queue URL) and queue_name (the device's queue)")
+        if self.estimate == "table" and BACKENDS.get(self.backend).model_format != "onnx":
+            raise ValueError(f"estimate: table needs a runtime that runs ONNX (onnxruntime, openvino), not "
+                             f"{self.backend}; change backend or use estimate: measure")
         return self
 
 

@@ -1,21 +1,21 @@
 """One trial: the recipe with the trial's values, run into its own run folder, and the
-figures the objectives read (MACs, bytes, latency, the task's metrics, the drop)."""
+figures the objectives read (MACs, bytes, the task's metrics, the drop; latency comes
+from ``_latency``)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from trimkit import measure
-from trimkit.errors import TrimkitError
 from trimkit.pipeline import run_recipe
-from trimkit.record import LatencyRecord, Measurement
-from trimkit.runs import LOG, RunLog
+from trimkit.record import Measurement
+from trimkit.runs import LOG, RunLog, baseline
 from trimkit.search._recipe import SearchRecipe
-from trimkit.search._spec import LatencySpec, SearchSpec
+from trimkit.search._spec import SearchSpec
 
 
 @dataclass
@@ -28,7 +28,11 @@ class Figures:
     params: int | None = None
     bytes: int | None = None
     latency_ms: float | None = None
-    latency: dict[str, Any] | None = None
+    latency: dict[str, Any] | None = None  # the runtime's record, where the latency was timed
+    latency_source: str | None = None  # "measured", or "table": latency_ms is the latency table's estimate
+    latency_estimate_ms: float | None = None
+    latency_measured_ms: float | None = None
+    latency_note: str | None = None  # why a latency meant to be estimated was timed
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -70,71 +74,52 @@ def run_base(recipe: SearchRecipe, run_dir: Path, say: Callable[[str], None]) ->
     if prefix is None:
         return None
     folder = run_dir / "base"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "base.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            finished = (folder / LOG).exists() and RunLog(folder / LOG).done(len(prefix.stages))
-            if not finished:
-                say(f"shared stages 0-{recipe.split - 1} (run once, every trial starts from their model) -> "
-                    f"{folder}/")
-                run_recipe(prefix, folder, resume=(folder / "recipe.yaml").exists(), progress=False)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with locked(run_dir / "base.lock"):
+        finished = (folder / LOG).exists() and RunLog(folder / LOG).done(len(prefix.stages))
+        if not finished:
+            say(f"shared stages 0-{recipe.split - 1} (run once, every trial starts from their model) -> {folder}/")
+            run_recipe(prefix, folder, resume=(folder / "recipe.yaml").exists(), progress=False)
     return folder / "model.pt"
 
 
-def measure_latency(onnx_path: Path, latency: LatencySpec) -> LatencyRecord:
-    """The exported file timed here, or by a benchmark worker on the device its queue serves."""
-    if latency.queue is not None:
-        from trimkit.measure.remote import measure_remote
-
-        return measure_remote(onnx_path, latency, queue_url=latency.queue, queue_name=latency.queue_name or "",
-                              batch_size=latency.batch_size, timeout_s=latency.timeout_s)
-    timed = measure.latency(str(onnx_path), latency, batch_size=latency.batch_size)
-    return measure.latency_record(timed)
-
-
-def export_baseline(model_file: Path, path: Path) -> Path:
-    """The baseline model (a trimkit model file) as ONNX, for the latency figures a
-    hybrid objective compares against; made once per run folder."""
-    if path.exists():
-        return path
-    import torch
-
-    from trimkit import export, models
-    from trimkit._model_file import load
-
-    model = load(model_file)
-    origin = models.origin(model)
-    shape = origin.input_shape() if origin is not None else None
-    if shape is None:
-        raise TrimkitError(f"{model_file}: its input shape is not recorded, so the baseline cannot be exported for "
-                           "timing; give model.input_shape in the recipe")
-    export.onnx(model.eval(), torch.randn(2, *shape), path)
-    return path
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (the workers on this machine take turns)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def with_latency(figures: Figures, onnx_path: Path | None, latency: LatencySpec | None) -> Figures:
-    if latency is None or onnx_path is None:
-        return figures
-    record = measure_latency(onnx_path, latency)
-    figures.latency_ms = record.latency_ms
-    figures.latency = asdict(record)
-    return figures
+@dataclass
+class TrialRun:
+    """A trial's recipe run: its figures (latency not yet known), its model and export."""
+
+    figures: Figures
+    model_file: Path | None
+    onnx: Path | None
 
 
-def run_trial(recipe: SearchRecipe, values: dict[str, Any], folder: Path, base_model: Path | None) -> Figures:
+def run_trial(recipe: SearchRecipe, values: dict[str, Any], folder: Path, base_model: Path | None) -> TrialRun:
     """Run the trial's recipe into ``folder`` (continuing it where a killed worker left
-    it) and measure what the objectives need."""
+    it); what the objectives need but latency."""
     spec = recipe.spec
     trial_recipe = recipe.trial_recipe(values, None if base_model is None else str(base_model),
                                        export=spec.latency is not None or spec.size == "onnx")
     result = run_recipe(trial_recipe, folder, resume=(folder / "recipe.yaml").exists(), progress=False)
     final = result.log.records[-1]
-    figures = figures_of(final.measurement, spec)
     onnx = final.details.get("onnx")
-    return with_latency(figures, folder / onnx if onnx else None, spec.latency)
+    return TrialRun(figures_of(final.measurement, spec), folder / final.model_file if final.model_file else None,
+                    folder / onnx if onnx else None)
+
+
+def baseline_of_run(folder: Path) -> tuple[Measurement, Path | None]:
+    """The baseline record of the run in ``folder`` (:func:`trimkit.runs.baseline`) and its model file."""
+    record = baseline(RunLog(folder / LOG).records)
+    return record.measurement, folder / record.model_file if record.model_file else None
 
 
 def objective_values(recipe: SearchRecipe, figures: Figures, baseline: Figures | None) -> list[float]:

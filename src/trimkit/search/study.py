@@ -25,17 +25,17 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from trimkit import runs
 from trimkit._atomic import write_text_atomic
 from trimkit._urls import hide_password
 from trimkit.errors import TrimkitError
-from trimkit.runs import RunLog
 from trimkit.search._recipe import SearchRecipe
 from trimkit.search._spec import FIGURES, SearchSpec
 from trimkit.search._storage import (WORKER_ATTR, fail_dead_trials, is_file_store, open_storage, retried_from,
                                      retry_callback, storage_url, worker_identity)
-from trimkit.search._trial import (Figures, constraint_values, export_baseline, figures_of, objective_values, run_base,
-                                   run_trial, with_latency)
+from trimkit.search._latency import Latencies, measure_reported
+from trimkit.search._results import best_trials
+from trimkit.search._trial import (Figures, baseline_of_run, constraint_values, figures_of, objective_values,
+                                   run_base, run_trial)
 
 SEARCH_FILE = "search.yaml"
 _POLL_S = 1.0
@@ -183,6 +183,7 @@ class Worker:
         self.say = say
         self.base_model: Path | None = None
         self.baseline: Figures | None = None
+        self.latencies = Latencies(recipe.spec.latency, run_dir, say)
         self.ran: list[int] = []
         self.interrupted: int | None = None
 
@@ -194,14 +195,14 @@ class Worker:
 
     def _measure_baseline(self, folder: Path) -> None:
         """The baseline's figures (:func:`trimkit.runs.baseline` of the run in ``folder``),
-        with its latency where the search times trials."""
-        record = runs.baseline(RunLog(folder / runs.LOG).records)
-        figures = figures_of(record.measurement, self.recipe.spec)
-        onnx = None
-        if self.recipe.spec.latency is not None and record.model_file:
-            onnx = export_baseline(folder / record.model_file, self.run_dir / "baseline.onnx")
-        self.baseline = with_latency(figures, onnx, self.recipe.spec.latency)
+        with its latency where the search times trials (and, to estimate theirs, the
+        latency table of its model)."""
+        measurement, model_file = baseline_of_run(folder)
+        figures = figures_of(measurement, self.recipe.spec)
+        self.baseline = self.latencies.of_baseline(figures, model_file, self.study.user_attrs.get("baseline"))
         self.study.set_user_attr("baseline", self.baseline.to_dict())
+        if self.latencies.estimate is not None:
+            self.study.set_user_attr("latency_table", self.latencies.estimate.describe())
 
     def objective(self, trial: optuna.Trial) -> list[float]:
         trial.set_user_attr(WORKER_ATTR, worker_identity(trial.number))
@@ -215,15 +216,16 @@ class Worker:
         trial.set_user_attr("run_dir", str(folder))
         started = time.perf_counter()
         try:
-            figures = run_trial(self.recipe, values, folder, self.base_model)
+            run = run_trial(self.recipe, values, folder, self.base_model)
+            if self.baseline is None:
+                self._measure_baseline(folder)
+            figures = self.latencies.of_trial(run.figures, run.onnx, run.model_file)
         except TrimkitError as error:
             trial.set_user_attr("error", str(error))
             raise
         except KeyboardInterrupt:
             self.interrupted = trial.number
             raise
-        if self.baseline is None:
-            self._measure_baseline(folder)
         objectives = objective_values(self.recipe, figures, self.baseline)
         constraints = constraint_values(self.recipe, figures, self.baseline)
         for key, value in constraints.items():
@@ -233,6 +235,10 @@ class Worker:
             trial.set_user_attr(key, named[key])
         trial.set_user_attr("metrics", figures.metrics)
         trial.set_user_attr("latency", figures.latency)
+        if figures.latency_source is not None:
+            trial.set_user_attr("onnx", str(run.onnx))
+            for key in ("latency_source", "latency_estimate_ms", "latency_measured_ms", "latency_note"):
+                trial.set_user_attr(key, getattr(figures, key))
         trial.set_user_attr("feasible", all(value <= 0 for value in constraints.values()))
         trial.set_user_attr("seconds", time.perf_counter() - started)
         return objectives
@@ -300,6 +306,8 @@ def run_search(recipe: SearchRecipe, run_dir: str | Path, *, storage: str | None
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             worker.prepare()
             worker.run(timeout=timeout if timeout is not None else spec.timeout, on_change=lambda: on_change(study))
+            if worker.latencies.from_table and spec.latency is not None:
+                measure_reported(study, best_trials(study), spec.latency, folder, say)
     except TrimkitError:
         raise
     except Exception as error:
