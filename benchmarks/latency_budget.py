@@ -16,11 +16,12 @@ For each runtime and batch size:
    needs for this ResNet) at the ratio whose measured latency comes nearest the same
    budget (bisected on measured latency); top-1 of both on the CIFAR-10 test images,
    after the same fine-tuning (``--finetune-epochs``, 0 by default: top-1 straight
-   after the cut, no distillation).
+   after the cut; ``--distill`` fine-tunes trimkit's models distilled from the unpruned
+   one, alpha 0.5, T 4, and Torch-Pruning's on the labels alone).
 
     python benchmarks/latency_budget.py [--backends onnxruntime,openvino] [--batch-sizes 1,32]
         [--speedups 2,3] [--random 12] [--threads 2] [--test-images 10000]
-        [--finetune-epochs 0 --train-images 50000] [--no-tp]
+        [--finetune-epochs 0 --train-images 50000 [--distill]] [--no-tp] [--skip-tables]
 """
 
 from __future__ import annotations
@@ -101,10 +102,17 @@ def torch_pruning_at_latency(base, example, share: float, options: RuntimeOption
     return best or last
 
 
-def finetuned_top1(model, train_set, test_set, epochs: int) -> float:
-    if epochs:
-        train.fit(model, train_set, None, epochs=epochs, batch_size=128, optimizer="sgd", lr=0.01,
-                  weight_decay=5e-4, schedule="cosine", seed=0, progress=True)
+def finetuned_top1(model, train_set, test_set, epochs: int, teacher=None) -> float:
+    """Top-1 on the test images after ``epochs`` of SGD at 0.01 (cosine), distilled from
+    ``teacher`` (alpha 0.5, T 4) where one is given."""
+    settings = dict(epochs=epochs, batch_size=128, optimizer="sgd", lr=0.01, weight_decay=5e-4, schedule="cosine",
+                    seed=0, progress=True)
+    if epochs and teacher is not None:
+        from trimkit import distill
+
+        distill.distill(model, teacher, train_set, None, **settings)
+    elif epochs:
+        train.fit(model, train_set, None, **settings)
     return float(train.evaluate(model.eval(), test_set)["top1"])
 
 
@@ -122,6 +130,11 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=50_000)
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--no-tp", action="store_true", help="leave out Torch-Pruning")
+    parser.add_argument("--distill", action="store_true",
+                        help="fine-tune trimkit's budgeted models distilled from the unpruned model (Torch-Pruning's "
+                             "plainly, as its users do)")
+    parser.add_argument("--skip-tables", action="store_true",
+                        help="leave out the prediction check and the ratio-pruning rows (budgets only)")
     args = parser.parse_args()
     console.print(f"CPU: {machine()}")
     console.print(f"torch {torch.__version__}, Torch-Pruning {tp.__version__}")
@@ -132,9 +145,11 @@ def main() -> None:
     base_macs = measure.profile(base, example[:1]).macs
     top1_cache: dict[int, float] = {}
 
-    def top1(model) -> float:
+    def top1(model, distilled: bool = False) -> float:
         if id(model) not in top1_cache:
-            top1_cache[id(model)] = finetuned_top1(copy.deepcopy(model), train_set, test_set, args.finetune_epochs)
+            teacher = base if distilled and args.distill else None
+            top1_cache[id(model)] = finetuned_top1(copy.deepcopy(model), train_set, test_set, args.finetune_epochs,
+                                                   teacher)
         return top1_cache[id(model)]
 
     console.print(f"ResNet-56 pretrained: {base_macs / 1e6:.1f}M MACs, top-1 {top1(base):.2f} % on "
@@ -158,19 +173,20 @@ def main() -> None:
                 table = prune.latency_table(base, example, backend=backend, batch_size=batch,
                                             threads=args.threads, table=str(table_file), progress=True)
                 points = sum(len(values) for values in table.points.values())
-                _, timed = speedup_of([base, *randoms], options, batch, args.min_time / 2)
+                randoms_here = [] if args.skip_tables else randoms
+                _, timed = speedup_of([base, *randoms_here], options, batch, args.min_time / 2)
                 errors = [abs(predicted_ms(table, base, model, example) / result.p50_ms - 1) * 100
-                          for model, result in zip([base, *randoms], timed, strict=True)]
+                          for model, result in zip([base, *randoms_here], timed, strict=True)]
                 tables.add_row(where, f"{table.build_s:.1f}", str(points), f"{sum(errors) / len(errors):.1f}",
                                f"{max(errors):.1f}", f"{sum(e <= 10 for e in errors)}/{len(errors)}")
-                plain = prune.structured(base, example, ratio=0.5)
-                auto = prune.structured(base, example, ratio=0.5, target={"backend": backend, "batch_size": batch,
-                                                                           "threads": args.threads,
-                                                                           "table": str(table_file)})
-                measured, _ = speedup_of([base, plain.model, auto.model], options, batch, args.min_time)
-                for label, result, speed in (("none", plain, measured[0]), ("auto", auto, measured[1])):
-                    macs_x = result.macs_before / result.macs_after
-                    defaults.add_row(where, label, f"{macs_x:.2f}", f"{speed:.2f}", f"{speed / macs_x:.2f}")
+                if not args.skip_tables:
+                    plain = prune.structured(base, example, ratio=0.5)
+                    auto = prune.structured(base, example, ratio=0.5, target={
+                        "backend": backend, "batch_size": batch, "threads": args.threads, "table": str(table_file)})
+                    measured, _ = speedup_of([base, plain.model, auto.model], options, batch, args.min_time)
+                    for label, result, speed in (("none", plain, measured[0]), ("auto", auto, measured[1])):
+                        macs_x = result.macs_before / result.macs_after
+                        defaults.add_row(where, label, f"{macs_x:.2f}", f"{speed:.2f}", f"{speed / macs_x:.2f}")
                 for speedup in map(float, args.speedups.split(",")):
                     started = time.perf_counter()
                     try:
@@ -188,7 +204,7 @@ def main() -> None:
                     budgets.add_row(where, f"trimkit {speedup:g}x", f"{outcome.budget:.3f}", f"{outcome.measured:.3f}",
                                     f"{outcome.noise:.3f}", outcome.verdict, str(len(outcome.rounds)),
                                     f"{seconds:.1f}", f"{independent:.2f}", f"{macs_x:.2f}",
-                                    f"{top1(result.model):.2f}")
+                                    f"{top1(result.model, distilled=True):.2f}")
                     if args.no_tp:
                         continue
                     started = time.perf_counter()
