@@ -220,3 +220,16 @@ def test_auto_batch_follows_the_task_kind(tmp_path):
     assert FitOptions(epochs=1).for_model(model, tasks.segmentation(masks, masks)).batch_size == 16
     assert FitOptions(epochs=1).for_model(model).batch_size == 128
     assert FitOptions(epochs=1, batch_size=7).for_model(model, tasks.segmentation(masks, masks)).batch_size == 7
+
+
+def test_auto_optimizer_of_a_tracking_task_is_adam_whatever_the_model():
+    from trimkit.tasks.tracking import TrackingTask
+    from trimkit.train import FitOptions
+
+    class Tracking:  # the task kind's defaults, without sequences on disk
+        default_batch_size = TrackingTask.default_batch_size
+        default_optimizer = TrackingTask.default_optimizer
+
+    resolved = FitOptions(epochs=1).for_model(models.create("resnet20"), Tracking())
+    assert (resolved.optimizer, resolved.lr, resolved.batch_size) == ("adam", 0.001, 16)
+    assert FitOptions(epochs=1, optimizer="sgd").for_model(models.create("resnet20"), Tracking()).optimizer == "sgd"

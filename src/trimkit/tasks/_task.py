@@ -90,6 +90,8 @@ class Task(ABC):
     capabilities: frozenset[str] = frozenset()
     #: the training batch of ``batch_size: auto`` (see :class:`~trimkit.train.FitOptions`)
     default_batch_size: int = 128
+    #: the optimiser of ``optimizer: auto`` for every model of this kind; None: chosen by the model
+    default_optimizer: str | None = None
 
     @property
     def higher_is_better(self) -> bool:

@@ -233,7 +233,7 @@ def _train_one_epoch(model, task: Task, optim, loss_fn, rate, config, epoch, ste
         if not torch.isfinite(loss.detach()):
             raise TrainingFailed(f"training stopped: the loss is {float(loss)} in epoch {epoch + 1}, step {step + 1} "
                                  f"(lr {optim.param_groups[0]['lr']:.3g}); "
-                                 f"{likely_cause(model, config.options)}")
+                                 f"{likely_cause(model, config.options, task=task)}")
         loss.backward()
         if clip is not None:
             torch.nn.utils.clip_grad_norm_([p for group in optim.param_groups for p in group["params"]], clip)

@@ -106,10 +106,11 @@ def short_run_warning(history: Sequence[dict[str, float]], primary: str, *, high
             "smaller batch")
 
 
-def likely_cause(model: nn.Module, options: Any, *, distilling: bool = False, fine_tuning: bool = False) -> str:
-    """The likeliest reason a run of ``model`` with ``options`` (FitOptions) failed, and the fix."""
+def likely_cause(model: nn.Module, options: Any, *, distilling: bool = False, fine_tuning: bool = False,
+                 task: Any = None) -> str:
+    """The likeliest reason a run of ``model`` with ``options`` (FitOptions) on ``task`` failed, and the fix."""
     if hasattr(options, "for_model"):
-        options = options.for_model(model)
+        options = options.for_model(model, task)
     if distilling:
         return ("likely cause: the teacher (see its check above) or the soft term's step size; train without the "
                 "teacher, lower lr, or lower kd_alpha")

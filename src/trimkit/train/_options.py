@@ -80,7 +80,9 @@ class FitOptions(Options):
     def for_model(self, model: nn.Module, task: object | None = None) -> FitOptions:
         """These options with ``optimizer``, ``lr`` and ``batch_size`` "auto" resolved for
         ``model`` and ``task``: the batch is the task kind's ``default_batch_size`` (128
-        for classification, 16 for segmentation and tracking; 128 without a task). The optimiser:
+        for classification, 16 for segmentation and tracking; 128 without a task), the
+        optimiser the task kind's ``default_optimizer`` where it names one (Adam for
+        tracking), else by the model:
         Adam at 0.001 for a deep model without normalisation layers (more than
         AUTO_ADAM_ABOVE_LAYERS conv and dense layers), SGD (Nesterov) at 0.05 for every
         other. Measured on mnist5k, 3 epochs, batch 128: VGG-B (no batch norm, 11 layers)
@@ -92,6 +94,8 @@ class FitOptions(Options):
         from trimkit.train._health import has_normalization
 
         optimizer = self.optimizer
+        if optimizer == "auto" and getattr(task, "default_optimizer", None):
+            optimizer = task.default_optimizer
         if optimizer == "auto":
             weight_layers = sum(isinstance(module, (nn.Conv2d, nn.Linear)) for module in model.modules())
             plain_and_deep = not has_normalization(model) and weight_layers > AUTO_ADAM_ABOVE_LAYERS

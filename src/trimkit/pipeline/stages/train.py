@@ -151,8 +151,9 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
     if warning is not None:
         ctx.say(f"   [yellow]warning:[/] {warning}")
     if problem is not None:
-        message = (f"training failed: {problem}; "
-                   f"{train.likely_cause(model, options, distilling=distiller is not None, fine_tuning=fine_tuning)}")
+        cause = train.likely_cause(model, options, distilling=distiller is not None, fine_tuning=fine_tuning,
+                                   task=task)
+        message = f"training failed: {problem}; {cause}"
         if not options.allow_failure:
             raise train.TrainingFailed(f"{message} (set allow_failure: true to keep going)")
         ctx.say(f"   [yellow]warning:[/] {message} (allow_failure: the run goes on)")
