@@ -230,7 +230,7 @@ def test_a_grouped_layer_the_table_leaves_out_may_not_change(fake_table):
         estimate.predict_ms(GroupedNet(middle=4).eval())
 
 
-@pytest.mark.heavy  # a PostgreSQL server and a benchmark worker
+@pytest.mark.slow  # a server, a worker and a search; tests/measure/test_remote_table.py is the fast check
 def test_with_a_queue_the_table_and_the_reported_trials_are_timed_by_the_device(tmp_path, fake_table, postgres_url):
     from bench_workers import ThreadWorker
 

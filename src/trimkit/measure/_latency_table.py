@@ -252,14 +252,14 @@ def _measure(table: LatencyTable, todo: list[tuple[UnitShape, tuple[int, int]]],
              batch_size: int, progress: bool, timer: Timer) -> None:
     with tempfile.TemporaryDirectory(prefix="trimkit-table-") as workdir, progress_bar(progress) as bar:
         task = bar.add_task("latency table", total=len(todo))
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start:start + CHUNK]
+        for start in range(0, len(todo), timer.files_per_call):
+            chunk = todo[start:start + timer.files_per_call]
             paths = []
             for index, (unit, (i, o)) in enumerate(chunk):
                 path = Path(workdir) / f"{start + index}.onnx"
                 path.write_bytes(unit_onnx(unit, i, o).SerializeToString())
                 paths.append(path)
-            times = timer.time_files(paths, options, batch_size, TABLE_PLAN)
+            times = timer.time_files(paths, options, batch_size, TABLE_PLAN, group=CHUNK)
             for (unit, pair), measured in zip(chunk, times, strict=True):
                 table.points.setdefault(unit.key, {})[pair] = measured.p50_ms
             for path in paths:

@@ -63,8 +63,13 @@ def export_onnx(module: nn.Module, folder: Path, input_shapes: Sequence[Sequence
 
 
 def time_onnx_files(paths: Sequence[Path], backend: str, *, batch_size: int, threads: int, precision: str,
-                    plan: TimingPlan) -> list[FileTime]:
-    """Each ONNX file opened on ``backend`` and timed interleaved with the others."""
+                    plan: TimingPlan, group: int | None = None) -> list[FileTime]:
+    """Each ONNX file opened on ``backend`` and timed interleaved with the others; with
+    ``group``, the files are timed that many at a time (each group interleaved)."""
+    if group is not None and len(paths) > group:
+        return [time for start in range(0, len(paths), group)
+                for time in time_onnx_files(paths[start:start + group], backend, batch_size=batch_size,
+                                            threads=threads, precision=precision, plan=plan)]
     runtime = get_backend(backend)
     with contextlib.ExitStack() as stack:
         sessions = []
@@ -79,7 +84,11 @@ def time_onnx_files(paths: Sequence[Path], backend: str, *, batch_size: int, thr
 
 
 class Timer(ABC):
-    """Times ONNX files (and modules, exported first) on the runtime ``options`` name."""
+    """Times ONNX files (and modules, exported first) on the runtime ``options`` name.
+    ``files_per_call``: how many files a caller with many (a latency table) hands
+    :meth:`time_files` at once; ``group``: how many of them are timed interleaved."""
+
+    files_per_call = 12
 
     @abstractmethod
     def machine(self, options: RuntimeOptions) -> Machine:
@@ -87,8 +96,8 @@ class Timer(ABC):
 
     @abstractmethod
     def time_files(self, paths: Sequence[Path], options: RuntimeOptions, batch_size: int,
-                   plan: TimingPlan) -> list[FileTime]:
-        """Each file's time, the files timed interleaved."""
+                   plan: TimingPlan, group: int | None = None) -> list[FileTime]:
+        """Each file's time, the files timed interleaved (``group`` at a time)."""
 
     def time_models(self, models: Sequence[nn.Module | Path], options: RuntimeOptions, batch_size: int,
                     input_shapes: Sequence[Sequence[int]]) -> list[FileTime]:
@@ -108,15 +117,21 @@ class LocalTimer(Timer):
                        options.threads or available_cpus(), "this machine")
 
     def time_files(self, paths: Sequence[Path], options: RuntimeOptions, batch_size: int,
-                   plan: TimingPlan) -> list[FileTime]:
+                   plan: TimingPlan, group: int | None = None) -> list[FileTime]:
         return time_onnx_files(paths, options.backend, batch_size=batch_size,
-                               threads=options.threads or available_cpus(), precision=options.precision, plan=plan)
+                               threads=options.threads or available_cpus(), precision=options.precision, plan=plan,
+                               group=group)
 
 
 class RemoteTimer(Timer):
     """Times on the device whose ``trimkit bench-worker`` serves queue ``device_name`` of
     the PostgreSQL benchmark queue at ``queue_url``: each call is one job, its files
-    timed interleaved there. ``threads`` None lets the worker choose."""
+    timed interleaved there. ``threads`` None lets the worker choose. A worker here took
+    about a second to start each job after the first two (probes in a row: 0.11, 0.03,
+    1.05, 1.06, 1.06 s; pgqueuer 1.6.0, cause not traced), so a table's layers travel 96
+    to a job, timed there 12 at a time."""
+
+    files_per_call = 96
 
     def __init__(self, queue_url: str, device_name: str, timeout_s: float = 600.0) -> None:
         self.queue_url = queue_url
@@ -137,10 +152,10 @@ class RemoteTimer(Timer):
         return self._machines[key]
 
     def time_files(self, paths: Sequence[Path], options: RuntimeOptions, batch_size: int,
-                   plan: TimingPlan) -> list[FileTime]:
+                   plan: TimingPlan, group: int | None = None) -> list[FileTime]:
         from trimkit.measure.remote import time_files_remotely
 
         times, _env, _device = time_files_remotely(paths, options, plan, queue_url=self.queue_url,
                                                    queue_name=self.device_name, batch_size=batch_size,
-                                                   timeout_s=self.timeout_s)
+                                                   timeout_s=self.timeout_s, group=group)
         return times

@@ -22,6 +22,8 @@ from trimkit.prune._session import PruningSession
 
 # a count is as fast as a smaller one when its table time is within this of it
 SAME_SPEED = 0.03
+# seconds of calls each whole model gets when the calibration and a budget's rounds time it
+WHOLE_MODEL_TIME_S = 1.0
 
 
 def runtime_table(session: PruningSession, groups: list[ChannelGroup], target: PruneTarget, progress: bool
@@ -69,7 +71,7 @@ def _two_point_calibration(session: PruningSession, target: PruneTarget):
         from trimkit.prune.structured import structured
 
         timer = target.timer()
-        options = target.runtime().model_copy(update={"min_time_s": 1.0})
+        options = target.runtime().model_copy(update={"min_time_s": WHOLE_MODEL_TIME_S})
         shapes = [tuple(t.shape[1:]) for t in session.inputs]
         full_sum = sum(table.layer_ms(u, u.in_channels, u.out_channels) for u in units.values())
         try:
@@ -201,7 +203,7 @@ def _latency_of(session: PruningSession, target: PruneTarget) -> Callable[[], tu
     """Time the cut model and the unpruned one interleaved: p50 and noise of the cut one,
     p50 of the unpruned one."""
     shapes = [tuple(t.shape[1:]) for t in session.inputs]
-    options = target.runtime().model_copy(update={"min_time_s": 1.0})
+    options = target.runtime().model_copy(update={"min_time_s": WHOLE_MODEL_TIME_S})
     timer = target.timer()
     kept = tempfile.TemporaryDirectory(prefix="trimkit-unpruned-")  # removed with the closure
     original: list[Path] = []

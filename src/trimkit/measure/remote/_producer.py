@@ -66,9 +66,10 @@ def _check(options: RuntimeOptions, queue_name: str, batch_size: int) -> str:
 
 
 def submit_files(paths: Sequence[str | os.PathLike], options: RuntimeOptions, plan: TimingPlan, *, queue_url: str,
-                 queue_name: str, batch_size: int = 1, label: str = "files") -> Submitted:
-    """Put a group of ONNX files in the queue of device ``queue_name``, to be timed there
-    interleaved by ``plan``; returns at once (:func:`time_files_remotely` waits)."""
+                 queue_name: str, batch_size: int = 1, label: str = "files", group: int | None = None) -> Submitted:
+    """Put ONNX files in the queue of device ``queue_name``, to be timed there
+    interleaved by ``plan`` (``group`` at a time); returns at once
+    (:func:`time_files_remotely` waits)."""
     backend = _check(options, queue_name, batch_size)
     datas = []
     for path in map(Path, paths):
@@ -79,21 +80,22 @@ def submit_files(paths: Sequence[str | os.PathLike], options: RuntimeOptions, pl
     job = BenchJob(request_id=str(uuid.uuid4()), label=f"{label} ({len(datas)} files)", backend=backend,
                    batch_size=batch_size, threads=options.threads, precision=options.precision, warmup=plan.warmup,
                    min_time_s=plan.min_time_s, max_iters=plan.max_iters, min_iters=plan.min_iters,
-                   round_s=plan.round_s, files=[[name, len(data)] for name, data in datas])
+                   round_s=plan.round_s, files=[[name, len(data)] for name, data in datas], group=group)
     return _enqueue(queue_url, queue_name, job, b"".join(data for _name, data in datas))
 
 
 def time_files_remotely(paths: Sequence[str | os.PathLike], options: RuntimeOptions, plan: TimingPlan, *,
-                        queue_url: str, queue_name: str, batch_size: int = 1, timeout_s: float = 600.0
-                        ) -> tuple[list, dict, str]:
+                        queue_url: str, queue_name: str, batch_size: int = 1, timeout_s: float = 600.0,
+                        group: int | None = None) -> tuple[list, dict, str]:
     """The times of ONNX files timed interleaved by the benchmark worker of device
     ``queue_name``, where it timed them (its CPU, instruction sets, CPUs, threads and
     runtime version), and the device. No files asks only where."""
     from trimkit.measure._timer import FileTime
 
     submitted = submit_files(paths, options, plan, queue_url=queue_url, queue_name=queue_name,
-                             batch_size=batch_size, label="probe" if not paths else "files")
-    answer, env, device, _worker, _attempts = _answer(submitted, timeout_s)
+                             batch_size=batch_size, label="probe" if not paths else "files", group=group)
+    # a table is many short jobs one after another: look for each answer often
+    answer, env, device, _worker, _attempts = _answer(submitted, timeout_s, poll_s=0.05)
     times = [FileTime(float(p50), float(p90), int(calls)) for p50, p90, calls in answer["files"]]
     if len(times) != len(paths):
         raise TrimkitError(f"benchmark worker {device} timed {len(times)} of {len(paths)} files; is it an older "

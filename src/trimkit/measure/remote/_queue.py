@@ -36,8 +36,8 @@ class BenchJob:
 
     With ``files`` ([label, bytes] each), the job is a group of ONNX files, their bytes
     one after another, timed interleaved by the plan (``warmup``, ``min_time_s``,
-    ``min_iters``, ``max_iters``, ``round_s``): a latency table's layers, or a model
-    beside its unpruned self. No files at all asks only where the worker times."""
+    ``min_iters``, ``max_iters``, ``round_s``), ``group`` at a time: a latency table's
+    layers, or a model beside its unpruned self. No files at all asks only where the worker times."""
 
     request_id: str
     label: str
@@ -51,6 +51,7 @@ class BenchJob:
     path: str | None = None
     bin_bytes: int = 0
     files: list[list] | None = None
+    group: int | None = None
     min_iters: int = 10
     round_s: float = 0.1
 

@@ -85,7 +85,7 @@ def measure_files(job: BenchJob, data: bytes, default_threads: int | None) -> tu
             paths.append(path)
         plan = TimingPlan(job.warmup, job.min_time_s, job.min_iters, job.max_iters, job.round_s)
         times = time_onnx_files(paths, job.backend, batch_size=job.batch_size, threads=threads,
-                                precision=job.precision, plan=plan)
+                                precision=job.precision, plan=plan, group=job.group)
     return {"files": [[t.p50_ms, t.p90_ms, t.iterations] for t in times]}, env
 
 
