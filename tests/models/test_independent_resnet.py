@@ -57,11 +57,11 @@ def _trimkit_accuracy(count):
 
 
 @requires_shared_data("cifar10.npz", "pretrained/resnet56-4bfd9763.th")
-@pytest.mark.heavy  # pretrained weights on 1,000 real images
-def test_resnet56_agrees_with_independent_implementation_on_1000_images():
+@pytest.mark.heavy  # pretrained weights on 256 real images (the full test set: the slow test below)
+def test_resnet56_agrees_with_independent_implementation_on_256_images():
     model = load_weights(models.create("resnet56"), PRETRAINED / "resnet56-4bfd9763.th").eval()
     dataset = data.load("cifar10", "test", SHARED_DATA, normalization=models.spec("resnet56").normalization())
-    images, _ = next(dataset.batches(1000))
+    images, _ = next(dataset.batches(256))
     raw = torch.load(PRETRAINED / "resnet56-4bfd9763.th", map_location="cpu", weights_only=True)["state_dict"]
     state = {k.removeprefix("module."): v for k, v in raw.items()}
     with torch.no_grad():
