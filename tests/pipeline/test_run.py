@@ -73,7 +73,7 @@ def test_log_has_a_record_per_stage_and_agrees_with_profile_and_eval(tmp_path):
 
 @pytest.mark.heavy  # a command killed and resumed
 def test_a_run_killed_while_fine_tuning_resumes_to_the_uninterrupted_result(tmp_path):
-    recipe = _small_recipe(tmp_path / "r.yaml", finetune_epochs=6, train_samples=4000)
+    recipe = _small_recipe(tmp_path / "r.yaml", finetune_epochs=4, train_samples=2000)
     command = [sys.executable, "-m", "trimkit.cli", "run", str(recipe)]
     straight = tmp_path / "straight"
     subprocess.run([*command, "--out", str(straight), "--json"], check=True, capture_output=True, timeout=600)
@@ -97,7 +97,7 @@ def test_a_run_killed_while_fine_tuning_resumes_to_the_uninterrupted_result(tmp_
     records = json.loads(resumed.stdout)["records"]
     assert [r["stage"] for r in records] == ["input", "train", "prune", "finetune", "final"]
     assert records[3]["details"]["resumed_from_epoch"] >= 1
-    assert [h["epoch"] for h in records[3]["details"]["history"]] == [1, 2, 3, 4, 5, 6]
+    assert [h["epoch"] for h in records[3]["details"]["history"]] == [1, 2, 3, 4]
     a, b = trimkit.load(straight / "model.pt").state_dict(), trimkit.load(killed / "model.pt").state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
