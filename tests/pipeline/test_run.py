@@ -131,7 +131,8 @@ def test_gradual_pruning_follows_the_cubic_ramp_with_verified_cuts(tmp_path):
 @requires_shared_data("cifar10.npz", "pretrained/resnet56-4bfd9763.th", "pretrained/resnet20-12fca82f.th")
 @pytest.mark.parametrize("name, overrides", [
     ("resnet56-li-pruned-b.yaml", ["stages.1.epochs=1"]),
-    ("resnet56-filter-rank.yaml", ["stages.0.epochs=2", "stages.0.policies.1.ending_epoch=2"]),
+    pytest.param("resnet56-filter-rank.yaml", ["stages.0.epochs=2", "stages.0.policies.1.ending_epoch=2"],
+                 marks=pytest.mark.slow),  # 11-15 s: run by make test-slow; the other three stay fast
     ("resnet20-agp.yaml", ["stages.0.epochs=3", "stages.0.policies.0.ending_epoch=3"]),
     ("resnet56-prune-distil.yaml", ["stages.1.epochs=1"]),
 ])
