@@ -7,10 +7,12 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: demo test test-quick test-slow lint install browser postgres clean
 
+# --no-compile: Python compiles what a run imports when it first imports it; compiling every
+# file of every package up front took 50 of the install's 68 s here (18 s without).
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[dev]"
 	touch $(INSTALLED)
 
 install: $(INSTALLED)

@@ -169,7 +169,8 @@ def test_the_demo_says_where_the_speed_came_from_as_measured():
 
 
 @requires_shared_data("cifar10.npz", "pretrained/resnet20-12fca82f.th")
-def test_eval_of_pretrained_resnet20_on_cifar10_subset(tmp_path):
+@pytest.mark.slow  # all 10,000 test images (12 s); the README test runs trimkit eval in the fast suite
+def test_eval_of_pretrained_resnet20_on_the_cifar10_test_set(tmp_path):
     record = json.loads(run("eval", "resnet20", "--weights", str(PRETRAINED / "resnet20-12fca82f.th"), "--data",
                             "cifar10", "--data-dir", str(SHARED_DATA), "--json").stdout)
     assert record["n"] == 10_000
