@@ -231,7 +231,8 @@ def _train_one_epoch(model, task: Task, optim, loss_fn, rate, config, epoch, ste
             loss = loss_fn(batch.inputs, outputs, batch.targets)
         optim.zero_grad(set_to_none=True)
         if not torch.isfinite(loss.detach()):
-            raise TrainingFailed(f"training stopped: the loss is {float(loss.detach())} in epoch {epoch + 1}, step {step + 1} "
+            raise TrainingFailed(f"training stopped: the loss is {float(loss.detach())} in epoch {epoch + 1}, "
+                                 f"step {step + 1} "
                                  f"(lr {optim.param_groups[0]['lr']:.3g}); "
                                  f"{likely_cause(model, config.options, task=task)}")
         loss.backward()
