@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: demo test test-quick test-slow lint install browser postgres clean
 
-# pip compiles every installed file one by one (50 of the install's 68 s here); compileall
+# pip compiles every installed file one by one (50 of the install's 68 s on a 2-core AMD EPYC); compileall
 # does it on all cores afterwards (29 s on 2), so that no test process compiles what it imports.
 # A file that does not compile (another Python's syntax in a package's data) is left as it is.
 $(INSTALLED): pyproject.toml

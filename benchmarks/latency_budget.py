@@ -44,7 +44,8 @@ import trimkit
 from trimkit import data, measure, models, prune, train
 from trimkit.errors import TrimkitError
 from trimkit.measure import RuntimeOptions
-from trimkit.measure._latency_table import machine_fingerprint, model_key
+from trimkit.measure._latency_table import model_key
+from trimkit.measure._timer import machine_fingerprint
 from trimkit.measure._units import layer_units
 from trimkit.prune._custom_layers import customized_pruners
 

@@ -234,6 +234,8 @@ def test_a_grouped_layer_the_table_leaves_out_may_not_change(fake_table):
 def test_with_a_queue_the_table_and_the_reported_trials_are_timed_by_the_device(tmp_path, fake_table, postgres_url):
     from bench_workers import ThreadWorker
 
+    from trimkit.measure._timer import machine_fingerprint
+
     worker = ThreadWorker(postgres_url, "estimate-dev")
     try:
         recipe = _recipe(tmp_path, latency={**RECIPE["search"]["latency"], "queue": postgres_url,
@@ -242,7 +244,7 @@ def test_with_a_queue_the_table_and_the_reported_trials_are_timed_by_the_device(
     finally:
         worker.close()
     kept = tables.LatencyTable.from_json((tmp_path / "run" / _latency.TABLE_FILE).read_text())
-    assert kept.settings.machine == tables.machine_fingerprint()  # the worker runs on this machine
+    assert kept.settings.machine == machine_fingerprint()  # the worker runs on this machine
     jobs = [event.label for event in worker.events if event.kind == "done"]
     assert jobs[0] == "probe (0 files)"  # where the device times: the table's key
     assert sum(label.endswith(".onnx") for label in jobs) >= 2  # the baseline and the reported trials

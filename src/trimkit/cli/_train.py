@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -59,8 +60,10 @@ def train_command(
 ) -> None:
     """Train a zoo model; checkpoint every epoch to OUT.ckpt (--resume continues)."""
     check_output(out)
-    options = stage_options(TrainOptions, {"hints": "--hint"}, epochs=epochs, batch_size=_batch(batch_size),
-                            optimizer=optimizer, lr=_lr(lr), momentum=momentum, weight_decay=weight_decay,
+    batch = _auto(batch_size, int, "--batch-size", "a whole number of images")
+    options = stage_options(TrainOptions, {"hints": "--hint"}, epochs=epochs, batch_size=batch,
+                            optimizer=optimizer, lr=_auto(lr, float, "--lr", "a learning rate"), momentum=momentum,
+                            weight_decay=weight_decay,
                             schedule=schedule, step_size=step_size, gamma=gamma, precision=precision,
                             teacher=str(teacher) if teacher is not None else None, kd_temperature=kd_temperature,
                             kd_alpha=kd_alpha, hints=_pairs(hint, "--hint"),
@@ -179,19 +182,11 @@ def eval_command(
         console.print(classes)
 
 
-def _batch(value: str) -> int | str:
+def _auto(value: str, parse: Callable[[str], Any], flag: str, what: str) -> Any:
+    """``auto``, or ``value`` parsed; one line naming ``flag`` where it is neither."""
     if value == "auto":
         return value
     try:
-        return int(value)
+        return parse(value)
     except ValueError:
-        raise TrimkitError(f"--batch-size {value!r} is neither a whole number of images nor auto") from None
-
-
-def _lr(value: str) -> float | str:
-    if value == "auto":
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise TrimkitError(f"--lr {value!r} is neither a learning rate nor auto") from None
+        raise TrimkitError(f"{flag} {value!r} is neither {what} nor auto") from None

@@ -23,11 +23,10 @@ from torch import nn
 from trimkit._atomic import write_text_atomic
 from trimkit._progress import progress_bar
 from trimkit.errors import TrimkitError
-from trimkit.measure._env import available_cpus, cpu_model, isa
 from trimkit.measure._options import RuntimeOptions
-from trimkit.measure._registry import get_backend
 from trimkit.measure._profile import ExampleInputs
-from trimkit.measure._timer import LocalTimer, Timer, fingerprint
+from trimkit.measure._registry import get_backend
+from trimkit.measure._timer import LocalTimer, Timer
 from trimkit.measure._timing import TimingPlan
 from trimkit.measure._unit_onnx import unit_onnx
 from trimkit.measure._units import UnitShape, layer_units
@@ -79,10 +78,6 @@ class TableSettings:
     def describe(self) -> str:
         return (f"{self.backend} ({self.backend_version}), {self.precision}, batch {self.batch_size}, "
                 f"{self.threads} threads, on {self.machine}")
-
-
-def machine_fingerprint() -> str:
-    return fingerprint(cpu_model(), isa(), available_cpus())
 
 
 @dataclass
@@ -199,9 +194,9 @@ def build_table(model: nn.Module, example_inputs: ExampleInputs, options: Runtim
     runtime's blocked layout and back: on an AMD EPYC without AMX, OpenVINO at batch 32
     timed ResNet-56's 16-channel layers alone at 2.7 ms, 7x its 64-channel layers of as
     many MACs, and the layers' sum exceeded the whole model by 52 ms), so the table's sum
-    is calibrated to the
-    whole model: ``calibrate(table, units)`` returns (constant, scale); by default the
-    whole model is timed once (:func:`fit_calibration` of one point).
+    is calibrated to the whole model: ``calibrate(table, units)`` returns (constant,
+    scale); by default the whole model is timed once (:func:`fit_calibration` of one
+    point).
 
     ``timer`` says where the layers are timed: this machine (the default), or a device's
     benchmark worker (:class:`~trimkit.measure._timer.RemoteTimer`); the table is then

@@ -51,6 +51,11 @@ def fingerprint(cpu: str, flags: dict[str, bool], cpus: int) -> str:
     return f"{cpu} [{','.join(name for name in ISA_FLAGS if flags.get(name))}] x{cpus}"
 
 
+def machine_fingerprint() -> str:
+    """This machine's fingerprint."""
+    return fingerprint(cpu_model(), isa(), available_cpus())
+
+
 def backend_version(backend: str) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(get_backend(backend).versions().items()))
 
@@ -113,7 +118,7 @@ class LocalTimer(Timer):
     """Times on this machine."""
 
     def machine(self, options: RuntimeOptions) -> Machine:
-        return Machine(fingerprint(cpu_model(), isa(), available_cpus()), backend_version(options.backend),
+        return Machine(machine_fingerprint(), backend_version(options.backend),
                        options.threads or available_cpus(), "this machine")
 
     def time_files(self, paths: Sequence[Path], options: RuntimeOptions, batch_size: int,

@@ -147,8 +147,9 @@ class TableEstimate:
             counts[name] = (pruned.in_channels, pruned.out_channels)
         if found:
             raise Unpredictable(f"layer {next(iter(found))} is not in the baseline's table")
-        changed = [name for name, shape in _uncovered(model, self.units).items() if self.uncovered.get(name) != shape]
-        if changed or set(self.uncovered) - set(_uncovered(model, self.units)):
+        uncovered = _uncovered(model, self.units)
+        changed = [name for name, shape in uncovered.items() if self.uncovered.get(name) != shape]
+        if changed or set(self.uncovered) - set(uncovered):
             raise Unpredictable(f"layer {(changed or sorted(self.uncovered))[0]} is left out of the table (grouped "
                                 "or run twice) and pruning changed it")
         return self.table.predict_ms(self.units, counts, self.model_key)

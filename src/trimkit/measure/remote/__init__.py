@@ -15,11 +15,11 @@ A queue is one device and one backend: the jobs of queue ``NAME`` on ``openvino`
 pgqueuer's entrypoint ``trimkit-bench:NAME:openvino``, with a concurrency limit of one
 across all workers, so two benchmarks never share a device. The job's payload is a JSON
 header, a newline, then the ONNX file's bytes (or nothing, when the header names a file
-on storage both machines see). A group job carries several ONNX files (a latency table's layers, a pruned model
-beside its unpruned self) that the worker times interleaved, as this machine would;
-the answer is each file's median, 90th percentile and calls, with the worker's CPU,
-instruction sets and runtime version, so that a table measured there is keyed by that
-device. The answer travels through ``trimkit_bench_results``:
+on storage both machines see). A group job carries several ONNX files (a latency
+table's layers, a pruned model beside its unpruned self) that the worker times
+interleaved, as this machine would; the answer is each file's median, 90th percentile
+and calls, with the worker's CPU, instruction sets and runtime version, so that a table
+measured there is keyed by that device. The answer travels through ``trimkit_bench_results``:
 one row per request, written by the producer when it submits, updated by the worker
 when it starts (``attempts``) and when it ends (the record, or the error), read and
 deleted by the producer. A producer that gives up deletes its row; a worker that later

@@ -63,23 +63,20 @@ def measure_job(job: BenchJob, data: bytes, default_threads: int | None) -> tupl
 
 def measure_files(job: BenchJob, data: bytes, default_threads: int | None) -> tuple[dict, dict]:
     """Time a group job's ONNX files interleaved, as this machine's latency tables are
-    timed: ``{"files": [[p50_ms, p90_ms, calls], ...]}``, and where (the CPU, its
-    instruction sets, CPUs, threads and the runtime's version)."""
-    from trimkit.measure._env import available_cpus, cpu_model, isa
+    timed: ``{"files": [[p50_ms, p90_ms, calls], ...]}``, and where (the environment
+    record of a measurement, with the runtime's version as ``backend_version``)."""
+    from trimkit.measure._env import available_cpus, environment
     from trimkit.measure._timer import backend_version, time_onnx_files
     from trimkit.measure._timing import TimingPlan
 
     threads = job.threads or default_threads or available_cpus()
-    env = {"cpu": cpu_model(), "isa": isa(), "cpus_available": available_cpus(), "threads": threads,
-           "backend_version": backend_version(job.backend),
-           "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    env = {**environment(threads), "backend_version": backend_version(job.backend)}
     if not job.files:
         return {"files": []}, env
     with tempfile.TemporaryDirectory(prefix="trimkit-bench-worker-") as folder:
         paths, start = [], 0
-        for index, (label, size) in enumerate(job.files):
-            path = Path(folder) / f"{index}-{re.sub(r'[^A-Za-z0-9._-]', '_', str(label))}"
-            path = path.with_suffix(".onnx")
+        for index, (_label, size) in enumerate(job.files):
+            path = Path(folder) / f"{index}.onnx"
             path.write_bytes(data[start:start + int(size)])
             start += int(size)
             paths.append(path)

@@ -110,9 +110,10 @@ def _calibration(ctx: Context, samples: int, criterion: str):
 @register_stage("train", TrainOptions, "train the model on the task (optionally with a pruning schedule)")
 def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Module:
     hook = _ScheduledPruning(options, ctx) if options.pruners else None
+    resolved = options.for_model(model, ctx.task)  # optimiser, lr and batch as fit resolves them
     rate = None
     if options.lr_schedulers:
-        peak = options.for_model(model).lr
+        peak = resolved.lr
         rate = lambda progress: peak * lr_factor(int(progress), options.lr_schedulers, options.policies)  # noqa: E731
     checkpoint = ctx.checkpoint()
     resuming = ctx.resume and checkpoint is not None and checkpoint.exists()
@@ -124,7 +125,7 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
     chance = chance_metrics.get(primary) if chance_metrics else None
     fine_tuning = start is not None and chance is not None and start > chance + 2 * train.CHANCE_MARGIN
     trained_at = train.input_sizes(task)
-    batch = options.for_model(model, task).batch_size
+    batch = resolved.batch_size
     with distillation(options, ctx, model, student_start=start if fine_tuning else None,
                       chance=chance) as distiller:
         ctx.say(f"   training at {', '.join(trained_at)} ({task.size('train')} samples, batch {batch})")
@@ -139,7 +140,7 @@ def train_stage(model: nn.Module, ctx: Context, options: TrainOptions) -> nn.Mod
             ctx.say(f"   [yellow]warning:[/] {error} (allow_failure: the run goes on)")
             ctx.add(input_size=trained_at, training={"start": start, "chance": chance, "problem": str(error)})
             return model
-    steps = sum(int(h["images"]) for h in fitted.history) // int(batch)
+    steps = sum(int(h["images"]) for h in fitted.history) // batch
     problem = train.training_problem(fitted.history, primary, higher_is_better=task.higher_is_better, start=start,
                                      chance=chance, steps=steps)
     warning = train.short_run_warning(fitted.history, primary, higher_is_better=task.higher_is_better,
